@@ -1,0 +1,106 @@
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import type { Command } from "commander";
+import { InputError } from "../../errors.js";
+import { createLogger } from "../../log.js";
+import { benchTrainStep } from "../../model/bench.js";
+import { initEngine, parseBackendChoice } from "../../model/engine/backend.js";
+import { intOption, printJson } from "../run.js";
+
+interface TrainStepFlags {
+  arch: string;
+  base: number;
+  depth: number;
+  size: number;
+  batch: number;
+  domains: number;
+  classes: number;
+  steps: number;
+  warmup: number;
+  backend: string;
+  json?: boolean;
+}
+
+const TORCH_REFERENCE_CANDIDATES = [
+  process.env.FEDJOINT_TORCH_REFERENCE ?? "",
+  path.resolve(process.cwd(), "../shared/bench/torch_reference.py"),
+  path.resolve(process.cwd(), "shared/bench/torch_reference.py"),
+];
+
+function addTrainStepOptions(cmd: Command): Command {
+  return cmd
+    .option("--arch <arch>", "network architecture (att-unet)", "att-unet")
+    .option("--base <n>", "filters of the first level", intOption("--base"), 16)
+    .option("--depth <n>", "levels including the bottleneck", intOption("--depth", 2), 4)
+    .option("--size <n>", "image side in pixels (divisible by 2^(depth−1))", intOption("--size", 8), 64)
+    .option("--batch <n>", "images per step, split equally between domains", intOption("--batch"), 9)
+    .option("--domains <n>", "number of domains (joints), 1–3", intOption("--domains"), 3)
+    .option("--classes <n>", "output classes per domain head", intOption("--classes", 2), 5)
+    .option("--steps <n>", "timed steps", intOption("--steps"), 5)
+    .option("--warmup <n>", "untimed steps first", intOption("--warmup", 0), 1)
+    .option("--backend <name>", "auto|tensorflow|wasm|webgpu|cpu", process.env.FEDJOINT_BACKEND ?? "auto")
+    .option("--json", "print one JSON line");
+}
+
+function validate(f: TrainStepFlags): void {
+  if (f.arch !== "att-unet") throw new InputError("FJ_CLI_ARG", `--arch is '${f.arch}', expected att-unet`);
+  if (f.domains > 3) throw new InputError("FJ_CLI_ARG", `--domains is ${f.domains}, expected 1–3 (ankle, knee, shoulder)`);
+  if (f.size % 2 ** (f.depth - 1) !== 0) {
+    throw new InputError("FJ_CLI_ARG", `--size ${f.size} must be divisible by 2^(depth−1) = ${2 ** (f.depth - 1)}`);
+  }
+}
+
+async function runTrainStep(f: TrainStepFlags) {
+  validate(f);
+  const log = createLogger({ name: "bench" });
+  await initEngine(parseBackendChoice(f.backend), { log });
+  const { numTensorsStable, ...result } = await benchTrainStep(f);
+  if (!numTensorsStable) log.warn("tf.memory().numTensors grew during the timed steps");
+  return result;
+}
+
+/** Runs shared/bench/torch_reference.py with the same shape; undefined when torch is missing. */
+function runTorchReference(f: TrainStepFlags): Record<string, unknown> | undefined {
+  const script = TORCH_REFERENCE_CANDIDATES.find((p) => p && existsSync(p));
+  if (!script) return undefined;
+  const python = process.env.FEDJOINT_PYTHON ?? "/usr/bin/python3";
+  const probe = spawnSync(python, ["-c", "import torch"], { encoding: "utf8" });
+  if (probe.status !== 0) return undefined;
+  const args = [script, "--base", f.base, "--depth", f.depth, "--size", f.size, "--batch", f.batch, "--domains", f.domains];
+  args.push("--classes", f.classes, "--steps", f.steps, "--threads", 2);
+  const run = spawnSync(python, args.map(String), { encoding: "utf8" });
+  if (run.status !== 0) throw new Error(`torch reference failed: ${run.stderr}`);
+  return JSON.parse(run.stdout.trim().split("\n").pop() ?? "{}") as Record<string, unknown>;
+}
+
+export function registerBench(program: Command): void {
+  const bench = program.command("bench").description("engine benchmarks");
+  addTrainStepOptions(
+    bench.command("train-step").description("time one optimiser step of the multi-domain Att-UNet"),
+  ).action(async (f: TrainStepFlags) => {
+    const result = await runTrainStep(f);
+    if (f.json) printJson(result);
+    else
+      process.stdout.write(
+        `${result.backend}: ${result.msPerStep} ms/step, ${result.imagesPerSecond} images/s ` +
+          `(${result.images} images, ${result.sharedParams} shared / ${result.totalParams} total parameters)\n`,
+      );
+  });
+  addTrainStepOptions(
+    bench.command("compare").description("train-step next to shared/bench/torch_reference.py, same shape, same run"),
+  ).action(async (f: TrainStepFlags) => {
+    const ours = await runTrainStep(f);
+    const torch = runTorchReference(f);
+    const ratio = torch ? Math.round((ours.imagesPerSecond / Number(torch.imagesPerSecond)) * 1000) / 1000 : null;
+    if (f.json) printJson({ fedjoint: ours, torch: torch ?? null, ratio });
+    else {
+      process.stdout.write(`fedjoint ${JSON.stringify(ours)}\n`);
+      process.stdout.write(
+        torch
+          ? `torch    ${JSON.stringify(torch)}\nratio    ${ratio}× the PyTorch images/s\n`
+          : "torch    not available (/usr/bin/python3 -c 'import torch' failed; apt-get install -y python3-torch)\n",
+      );
+    }
+  });
+}

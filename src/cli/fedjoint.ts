@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+import { Command } from "commander";
+import { registerBench } from "./commands/bench.js";
+import { registerDemo } from "./commands/demo.js";
+import { runProgram } from "./run.js";
+
+/**
+ * `fedjoint` — the umbrella CLI. Each subcommand lives in its own file under ./commands and
+ * registers itself here with one line.
+ */
+const program = new Command("fedjoint")
+  .description("Federated multi-domain bone segmentation (Boutillon et al. 2022)")
+  .version("0.1.0");
+
+registerBench(program);
+registerDemo(program);
+
+await runProgram(program);

@@ -1,0 +1,45 @@
+import type { Joint } from "../api.js";
+import { conv2d } from "../engine/conv.js";
+import { tf } from "../engine/tf.js";
+import type { ParamStore } from "../params.js";
+import type { ForwardContext } from "./context.js";
+import { DomainBatchNorm } from "./dsbn.js";
+
+/** 3×3 conv without bias (Θ, `shared/<path>/kernel`) → DSBN (Γ_k) → ReLU. */
+export class ConvBnRelu {
+  private readonly kernel: tf.Variable;
+  private readonly bn: DomainBatchNorm;
+
+  constructor(params: ParamStore, path: string, cin: number, cout: number, sharedBn: boolean, kernelSize = 3) {
+    this.kernel = params.create(`shared/${path}/kernel`, [kernelSize, kernelSize, cin, cout], "he");
+    this.bn = new DomainBatchNorm(params, `${path}/bn`, cout, sharedBn);
+  }
+
+  build(joints: readonly Joint[]): void {
+    this.bn.build(joints);
+  }
+
+  apply(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D {
+    return tf.relu(this.bn.apply(conv2d(x, this.kernel as tf.Tensor as tf.Tensor4D), ctx));
+  }
+}
+
+/** Two ConvBnRelu: one level of the U-Net. */
+export class DoubleConv {
+  private readonly a: ConvBnRelu;
+  private readonly b: ConvBnRelu;
+
+  constructor(params: ParamStore, path: string, cin: number, cout: number, sharedBn: boolean) {
+    this.a = new ConvBnRelu(params, `${path}/conv1`, cin, cout, sharedBn);
+    this.b = new ConvBnRelu(params, `${path}/conv2`, cout, cout, sharedBn);
+  }
+
+  build(joints: readonly Joint[]): void {
+    this.a.build(joints);
+    this.b.build(joints);
+  }
+
+  apply(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D {
+    return this.b.apply(this.a.apply(x, ctx), ctx);
+  }
+}

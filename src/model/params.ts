@@ -1,0 +1,123 @@
+import { ModelError } from "../errors.js";
+import { type NamedTensor, type Scope, scopeOf } from "./api.js";
+import { tf } from "./engine/tf.js";
+
+export type Initializer = "he" | "zeros" | "ones" | "glorot" | { uniform: number };
+
+/** Deterministic PRNG (mulberry32) so two sites built with the same seed start from the same Θ. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function initialValues(shape: number[], init: Initializer, rand: () => number): Float32Array {
+  const size = shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(size);
+  if (init === "zeros") return out;
+  if (init === "ones") return out.fill(1);
+  // Fan-in of a conv kernel [KH, KW, Cin, Cout] is KH·KW·Cin.
+  const fanIn = shape.length >= 2 ? shape.slice(0, -1).reduce((a, b) => a * b, 1) : shape[0];
+  const fanOut = shape.length >= 2 ? shape.slice(0, -2).reduce((a, b) => a * b, 1) * shape[shape.length - 1] : shape[0];
+  const limit =
+    typeof init === "object"
+      ? init.uniform
+      : init === "he"
+        ? Math.sqrt(6 / fanIn)
+        : Math.sqrt(6 / (fanIn + fanOut));
+  for (let i = 0; i < size; i++) out[i] = (rand() * 2 - 1) * limit;
+  return out;
+}
+
+interface Entry {
+  variable: tf.Variable;
+  trainable: boolean;
+}
+
+/**
+ * All variables of a network, by partition name (`shared/…`, `domain/<joint>/…`). Layers create
+ * their variables here; optimisers, checkpoints and the federation read them by name, never by
+ * position.
+ */
+export class ParamStore {
+  private readonly entries = new Map<string, Entry>();
+  private readonly rand: () => number;
+
+  constructor(seed = 0) {
+    this.rand = mulberry32(seed);
+  }
+
+  /** Creates (or returns the existing) variable `name`. */
+  create(name: string, shape: number[], init: Initializer, trainable = true): tf.Variable {
+    const existing = this.entries.get(name);
+    if (existing) {
+      if (existing.variable.shape.join() !== shape.join()) {
+        throw new ModelError("FJ_MODEL_SHAPE", `variable ${name} exists with shape [${existing.variable.shape}], asked [${shape}]`);
+      }
+      return existing.variable;
+    }
+    scopeOf(name);
+    const values = initialValues(shape, init, this.rand);
+    const variable = tf.variable(tf.tensor(values, shape, "float32"), trainable, name);
+    this.entries.set(name, { variable, trainable });
+    return variable;
+  }
+
+  get(name: string): tf.Variable {
+    const e = this.entries.get(name);
+    if (!e) throw new ModelError("FJ_MODEL_UNKNOWN_VARIABLE", `no variable named ${name}`);
+    return e.variable;
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  names(filter: (name: string, scope: Scope, trainable: boolean) => boolean = () => true): string[] {
+    return [...this.entries.entries()].filter(([n, e]) => filter(n, scopeOf(n), e.trainable)).map(([n]) => n);
+  }
+
+  /** Trainable variables whose scope matches (for the optimiser's var list). */
+  trainable(filter: (name: string, scope: Scope) => boolean = () => true): tf.Variable[] {
+    return [...this.entries.entries()]
+      .filter(([n, e]) => e.trainable && filter(n, scopeOf(n)))
+      .map(([, e]) => e.variable);
+  }
+
+  /** Reads variables out as plain named arrays (copies). */
+  read(names: string[]): NamedTensor[] {
+    return names.map((name) => {
+      const v = this.get(name);
+      return { name, shape: [...v.shape], data: v.dataSync() as Float32Array };
+    });
+  }
+
+  /** Overwrites variables from named arrays; every name and shape must match. */
+  write(tensors: NamedTensor[]): void {
+    for (const t of tensors) {
+      const v = this.entries.get(t.name)?.variable;
+      if (!v) throw new ModelError("FJ_MODEL_UNKNOWN_VARIABLE", `tensor ${t.name} has no variable in this model`);
+      if (v.shape.join() !== t.shape.join() || t.data.length !== v.size) {
+        throw new ModelError("FJ_MODEL_SHAPE", `tensor ${t.name} has shape [${t.shape}], the model expects [${v.shape}]`);
+      }
+    }
+    for (const t of tensors) {
+      const v = this.get(t.name);
+      tf.tidy(() => v.assign(tf.tensor(t.data, v.shape, "float32")));
+    }
+  }
+
+  count(names: string[]): number {
+    return names.reduce((n, name) => n + this.get(name).size, 0);
+  }
+
+  dispose(): void {
+    for (const e of this.entries.values()) e.variable.dispose();
+    this.entries.clear();
+  }
+}

@@ -1,0 +1,130 @@
+import { tf } from "../../../src/model/engine/tf.js";
+
+import "@tensorflow/tfjs-backend-wasm";
+import { beforeAll, describe, expect, it } from "vitest";
+import { type ConvPadding, conv2d } from "../../../src/model/engine/conv.js";
+
+interface Case {
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  o: number;
+  k: number;
+  stride: 1 | 2;
+  padding: ConvPadding;
+}
+
+const cases: Case[] = [
+  { n: 2, h: 8, w: 8, c: 3, o: 4, k: 3, stride: 1, padding: "same" },
+  { n: 1, h: 7, w: 9, c: 2, o: 5, k: 3, stride: 1, padding: "valid" },
+  { n: 2, h: 8, w: 8, c: 4, o: 3, k: 3, stride: 2, padding: "same" },
+  { n: 1, h: 9, w: 7, c: 3, o: 2, k: 3, stride: 2, padding: "same" },
+  { n: 2, h: 9, w: 9, c: 2, o: 3, k: 3, stride: 2, padding: "valid" },
+  { n: 3, h: 6, w: 6, c: 5, o: 4, k: 1, stride: 1, padding: "same" },
+  { n: 1, h: 8, w: 6, c: 2, o: 2, k: 2, stride: 2, padding: "valid" },
+  { n: 1, h: 6, w: 6, c: 2, o: 3, k: 4, stride: 1, padding: "same" },
+  { n: 1, h: 10, w: 10, c: 3, o: 3, k: 5, stride: 2, padding: "same" },
+];
+
+function seeded(shape: number[], seed: number): Float32Array {
+  let s = seed >>> 0;
+  const size = shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(size);
+  for (let i = 0; i < size; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 32 - 0.5;
+  }
+  return out;
+}
+
+interface Result {
+  y: Float32Array;
+  dx: Float32Array;
+  dw: Float32Array;
+}
+
+/** Reference: tf.conv2d with tfjs's own gradients on the cpu backend. */
+function reference(c: Case, x: Float32Array, w: Float32Array, g: Float32Array): Result {
+  return tf.tidy(() => {
+    const xt = tf.tensor4d(x, [c.n, c.h, c.w, c.c]);
+    const wt = tf.tensor4d(w, [c.k, c.k, c.c, c.o]);
+    const f = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.padding);
+    const y = f(xt, wt);
+    const [dx, dw] = tf.grads(f)([xt, wt], tf.tensor(g, y.shape));
+    return { y: y.dataSync() as Float32Array, dx: dx.dataSync() as Float32Array, dw: dw.dataSync() as Float32Array };
+  });
+}
+
+function ours(c: Case, x: Float32Array, w: Float32Array, gFor: (shape: number[]) => Float32Array): Result {
+  return tf.tidy(() => {
+    const xt = tf.tensor4d(x, [c.n, c.h, c.w, c.c]);
+    const wt = tf.tensor4d(w, [c.k, c.k, c.c, c.o]);
+    const f = (a: tf.Tensor, b: tf.Tensor) =>
+      conv2d(a as tf.Tensor4D, b as tf.Tensor4D, { stride: c.stride, padding: c.padding });
+    const y = f(xt, wt);
+    const [dx, dw] = tf.grads(f)([xt, wt], tf.tensor(gFor(y.shape), y.shape));
+    return { y: y.dataSync() as Float32Array, dx: dx.dataSync() as Float32Array, dw: dw.dataSync() as Float32Array };
+  });
+}
+
+function relDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let maxAbs = 0;
+  let mag = 1e-6;
+  for (let i = 0; i < a.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(a[i] - b[i]));
+    mag = Math.max(mag, Math.abs(b[i]));
+  }
+  return maxAbs / mag;
+}
+
+describe("conv2d with project gradients", () => {
+  beforeAll(async () => {
+    await tf.setBackend("cpu");
+  });
+
+  for (const backend of ["cpu", "wasm"] as const) {
+    for (const c of cases) {
+      it(`${backend}: k${c.k} s${c.stride} ${c.padding} ${c.n}x${c.h}x${c.w}x${c.c}->${c.o} matches tf.grads on cpu`, async () => {
+        const x = seeded([c.n, c.h, c.w, c.c], 1 + c.k * 7 + c.stride);
+        const w = seeded([c.k, c.k, c.c, c.o], 99 + c.h);
+        await tf.setBackend("cpu");
+        const probe = tf.tidy(() =>
+          tf.conv2d(tf.zeros([c.n, c.h, c.w, c.c]) as tf.Tensor4D, tf.zeros([c.k, c.k, c.c, c.o]) as tf.Tensor4D, c.stride, c.padding).shape,
+        );
+        const g = seeded(probe, 7);
+        const ref = reference(c, x, w, g);
+        await tf.setBackend(backend);
+        const got = ours(c, x, w, () => g);
+        expect(relDiff(got.y, ref.y)).toBeLessThan(1e-4);
+        expect(relDiff(got.dx, ref.dx)).toBeLessThan(1e-4);
+        expect(relDiff(got.dw, ref.dw)).toBeLessThan(1e-4);
+        await tf.setBackend("cpu");
+      });
+    }
+  }
+
+  it("wasm: a training loop keeps tf.memory().numTensors flat", async () => {
+    await tf.setBackend("wasm");
+    const w = tf.variable(tf.randomNormal([3, 3, 4, 4], 0, 0.1, "float32", 1));
+    const x = tf.randomNormal([2, 8, 8, 4], 0, 1, "float32", 2) as tf.Tensor4D;
+    const target = tf.randomNormal([2, 8, 8, 4], 0, 1, "float32", 3);
+    const step = () =>
+      tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(() =>
+          tf.mean(tf.square(tf.sub(conv2d(x, w as unknown as tf.Tensor4D), target))) as tf.Scalar,
+        );
+        w.assign(tf.sub(w, tf.mul(grads[w.name], 0.1)));
+        return value.dataSync()[0];
+      });
+    const first = step();
+    const before = tf.memory().numTensors;
+    let last = first;
+    for (let i = 0; i < 20; i++) last = step();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(last).toBeLessThan(first);
+    tf.dispose([w, x, target]);
+    await tf.setBackend("cpu");
+  });
+});
