@@ -1,0 +1,218 @@
+import { squaredEdt } from "./edt.js";
+import {
+  assertDims,
+  type Box3,
+  boundingBox,
+  boxDims,
+  cropMask,
+  type Dims3,
+  expandBox,
+  type Mask,
+  pasteMask,
+} from "./volume.js";
+
+/**
+ * Binary morphology on 3D masks, matching `scipy.ndimage` (default `border_value=0`: everything
+ * outside the volume counts as background).
+ */
+
+/** 1 = faces (6-neighbourhood), 2 = faces+edges (18), 3 = faces+edges+corners (26, "full"). */
+export type Connectivity = 1 | 2 | 3;
+
+/** Neighbour offsets of `scipy.ndimage.generate_binary_structure(3, connectivity)`, centre excluded. */
+export function neighbourOffsets(connectivity: Connectivity): [number, number, number][] {
+  const out: [number, number, number][] = [];
+  for (let dz = -1; dz <= 1; dz++) {
+    for (let dy = -1; dy <= 1; dy++) {
+      for (let dx = -1; dx <= 1; dx++) {
+        const n = Math.abs(dx) + Math.abs(dy) + Math.abs(dz);
+        if (n > 0 && n <= connectivity) out.push([dx, dy, dz]);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Binary erosion by the 3×3×3 structure of the given connectivity, `border_value=0`
+ * (`scipy.ndimage.binary_erosion(mask, generate_binary_structure(3, c))`).
+ */
+export function erode(mask: Mask, dims: Dims3, connectivity: Connectivity): Mask {
+  assertDims(dims, mask.length, "erode");
+  const [X, Y, Z] = dims;
+  const offs = neighbourOffsets(connectivity).map(([dx, dy, dz]) => dx + X * (dy + Y * dz));
+  const out = new Uint8Array(mask.length);
+  for (let z = 1; z < Z - 1; z++) {
+    for (let y = 1; y < Y - 1; y++) {
+      const row = X * (y + Y * z);
+      for (let x = 1; x < X - 1; x++) {
+        const i = row + x;
+        if (mask[i] === 0) continue;
+        let keep = 1;
+        for (let k = 0; k < offs.length; k++) {
+          if (mask[i + offs[k]] === 0) {
+            keep = 0;
+            break;
+          }
+        }
+        out[i] = keep;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Surface voxels: the mask minus its erosion (MedPy's `result ^ binary_erosion(result, footprint)`).
+ * Voxels on the volume border are always surface voxels (border_value=0).
+ */
+export function surface(mask: Mask, dims: Dims3, connectivity: Connectivity): Mask {
+  const er = erode(mask, dims, connectivity);
+  const out = new Uint8Array(mask.length);
+  for (let i = 0; i < mask.length; i++) out[i] = mask[i] !== 0 && er[i] === 0 ? 1 : 0;
+  return out;
+}
+
+/**
+ * Keeps the largest connected component of a mask.
+ *
+ * Matches `lab, n = scipy.ndimage.label(mask, generate_binary_structure(3, connectivity));
+ * mask = lab == argmax(bincount(lab.ravel())[1:]) + 1`. scipy numbers components in C order of an
+ * array indexed [x, y, z] (z fastest), so on equal sizes the component whose first voxel in that
+ * order comes first wins; we reproduce that tie-break. scipy's own default structure is
+ * connectivity 1 (6-neighbourhood); pass 3 for 26-connectivity.
+ * An empty mask returns an empty mask.
+ */
+export function largestComponent(mask: Mask, dims: Dims3, connectivity: Connectivity): Mask {
+  assertDims(dims, mask.length, "largestComponent");
+  const out = new Uint8Array(mask.length);
+  const box = boundingBox(dims, mask);
+  if (box === null) return out;
+  const crop = cropMask(mask, dims, box);
+  const cd = boxDims(box);
+  const kept = largestComponentDense(crop, cd, connectivity, dims, box);
+  pasteMask(out, dims, box, kept);
+  return out;
+}
+
+function largestComponentDense(
+  mask: Mask,
+  dims: Dims3,
+  connectivity: Connectivity,
+  full: Dims3,
+  box: Box3,
+): Mask {
+  const [X, Y, Z] = dims;
+  const n = X * Y * Z;
+  const comp = new Int32Array(n); // 0 = unvisited / background, else component id
+  const queue = new Int32Array(n);
+  const offs = neighbourOffsets(connectivity);
+  const FY = full[1];
+  const FZ = full[2];
+  let best = 0;
+  let bestSize = 0;
+  let bestKey = Number.POSITIVE_INFINITY;
+  let id = 0;
+  for (let start = 0; start < n; start++) {
+    if (mask[start] === 0 || comp[start] !== 0) continue;
+    id++;
+    let head = 0;
+    let tail = 0;
+    queue[tail++] = start;
+    comp[start] = id;
+    let minKey = Number.POSITIVE_INFINITY;
+    while (head < tail) {
+      const i = queue[head++];
+      const x = i % X;
+      const yz = (i - x) / X;
+      const y = yz % Y;
+      const z = (yz - y) / Y;
+      // C-order key in the full volume indexed [x, y, z]: x slowest, z fastest.
+      const key = ((x + box.lo[0]) * FY + (y + box.lo[1])) * FZ + (z + box.lo[2]);
+      if (key < minKey) minKey = key;
+      for (let k = 0; k < offs.length; k++) {
+        const o = offs[k];
+        const nx = x + o[0];
+        const ny = y + o[1];
+        const nz = z + o[2];
+        if (nx < 0 || ny < 0 || nz < 0 || nx >= X || ny >= Y || nz >= Z) continue;
+        const j = nx + X * (ny + Y * nz);
+        if (mask[j] !== 0 && comp[j] === 0) {
+          comp[j] = id;
+          queue[tail++] = j;
+        }
+      }
+    }
+    if (tail > bestSize || (tail === bestSize && minKey < bestKey)) {
+      best = id;
+      bestSize = tail;
+      bestKey = minKey;
+    }
+  }
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = comp[i] === best ? 1 : 0;
+  return out;
+}
+
+/**
+ * Offsets (dx, dy, dz) of the digital ball dx² + dy² + dz² ≤ r², in voxels (spacing ignored, as
+ * `skimage.morphology.ball(r)`): r = 2 gives the 5×5×5 spherical kernel with 33 voxels.
+ */
+export function ballOffsets(radius: number): [number, number, number][] {
+  const r = Math.floor(radius);
+  const out: [number, number, number][] = [];
+  for (let dz = -r; dz <= r; dz++)
+    for (let dy = -r; dy <= r; dy++)
+      for (let dx = -r; dx <= r; dx++)
+        if (dx * dx + dy * dy + dz * dz <= radius * radius) out.push([dx, dy, dz]);
+  return out;
+}
+
+/**
+ * Morphological closing with the digital ball of the given radius (voxel units), exactly as
+ * `scipy.ndimage.binary_closing(mask, structure=ball(radius))`: dilation then erosion, both with
+ * `border_value=0`. Note scipy's border behaviour: the erosion treats everything outside the volume
+ * as background, so foreground within `radius` voxels of the volume border is removed.
+ *
+ * Implementation: dilation = {p : d²(p, mask) ≤ r²} and erosion = {p : d²(p, background ∪ outside)
+ * > r²} with exact squared EDTs on integer offsets, computed on the mask's bounding box grown by r.
+ */
+export function closeBall(mask: Mask, dims: Dims3, radius: number): Mask {
+  assertDims(dims, mask.length, "closeBall");
+  const out = new Uint8Array(mask.length);
+  const tight = boundingBox(dims, mask);
+  if (tight === null) return out;
+  const r = Math.floor(radius);
+  const r2 = radius * radius;
+  // Everything the dilation can reach lies in the box grown by r; outside it the dilated mask is 0,
+  // which is also what border_value=0 says outside the volume. So the crop is exact.
+  const box = expandBox(tight, r, dims);
+  const cd = boxDims(box);
+  const crop = cropMask(mask, dims, box);
+  const unit: [number, number, number] = [1, 1, 1];
+  const d2 = squaredEdt(crop, cd, unit);
+  const dil = new Uint8Array(crop.length);
+  for (let i = 0; i < crop.length; i++) {
+    dil[i] = d2[i] <= r2 ? 1 : 0;
+    crop[i] = dil[i] === 0 ? 1 : 0; // reuse `crop` as the background sites of the dilated mask
+  }
+  const e2 = squaredEdt(crop, cd, unit, d2);
+  const [X, Y, Z] = cd;
+  const res = new Uint8Array(crop.length);
+  for (let z = 0; z < Z; z++) {
+    const bz = Math.min(z + 1, Z - z);
+    for (let y = 0; y < Y; y++) {
+      const by = Math.min(y + 1, Y - y, bz);
+      const row = X * (y + Y * z);
+      for (let x = 0; x < X; x++) {
+        const i = row + x;
+        if (dil[i] === 0) continue;
+        const b = Math.min(x + 1, X - x, by); // distance (voxels) to the first voxel outside the crop
+        if (b * b <= r2) continue;
+        res[i] = e2[i] > r2 ? 1 : 0;
+      }
+    }
+  }
+  pasteMask(out, dims, box, res);
+  return out;
+}
