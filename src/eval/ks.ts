@@ -39,7 +39,7 @@ export function ks2samp(data1: ArrayLike<number>, data2: ArrayLike<number>): KsR
     if (diff < minDiff) minDiff = diff;
   }
   const minS = Math.min(1, Math.max(0, -minDiff));
-  let d = minS > maxS ? minS : maxS;
+  let d = Math.max(minS, maxS);
   const g = gcd(n1, n2);
   if (Math.max(n1, n2) <= MAX_AUTO_N) {
     const lcm = (n1 / g) * n2;
@@ -67,7 +67,7 @@ function roundHalfEven(x: number): number {
 }
 
 function clip01(p: number): number {
-  return p < 0 ? 0 : p > 1 ? 1 : p;
+  return Math.min(1, Math.max(0, p));
 }
 
 /** Pr(D_{n,n} ≥ h/n): scipy `_compute_prob_outside_square`. */
@@ -130,8 +130,8 @@ const PI4 = Math.PI ** 4;
 const PI6 = Math.PI ** 6;
 const MIN_LOG = -708;
 const STIRLING = [
-  -2.955065359477124183e-2, 6.4102564102564102564e-3, -1.9175269175269175269e-3, 8.4175084175084175084e-4,
-  -5.952380952380952381e-4, 7.9365079365079365079e-4, -2.7777777777777777778e-3, 8.3333333333333333333e-2,
+  -0.029550653594771242, 0.00641025641025641, -0.0019175269175269176, 0.0008417508417508417,
+  -0.0005952380952380953, 0.0007936507936507937, -0.002777777777777778, 0.08333333333333333,
 ];
 
 function ldexp(x: number, e: number): number {
@@ -188,7 +188,7 @@ export function kolmogorovSf(n: number, x: number): number {
   return clip01(1 - cdf);
 }
 
-function matmul(A: Float64Array, B: Float64Array, m: number): Float64Array {
+function matmul(A: Float64Array, B: Float64Array, m: number): Float64Array<ArrayBuffer> {
   const C = new Float64Array(m * m);
   for (let i = 0; i < m; i++) {
     for (let k = 0; k < m; k++) {
@@ -208,7 +208,7 @@ function durbinMtwCdf(n: number, d: number): number {
   const k = Math.ceil(nd);
   const h = k - nd;
   const m = 2 * k - 1;
-  let H = new Float64Array(m * m);
+  let H: Float64Array<ArrayBuffer> = new Float64Array(m * m);
   const v = new Float64Array(m);
   const w = new Float64Array(m);
   for (let j = 1; j <= m; j++) v[j - 1] = 1 - h ** j;
@@ -225,7 +225,7 @@ function durbinMtwCdf(n: number, d: number): number {
   }
   for (let r = 0; r < m; r++) H[r * m] = v[r];
   for (let c = 0; c < m; c++) H[(m - 1) * m + c] = v[m - 1 - c];
-  let Hpwr = new Float64Array(m * m);
+  let Hpwr: Float64Array<ArrayBuffer> = new Float64Array(m * m);
   for (let i = 0; i < m; i++) Hpwr[i * m + i] = 1;
   let nn = n;
   let expnt = 0;
