@@ -3,6 +3,7 @@ import os from "node:os";
 import { tf } from "./tf.js";
 import { EnvironmentError, InputError } from "../../errors.js";
 import { type Logger, silentLogger } from "../../log.js";
+import { activateNativeConv } from "./native.js";
 
 export const BACKEND_CHOICES = ["auto", "tensorflow", "wasm", "webgpu", "cpu"] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -55,7 +56,9 @@ async function initWasm(threads: number): Promise<string> {
   await tf.ready();
   const actual = wasm.getThreadsCount();
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
-  return `wasm${simd ? "-simd" : ""} x${actual} thread${actual === 1 ? "" : "s"}`;
+  const native = activateNativeConv(threads);
+  const base = `wasm${simd ? "-simd" : ""} x${actual} thread${actual === 1 ? "" : "s"}`;
+  return native ? `${base} + ${native}` : `${base} (native convolutions not built: see README)`;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { nativeConvGradsAvailable } from "./native.js";
 import { tf } from "./tf.js";
 
 /**
@@ -60,8 +61,19 @@ function dilate(dy: tf.Tensor4D, stride: number): tf.Tensor4D {
   return tf.slice(full, [0, 0, 0, 0], [n, (h - 1) * stride + 1, (w - 1) * stride + 1, c]) as tf.Tensor4D;
 }
 
-function inputGradient(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], stride: number, p: Pads): tf.Tensor4D {
+function inputGradient(
+  dy: tf.Tensor4D,
+  w: tf.Tensor4D,
+  xShape: number[],
+  stride: number,
+  padding: ConvPadding,
+  p: Pads,
+): tf.Tensor4D {
   const [kh, kw] = w.shape;
+  if (nativeConvGradsAvailable()) {
+    const attrs = { strides: stride, pad: padding, dataFormat: "NHWC", dimRoundingMode: undefined, inputShape: xShape };
+    return tf.engine().runKernel("Conv2DBackpropInput", { dy, filter: w }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+  }
   // Rotate 180° and swap in/out channels: wT[a,b,o,c] = w[KH−1−a, KW−1−b, c, o].
   const wRot = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
   const [n, h, wd, c] = xShape;
@@ -94,9 +106,21 @@ function inputGradient(dy: tf.Tensor4D, w: tf.Tensor4D, xShape: number[], stride
   return tf.slice(grown, [0, p.top, p.left, 0], [n, h, wd, c]);
 }
 
-function filterGradient(x: tf.Tensor4D, dy: tf.Tensor4D, kh: number, kw: number, stride: number, p: Pads): tf.Tensor4D {
+function filterGradient(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  kh: number,
+  kw: number,
+  stride: number,
+  padding: ConvPadding,
+  p: Pads,
+): tf.Tensor4D {
   const [n, , , c] = x.shape;
   const [, outH, outW, o] = dy.shape;
+  if (nativeConvGradsAvailable()) {
+    const attrs = { strides: stride, pad: padding, dataFormat: "NHWC", dimRoundingMode: undefined, filterShape: [kh, kw, c, o] };
+    return tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+  }
   if (kh === 1 && kw === 1 && stride === 1) {
     const m = n * outH * outW;
     // xᵀ explicitly: a transposeA matMul is an order of magnitude slower on wasm.
@@ -131,7 +155,7 @@ export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, options: Conv2dOptions = 
       const [kh, kw] = ws.shape;
       const p = convPads(h, wd, kh, kw, stride, padding);
       const dy4 = dy as tf.Tensor4D;
-      return [inputGradient(dy4, ws, xs.shape, stride, p), filterGradient(xs, dy4, kh, kw, stride, p)];
+      return [inputGradient(dy4, ws, xs.shape, stride, padding, p), filterGradient(xs, dy4, kh, kw, stride, padding, p)];
     };
     return { value, gradFunc };
   });

@@ -22,6 +22,24 @@ export class ConvBnRelu {
   apply(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D {
     return tf.relu(this.bn.apply(conv2d(x, this.kernel as tf.Tensor as tf.Tensor4D), ctx));
   }
+
+  /**
+   * Same as `apply(concat(parts, channels))` without materialising the concatenation: the
+   * convolution of a channel concatenation is the sum of convolutions with the kernel's
+   * input-channel blocks (saves a concat forward and a split backward per decoder level).
+   */
+  applyConcat(parts: tf.Tensor4D[], ctx: ForwardContext): tf.Tensor4D {
+    const k = this.kernel as tf.Tensor as tf.Tensor4D;
+    const [kh, kw, , cout] = k.shape;
+    let start = 0;
+    const partial = parts.map((p) => {
+      const cin = p.shape[3];
+      const block = tf.slice(k, [0, 0, start, 0], [kh, kw, cin, cout]);
+      start += cin;
+      return conv2d(p, block);
+    });
+    return tf.relu(this.bn.apply(partial.length === 1 ? partial[0] : (tf.addN(partial) as tf.Tensor4D), ctx));
+  }
 }
 
 /** Two ConvBnRelu: one level of the U-Net. */
@@ -41,5 +59,10 @@ export class DoubleConv {
 
   apply(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D {
     return this.b.apply(this.a.apply(x, ctx), ctx);
+  }
+
+  /** `apply(concat(parts, channels))` without the concatenation (see ConvBnRelu.applyConcat). */
+  applyConcat(parts: tf.Tensor4D[], ctx: ForwardContext): tf.Tensor4D {
+    return this.b.apply(this.a.applyConcat(parts, ctx), ctx);
   }
 }

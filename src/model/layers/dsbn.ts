@@ -57,20 +57,21 @@ export class DomainBatchNorm {
     return this.concat(this.split(x, groups).map((part, i) => this.trainGroups(part, [groups[i]], ctx)));
   }
 
-  /** Equal-sized domain groups: one reshape to [D, n·H·W, C] and one normalisation for all. */
+  /** Equal-sized domain groups: one reshape to [D, n·H, W, C] and one normalisation for all. */
   private trainGroups(x: tf.Tensor4D, groups: { joint: Joint; count: number }[], ctx: ForwardContext): tf.Tensor4D {
     const [n, h, w, c] = x.shape;
     const d = groups.length;
     const m = (n / d) * h * w;
     const vs = groups.map((g) => this.vars(g.joint));
     const stack = (key: "gamma" | "beta") =>
-      (d === 1 ? vs[0][key].reshape([1, 1, c]) : tf.stack(vs.map((v) => v[key])).reshape([d, 1, c])) as tf.Tensor3D;
-    const { y, mean, variance } = batchNormTrain(x.reshape([d, m, c]), stack("gamma"), stack("beta"), BN_EPSILON);
+      (d === 1 ? vs[0][key].reshape([1, 1, 1, c]) : tf.stack(vs.map((v) => v[key])).reshape([d, 1, 1, c])) as tf.Tensor4D;
+    const grouped = x.reshape([d, (n / d) * h, w, c]) as tf.Tensor4D;
+    const { y, mean, variance } = batchNormTrain(grouped, stack("gamma"), stack("beta"), BN_EPSILON);
     const unbiased = m > 1 ? m / (m - 1) : 1;
     vs.forEach((v, i) => {
       const [bm, bv] = tf.tidy(() => [
-        tf.slice(mean, [i, 0, 0], [1, 1, c]).reshape([c]),
-        tf.slice(variance, [i, 0, 0], [1, 1, c]).reshape([c]),
+        tf.slice(mean, [i, 0, 0, 0], [1, 1, 1, c]).reshape([c]),
+        tf.slice(variance, [i, 0, 0, 0], [1, 1, 1, c]).reshape([c]),
       ]);
       ctx.statUpdates.push(
         { variable: v.mean, value: tf.keep(blend(v.mean, bm, 1)) },

@@ -92,7 +92,7 @@ export class AttUNet {
     for (let i = 0; i < this.up.length; i++) {
       const skip = skips.pop()!;
       const g = this.up[i].apply(upsample2x(h), ctx);
-      h = this.dec[i].apply(tf.concat([g, this.gate[i].apply(skip, g, ctx)], 3) as tf.Tensor4D, ctx);
+      h = this.dec[i].applyConcat([g, this.gate[i].apply(skip, g, ctx)], ctx);
       scales.push(h);
     }
     const parts = ctx.groups.length === 1 ? [h] : (tf.split(h, ctx.groups.map((g) => g.count), 0) as tf.Tensor4D[]);

@@ -3,6 +3,7 @@ import { tf } from "../../../src/model/engine/tf.js";
 import "@tensorflow/tfjs-backend-wasm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type ConvPadding, conv2d } from "../../../src/model/engine/conv.js";
+import { activateNativeConv, loadNativeConv } from "../../../src/model/engine/native.js";
 
 interface Case {
   n: number;
@@ -84,9 +85,17 @@ describe("conv2d with project gradients", () => {
     await tf.setBackend("cpu");
   });
 
-  for (const backend of ["cpu", "wasm"] as const) {
+  for (const variant of ["cpu", "wasm", "wasm+native"] as const) {
+    const backend = variant === "cpu" ? "cpu" : "wasm";
+    if (variant === "wasm+native") {
+      it("native kernels are available (built by npm ci when g++ and libopenblas-dev are installed)", () => {
+        // Locally without the toolchain the wasm kernels are used instead; CI must exercise the native ones.
+        if (process.env.CI === "true") expect(loadNativeConv()).toBeDefined();
+        if (loadNativeConv()) expect(activateNativeConv(2)).toMatch(/native/);
+      });
+    }
     for (const c of cases) {
-      it(`${backend}: k${c.k} s${c.stride} ${c.padding} ${c.n}x${c.h}x${c.w}x${c.c}->${c.o} matches tf.grads on cpu`, async () => {
+      it(`${variant}: k${c.k} s${c.stride} ${c.padding} ${c.n}x${c.h}x${c.w}x${c.c}->${c.o} matches tf.grads on cpu`, async () => {
         const x = seeded([c.n, c.h, c.w, c.c], 1 + c.k * 7 + c.stride);
         const w = seeded([c.k, c.k, c.c, c.o], 99 + c.h);
         await tf.setBackend("cpu");
@@ -104,6 +113,22 @@ describe("conv2d with project gradients", () => {
       });
     }
   }
+
+  it("max-pool 2×2 gradient on the active wasm kernels matches cpu (first maximum wins ties)", async () => {
+    const values = seeded([2, 6, 4, 3], 5);
+    values[0] = values[3] = 0.9; // a tie inside the first window, channel 0
+    const run = () =>
+      tf.tidy(() => {
+        const x = tf.tensor4d(values, [2, 6, 4, 3]);
+        const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(t as tf.Tensor4D, 2, 2, "valid"), tf.range(1, 19).reshape([2, 3, 1, 3]))));
+        return g(x).dataSync() as Float32Array;
+      });
+    await tf.setBackend("cpu");
+    const ref = run();
+    await tf.setBackend("wasm");
+    expect(relDiff(run(), ref)).toBe(0);
+    await tf.setBackend("cpu");
+  });
 
   it("wasm: a training loop keeps tf.memory().numTensors flat", async () => {
     await tf.setBackend("wasm");
