@@ -1,0 +1,40 @@
+/**
+ * A small seeded PRNG for evaluation (fold permutations, pair sampling): FNV-1a hash of a string
+ * seed → mulberry32. Deterministic across platforms; not cryptographic.
+ */
+export function hashSeed(...parts: (string | number)[]): number {
+  let h = 0x811c9dc5;
+  const s = parts.map(String).join("\u0000");
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** Returns a function producing uniform floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Uniform integer in [0, n). */
+export function randomInt(rand: () => number, n: number): number {
+  return Math.min(n - 1, Math.floor(rand() * n));
+}
+
+/** Fisher–Yates permutation of 0..n-1. */
+export function permutation(n: number, rand: () => number): number[] {
+  const p = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = randomInt(rand, i + 1);
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}
