@@ -5,7 +5,9 @@ import type { ParamStore } from "../params.js";
 
 /**
  * Domain-specific 1×1 output layer W_k, b_k with |C_k| + 1 classes (background first), named
- * `domain/<joint>/<path>/{kernel,bias}`; with `shared: true` one union head `shared/<path>/…`.
+ * `domain/<joint>/<path>/{kernel,bias}`; with `shared: true` one union head `shared/<path>/…`
+ * over background + every joint's structures with distinct labels, 1 + Σ_k |C_k| classes (the
+ * paper's "shared" baseline; see `unionLabels` in ../labels.ts for the label mapping).
  */
 export class DomainHead {
   constructor(
@@ -17,7 +19,9 @@ export class DomainHead {
   ) {}
 
   classesOf(joint: Joint): number {
-    const n = this.shared ? Math.max(...Object.values(this.classes).map((c) => c ?? 0)) : this.classes[joint];
+    const n = this.shared
+      ? 1 + Object.values(this.classes).reduce<number>((a, c) => a + Math.max((c ?? 1) - 1, 0), 0)
+      : this.classes[joint];
     if (!n) throw new Error(`head ${this.path} has no classes for joint ${joint}`);
     return n;
   }

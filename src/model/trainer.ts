@@ -1,0 +1,852 @@
+import { ModelError } from "../errors.js";
+import { type Logger, silentLogger } from "../log.js";
+import {
+  type EmbeddingBank,
+  isShared,
+  JOINTS,
+  type Joint,
+  type LossComponents,
+  type Method,
+  type NamedTensor,
+  type Phase,
+} from "./api.js";
+import {
+  type CheckpointManifest,
+  type CheckpointScope,
+  checkAgainst,
+  inScope,
+  readCheckpoint,
+  scopeLabel,
+  writeCheckpoint,
+} from "./checkpoint.js";
+import { tf } from "./engine/tf.js";
+import { type LabelSpec, type UnionLabels, unionLabels } from "./labels.js";
+import type { ForwardContext } from "./layers/context.js";
+import { applyStatUpdates } from "./layers/dsbn.js";
+import { domainCrossEntropy } from "./losses/ce.js";
+import { anatomicalPriorLoss } from "./losses/mjap.js";
+import { type BankScale, multiScaleContrastive } from "./losses/msc.js";
+import { AttUNet } from "./nets/att-unet.js";
+import { MultiJointAutoEncoder } from "./nets/auto-encoder.js";
+import { mulberry32, ParamStore } from "./params.js";
+
+/* ------------------------------------------------------------------------------------------------
+ * Data the trainer consumes. Structurally the `SliceSet` / `makeBatchSampler` of src/data/slices.ts:
+ * any object with these fields works (tests build them by hand).
+ * --------------------------------------------------------------------------------------------- */
+
+/** 2D slices of one joint, row-major [count, size, size]: z-scored images and integer labels. */
+export interface TrainerSlices {
+  size: number;
+  count: number;
+  images: Float32Array;
+  labels: Uint8Array;
+}
+
+/** One mini-batch of `n` slices [n, size, size]. */
+export interface TrainerBatch {
+  images: Float32Array;
+  labels: Uint8Array;
+  n: number;
+}
+
+export interface TrainerSampler {
+  next(): TrainerBatch;
+}
+
+/** `makeBatchSampler` of src/data/slices.ts (seeded; `augment` = the paper's on-the-fly augmentation). */
+export type SamplerFactory = (
+  set: TrainerSlices,
+  options: { batch: number; seed: number; augment: boolean },
+) => TrainerSampler;
+
+/** What the trainer needs of one joint: training and validation slices and the label set. */
+export interface JointData {
+  train: TrainerSlices;
+  val: TrainerSlices;
+  labels: LabelSpec;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Configuration (Table 1 defaults)
+ * --------------------------------------------------------------------------------------------- */
+
+export interface TrainerConfig {
+  method: Method;
+  /** Joints this trainer trains on (a site: its own; centralised: all). Batch split equally between them. */
+  joints: Joint[];
+  /**
+   * Label sets of every joint of the study (⊇ joints). Only the "shared" method's union head reads
+   * the joints a trainer does not serve (so that every site builds the same union head).
+   */
+  labels: Partial<Record<Joint, LabelSpec>>;
+  /** Att-UNet / AE first-level filters (paper 32) and levels incl. bottleneck (paper 5). */
+  base: number;
+  depth: number;
+  /** Slice side in pixels; divisible by 2^(depth−1). */
+  size: number;
+  /** Seeds the initial weights (same seed ⇒ same Θ at every site) and the samplers. */
+  seed: number;
+  /** Segmentation phase: Adam learning rate (5e-4) and batch (18, split equally between joints). */
+  segLr: number;
+  segBatch: number;
+  /** Auto-encoder phase: Adam learning rate (1e-4) and batch (24). */
+  aeLr: number;
+  aeBatch: number;
+  /** λ1: L_MSC weight in the AE loss (0.05). */
+  lambdaAeMsc: number;
+  /** λ2: L_MSC weight in the segmentation loss for dsl+msc methods (0.5 for Att-UNet). */
+  lambdaMsc: number;
+  /** L_SSC weight for dsl+ssc (0.1, Boutillon et al. 2021b). */
+  lambdaSsc: number;
+  /** λ3: L_MJAP weight (0.1). */
+  lambdaMjap: number;
+  /** Contrastive temperature τ (0.1). */
+  tau: number;
+  /** L_MSC scales (0-based indices into the 2·depth−1 scales); default all; dsl+ssc: the bottleneck. */
+  scales?: number[];
+  /** On-the-fly augmentation in training batches (paper: on). */
+  augment: boolean;
+}
+
+/** Paper Table 1 / §3.3 hyper-parameters for Att-UNet and the auto-encoder. */
+export const TABLE1 = {
+  base: 32,
+  depth: 5,
+  size: 256,
+  segLr: 5e-4,
+  segBatch: 18,
+  segEpochs: 6,
+  aeLr: 1e-4,
+  aeBatch: 24,
+  aeEpochs: 8,
+  lambdaAeMsc: 0.05,
+  lambdaMsc: 0.5,
+  lambdaSsc: 0.1,
+  lambdaMjap: 0.1,
+  tau: 0.1,
+} as const;
+
+/** A full config from the required fields plus overrides; everything else from TABLE1. */
+export function trainerConfig(
+  required: Pick<TrainerConfig, "method" | "joints" | "labels">,
+  overrides: Partial<Omit<TrainerConfig, "method" | "joints" | "labels">> = {},
+): TrainerConfig {
+  const { segEpochs: _s, aeEpochs: _a, ...defaults } = TABLE1;
+  return { ...defaults, seed: 0, augment: true, ...overrides, ...required };
+}
+
+/** Whether a method has the auto-encoder phase (L_MJAP). */
+export function usesMjap(method: Method): boolean {
+  return method.endsWith("+mjap");
+}
+
+/** Phases of one fold for a method, in order: ["ae", "seg"] with +mjap, else ["seg"]. */
+export function phasesOf(method: Method): Phase[] {
+  return usesMjap(method) ? ["ae", "seg"] : ["seg"];
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Results
+ * --------------------------------------------------------------------------------------------- */
+
+export interface TrainStepsOptions {
+  steps: number;
+  /** Other sites' per-scale embeddings: extra L_MSC negatives without gradient. */
+  bank?: EmbeddingBank;
+  /** Called after each step with that step's loss components (index from 0). */
+  onStep?: (step: number, loss: LossComponents) => void;
+}
+
+export interface TrainStepsResult {
+  /** Slices seen: steps × batch actually used. */
+  samples: number;
+  /** Means over the steps. */
+  loss: LossComponents;
+  /** Wall time spent in the steps, ms. */
+  computeMs: number;
+}
+
+export interface ValidationResult {
+  joint: Joint;
+  /** Dice per structure (label name → Dice), pooled over every validation slice; background excluded. */
+  dice: Record<string, number>;
+  /** Mean of `dice` over the structures. */
+  mean: number;
+  slices: number;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * The trainer
+ * --------------------------------------------------------------------------------------------- */
+
+interface PhaseState {
+  params: ParamStore;
+  optimizer?: tf.Optimizer;
+  samplers: Map<Joint, TrainerSampler>;
+}
+
+const SCOPE_ALL: CheckpointScope = "all";
+
+/**
+ * Trains one multi-domain model (Att-UNet S and, for +mjap methods, the multi-joint auto-encoder
+ * AE) on the slices of the joints it serves. The one training engine behind both centralised
+ * `fedjoint train` (all joints) and the federated site-client (its own joint): the federation only
+ * moves `sharedTensors` (Θ, every name `shared/…`) and embeddings; `domainTensors` (Γ_k: DSBN
+ * γ/β and running statistics, output heads, AE input/output layers) never leave the trainer.
+ *
+ * Phases: "ae" (only for +mjap: L_CE + λ1·L_MSC on one-hot masks) then "seg" (L_CE [+ λ2·L_MSC |
+ * + λ_SSC·L_SSC] [+ λ3·L_MJAP with F frozen]). Each phase has its own variables and Adam state.
+ *
+ * tf.memory().numTensors stays flat across `trainSteps`, `embeddings`, `validate`, `predictSlices`.
+ */
+export class SegmentationTrainer {
+  readonly config: TrainerConfig;
+  readonly net: AttUNet;
+  readonly ae?: MultiJointAutoEncoder;
+  /** The "shared" method's union label space (undefined for the other methods). */
+  readonly union?: UnionLabels;
+  private readonly phases = new Map<Phase, PhaseState>();
+  private readonly log: Logger;
+  private readonly makeSampler?: SamplerFactory;
+  private readonly data: Partial<Record<Joint, JointData>>;
+  private warnedInBatch = false;
+  private disposed = false;
+
+  /**
+   * @param config   method, joints, labels, sizes, hyper-parameters (see `trainerConfig`)
+   * @param data     training/validation slices of every joint in config.joints
+   * @param options  `makeSampler`: src/data/slices.ts makeBatchSampler (required for trainSteps);
+   *                 `log`: pino logger (the one-time in-batch-only L_MSC notice goes there)
+   */
+  constructor(
+    config: TrainerConfig,
+    data: Partial<Record<Joint, JointData>>,
+    options: { makeSampler?: SamplerFactory; log?: Logger } = {},
+  ) {
+    validateConfig(config, data);
+    this.config = { ...config, joints: [...config.joints] };
+    this.data = data;
+    this.log = options.log ?? silentLogger;
+    this.makeSampler = options.makeSampler;
+    const sharedNorm = config.method === "shared";
+    const classes = Object.fromEntries(
+      JOINTS.filter((j) => config.labels[j]).map((j) => [j, config.labels[j]!.classes]),
+    ) as Partial<Record<Joint, number>>;
+    if (sharedNorm) this.union = unionLabels(config.labels);
+    const seg = new ParamStore(config.seed);
+    this.net = new AttUNet(seg, {
+      base: config.base,
+      depth: config.depth,
+      inChannels: 1,
+      classes,
+      sharedNorm,
+    });
+    this.net.build(config.joints);
+    this.phases.set("seg", { params: seg, samplers: new Map() });
+    if (usesMjap(config.method)) {
+      const ae = new ParamStore((config.seed ^ 0x5eed) >>> 0);
+      this.ae = new MultiJointAutoEncoder(ae, {
+        base: config.base,
+        depth: config.depth,
+        classes,
+        sharedNorm,
+      });
+      this.ae.build(config.joints);
+      this.phases.set("ae", { params: ae, samplers: new Map() });
+    }
+  }
+
+  /** Phases this method trains, in order. */
+  get phaseList(): Phase[] {
+    return phasesOf(this.config.method);
+  }
+
+  /** Number of scales of both networks (2·depth − 1). */
+  get scaleCount(): number {
+    return this.net.dims.length;
+  }
+
+  /** L_MSC scale indices of a phase ([] when the phase has no contrastive term). */
+  contrastiveScales(phase: Phase): number[] {
+    const all = this.net.dims.map((_, i) => i);
+    const m = this.config.method;
+    if (phase === "ae") return this.config.scales ?? all;
+    if (m === "dsl+ssc") return this.config.scales ?? [this.config.depth - 1];
+    if (m === "dsl+msc" || m === "dsl+msc+mjap") return this.config.scales ?? all;
+    return [];
+  }
+
+  /** Weight of the contrastive term of a phase (λ1, λ2, λ_SSC, or 0). */
+  contrastiveWeight(phase: Phase): number {
+    if (phase === "ae") return this.config.lambdaAeMsc;
+    const m = this.config.method;
+    if (m === "dsl+ssc") return this.config.lambdaSsc;
+    if (m === "dsl+msc" || m === "dsl+msc+mjap") return this.config.lambdaMsc;
+    return 0;
+  }
+
+  /** The parameter store of a phase (throws for "ae" when the method has no auto-encoder). */
+  paramsOf(phase: Phase): ParamStore {
+    return this.state(phase).params;
+  }
+
+  /** Θ of a phase: every `shared/…` variable (trainable or running statistics), copied out. */
+  sharedTensors(phase: Phase): NamedTensor[] {
+    const p = this.paramsOf(phase);
+    return p.read(p.names((n) => isShared(n)));
+  }
+
+  /**
+   * Replaces Θ of a phase (e.g. the aggregate of a federated round). The set must be exactly this
+   * phase's shared variables with the same shapes; otherwise a ModelError names the first problem
+   * and nothing is written. The optimiser state is kept.
+   */
+  setSharedTensors(phase: Phase, tensors: readonly NamedTensor[]): void {
+    const p = this.paramsOf(phase);
+    this.replace(
+      p,
+      `${phase} shared tensors`,
+      tensors,
+      p.names((n) => isShared(n)),
+    );
+  }
+
+  /** Γ of a phase for the joints served: DSBN γ/β/running stats, heads, AE input/output layers. */
+  domainTensors(phase: Phase): NamedTensor[] {
+    const p = this.paramsOf(phase);
+    return p.read(p.names((n) => !isShared(n)));
+  }
+
+  setDomainTensors(phase: Phase, tensors: readonly NamedTensor[]): void {
+    const p = this.paramsOf(phase);
+    this.replace(
+      p,
+      `${phase} domain tensors`,
+      tensors,
+      p.names((n) => !isShared(n)),
+    );
+  }
+
+  /**
+   * Runs `steps` Adam steps of a phase. Each step draws batch/|joints| slices per joint (domain
+   * groups contiguous), computes the phase's loss, steps the optimiser on this phase's trainable
+   * variables and then applies the DSBN running-statistics updates. Yields to the event loop
+   * between steps. With L_MSC active, one domain and no bank, the loss reduces to in-batch terms
+   * (every pair positive); that is logged once per trainer.
+   */
+  async trainSteps(phase: Phase, options: TrainStepsOptions): Promise<TrainStepsResult> {
+    this.alive();
+    const st = this.state(phase);
+    const lr = phase === "ae" ? this.config.aeLr : this.config.segLr;
+    st.optimizer ??= tf.train.adam(lr);
+    const optimizer = st.optimizer;
+    const per = this.perJoint(phase);
+    const joints = this.config.joints;
+    const scales = this.contrastiveScales(phase);
+    const wMsc = this.contrastiveWeight(phase);
+    const useMsc = wMsc > 0 && scales.length > 0;
+    const useMjap = phase === "seg" && usesMjap(this.config.method);
+    const bank = useMsc ? this.bankTensors(options.bank, scales) : undefined;
+    if (useMsc && joints.length === 1 && (!bank || bank.size === 0) && !this.warnedInBatch) {
+      this.warnedInBatch = true;
+      this.log.warn(
+        { phase, joint: joints[0] },
+        "L_MSC has one domain and no embedding bank: in-batch terms only (every pair is a positive, no negatives)",
+      );
+    }
+    const vars = st.params.trainable();
+    const domains = Int32Array.from(joints.flatMap((j) => Array<number>(per).fill(JOINTS.indexOf(j))));
+    const groups = joints.map((joint) => ({ joint, count: per }));
+    const sums = { total: 0, ce: 0, msc: 0, mjap: 0 };
+    const t0 = performance.now();
+    try {
+      for (let step = 0; step < options.steps; step++) {
+        const batch = this.drawBatch(phase, per);
+        const ctx: ForwardContext = { groups, training: true, statUpdates: [] };
+        const parts: tf.Scalar[] = [];
+        const cost = optimizer.minimize(
+          () => {
+            const labels = batch.labels;
+            let ce: tf.Scalar;
+            let embeddings: tf.Tensor2D[] | undefined;
+            let mjap: tf.Scalar | undefined;
+            if (phase === "ae") {
+              const out = this.ae!.apply(this.oneHots(labels, phase), ctx, { embeddings: useMsc });
+              ce = domainCrossEntropy(out.logits, labels);
+              embeddings = out.embeddings;
+            } else {
+              const x = tf.tensor4d(batch.images, [
+                per * joints.length,
+                this.config.size,
+                this.config.size,
+                1,
+              ]);
+              const out = this.net.apply(x, ctx, { embeddings: useMsc });
+              ce = domainCrossEntropy(out.logits, labels);
+              embeddings = out.embeddings;
+              if (useMjap) {
+                const fctx: ForwardContext = { groups, training: false, statUpdates: [] };
+                const pred = this.ae!.encode(
+                  out.logits.map((l) => tf.softmax(l) as tf.Tensor4D),
+                  fctx,
+                ).code;
+                const truth = this.ae!.encode(this.oneHots(labels, phase), fctx).code;
+                mjap = anatomicalPriorLoss(this.splitGroups(truth, groups), this.splitGroups(pred, groups));
+              }
+            }
+            let total: tf.Scalar = ce;
+            parts.push(tf.keep(ce.clone()));
+            if (useMsc && embeddings) {
+              const msc = multiScaleContrastive(embeddings, domains, { tau: this.config.tau, scales, bank });
+              total = tf.add(total, tf.mul(msc, wMsc));
+              parts.push(tf.keep(msc.clone()));
+            }
+            if (mjap) {
+              total = tf.add(total, tf.mul(mjap, this.config.lambdaMjap));
+              parts.push(tf.keep(mjap.clone()));
+            }
+            return total;
+          },
+          true,
+          vars,
+        );
+        applyStatUpdates(ctx);
+        tf.dispose(batch.labels);
+        const values = parts.map((p) => p.dataSync()[0]);
+        const loss: LossComponents = { total: cost ? cost.dataSync()[0] : Number.NaN, ce: values[0] };
+        let k = 1;
+        if (useMsc) loss.msc = values[k++];
+        if (useMjap) loss.mjap = values[k++];
+        tf.dispose([...parts, ...(cost ? [cost] : [])]);
+        if (!Number.isFinite(loss.total)) {
+          throw new ModelError("FJ_MODEL_DIVERGED", `${phase} loss became ${loss.total} at step ${step}`);
+        }
+        sums.total += loss.total;
+        sums.ce += loss.ce;
+        sums.msc += loss.msc ?? 0;
+        sums.mjap += loss.mjap ?? 0;
+        options.onStep?.(step, loss);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      if (bank) for (const b of bank.values()) b.vectors.dispose();
+    }
+    const n = Math.max(options.steps, 1);
+    const loss: LossComponents = { total: sums.total / n, ce: sums.ce / n };
+    if (useMsc) loss.msc = sums.msc / n;
+    if (useMjap) loss.mjap = sums.mjap / n;
+    return { samples: options.steps * per * joints.length, loss, computeMs: performance.now() - t0 };
+  }
+
+  /**
+   * Per-scale unit vectors z_s of `count` random training slices of each joint served (inference
+   * statistics, no gradient), for the cross-site bank. Vectors are in random order and carry no
+   * slice or exam index; `domains` holds JOINTS.indexOf(joint). All 2·depth−1 scales.
+   */
+  embeddings(phase: Phase, options: { count: number; seed: number }): EmbeddingBank {
+    this.alive();
+    const dims = this.net.dims;
+    const chunks: Float32Array[][] = dims.map(() => []);
+    const doms: number[] = [];
+    const rand = mulberry32(options.seed);
+    for (const joint of this.config.joints) {
+      const set = this.jointData(joint).train;
+      const order = Int32Array.from({ length: set.count }, (_, i) => i);
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = Math.floor(rand() * (i + 1));
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+      const picked = Array.from({ length: options.count }, (_, i) => order[i % order.length]);
+      const chunk = this.chunkSize(phase);
+      for (let s = 0; s < picked.length; s += chunk) {
+        const idx = picked.slice(s, s + chunk);
+        const { images, labels } = gather(set, idx);
+        const outs = tf.tidy(() => {
+          const ctx: ForwardContext = {
+            groups: [{ joint, count: idx.length }],
+            training: false,
+            statUpdates: [],
+          };
+          const emb =
+            phase === "ae"
+              ? this.ae!.apply(this.oneHotsOf([labels], [joint], [idx.length]), ctx, { embeddings: true })
+                  .embeddings!
+              : this.net.apply(tf.tensor4d(images, [idx.length, set.size, set.size, 1]), ctx, {
+                  embeddings: true,
+                }).embeddings!;
+          return emb;
+        });
+        outs.forEach((e, si) => {
+          chunks[si].push(e.dataSync() as Float32Array);
+        });
+        tf.dispose(outs);
+        for (let i = 0; i < idx.length; i++) doms.push(JOINTS.indexOf(joint));
+      }
+    }
+    const total = doms.length;
+    // One shuffle shared by every scale, so that vector i of each scale is the same slice.
+    const perm = Int32Array.from({ length: total }, (_, i) => i);
+    for (let i = total - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [perm[i], perm[j]] = [perm[j], perm[i]];
+    }
+    return {
+      scales: dims.map((dim, s) => {
+        const flat = concatF32(chunks[s]);
+        const vectors = new Float32Array(total * dim);
+        const domains = new Int32Array(total);
+        for (let i = 0; i < total; i++) {
+          vectors.set(flat.subarray(perm[i] * dim, (perm[i] + 1) * dim), i * dim);
+          domains[i] = doms[perm[i]];
+        }
+        return { scale: s, dim, vectors, count: total, domains };
+      }),
+    };
+  }
+
+  /** Argmax labels [count, size, size] of the segmentation network for slices of `joint` (inference). */
+  predictSlices(joint: Joint, images: Float32Array): Uint8Array {
+    this.alive();
+    this.jointLabels(joint);
+    const size = this.config.size;
+    const count = images.length / (size * size);
+    if (!Number.isInteger(count)) {
+      throw new ModelError(
+        "FJ_MODEL_SHAPE",
+        `predictSlices: ${images.length} values is not a whole number of ${size}×${size} slices`,
+      );
+    }
+    const out = new Uint8Array(images.length);
+    const chunk = this.chunkSize("seg");
+    for (let s = 0; s < count; s += chunk) {
+      const n = Math.min(chunk, count - s);
+      const arg = tf.tidy(() => {
+        const x = tf.tensor4d(images.subarray(s * size * size, (s + n) * size * size), [n, size, size, 1]);
+        const ctx: ForwardContext = { groups: [{ joint, count: n }], training: false, statUpdates: [] };
+        return tf.argMax(this.net.apply(x, ctx).logits[0], 3);
+      });
+      const values = arg.dataSync();
+      arg.dispose();
+      const base = s * size * size;
+      if (this.union) {
+        const off = this.union.offset[joint]!;
+        const c = this.jointLabels(joint).classes;
+        for (let i = 0; i < values.length; i++) {
+          const u = values[i];
+          out[base + i] = u > off && u < off + c ? u - off : 0;
+        }
+      } else {
+        for (let i = 0; i < values.length; i++) out[base + i] = values[i];
+      }
+    }
+    return out;
+  }
+
+  /** Dice per structure on the validation slices of `joint`, pooled over all its slices. */
+  validate(joint: Joint): ValidationResult {
+    const data = this.jointData(joint);
+    const pred = this.predictSlices(joint, data.val.images);
+    const spec = data.labels;
+    const inter = new Float64Array(spec.classes);
+    const sumP = new Float64Array(spec.classes);
+    const sumT = new Float64Array(spec.classes);
+    const truth = data.val.labels;
+    for (let i = 0; i < truth.length; i++) {
+      const t = truth[i];
+      const p = pred[i];
+      sumT[t]++;
+      sumP[p]++;
+      if (t === p) inter[t]++;
+    }
+    const dice: Record<string, number> = {};
+    let sum = 0;
+    for (let c = 1; c < spec.classes; c++) {
+      const d = sumT[c] + sumP[c] === 0 ? 1 : (2 * inter[c]) / (sumT[c] + sumP[c]);
+      dice[spec.names[c]] = d;
+      sum += d;
+    }
+    return { joint, dice, mean: sum / (spec.classes - 1), slices: data.val.count };
+  }
+
+  /**
+   * Saves the variables of both phases that fall in `scope` (all | shared | {domain}) as a
+   * checkpoint directory (format in ./checkpoint.ts: names, shapes, dtypes, SHA-256; atomic).
+   */
+  async saveCheckpoint(dir: string, scope: CheckpointScope = SCOPE_ALL, meta: Record<string, unknown> = {}) {
+    this.alive();
+    const tensors = [...this.phases.values()].flatMap((st) =>
+      st.params.read(st.params.names((n) => inScope(n, scope))),
+    );
+    return writeCheckpoint(dir, tensors, scope, {
+      method: this.config.method,
+      base: this.config.base,
+      depth: this.config.depth,
+      size: this.config.size,
+      joints: this.config.joints,
+      ...meta,
+    });
+  }
+
+  /**
+   * Loads a checkpoint written by `saveCheckpoint` (any scope). Every tensor must exist in this
+   * model with the same shape, and every variable of the checkpoint's scope must be present
+   * (for a domain scope: of the joints this trainer holds); otherwise a ModelError, nothing written.
+   */
+  async loadCheckpoint(dir: string): Promise<CheckpointManifest> {
+    this.alive();
+    const { manifest, tensors } = await readCheckpoint(dir);
+    const scope: CheckpointScope =
+      manifest.scope === "all" || manifest.scope === "shared"
+        ? manifest.scope
+        : { domain: manifest.scope.slice("domain:".length) as Joint };
+    const expected = new Map<string, number[]>();
+    for (const st of this.phases.values())
+      for (const n of st.params.names()) expected.set(n, [...st.params.get(n).shape]);
+    checkAgainst(`${dir} (scope ${scopeLabel(scope)})`, tensors, expected, scope);
+    for (const st of this.phases.values()) {
+      const mine = tensors.filter((t) => st.params.has(t.name));
+      if (mine.length > 0) st.params.write(mine);
+    }
+    return manifest;
+  }
+
+  /** Parameter counts of the segmentation network (or AE): Θ and Γ_k per joint served. */
+  parameterCounts(phase: Phase = "seg"): { shared: number; domain: Partial<Record<Joint, number>> } {
+    const p = this.paramsOf(phase);
+    const shared = p.count(p.names((_, s, t) => t && s === "shared"));
+    const domain: Partial<Record<Joint, number>> = {};
+    for (const j of this.config.joints) {
+      domain[j] = p.count(p.names((_, s, t) => t && s !== "shared" && s.domain === j));
+    }
+    return { shared, domain };
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const st of this.phases.values()) {
+      st.optimizer?.dispose();
+      st.params.dispose();
+    }
+    this.phases.clear();
+  }
+
+  /* ------------------------------------------------------------------------------------------ */
+
+  private alive(): void {
+    if (this.disposed) throw new ModelError("FJ_MODEL_DISPOSED", "the trainer was disposed");
+  }
+
+  private state(phase: Phase): PhaseState {
+    this.alive();
+    const st = this.phases.get(phase);
+    if (!st) throw new ModelError("FJ_MODEL_PHASE", `method ${this.config.method} has no '${phase}' phase`);
+    return st;
+  }
+
+  private replace(p: ParamStore, what: string, tensors: readonly NamedTensor[], names: string[]): void {
+    const want = new Set(names);
+    const got = new Set<string>();
+    for (const t of tensors) {
+      if (!want.has(t.name))
+        throw new ModelError("FJ_MODEL_UNKNOWN_VARIABLE", `${what}: ${t.name} is not one of them`);
+      if (got.has(t.name)) throw new ModelError("FJ_MODEL_CHECKPOINT", `${what}: ${t.name} appears twice`);
+      got.add(t.name);
+    }
+    const missing = names.find((n) => !got.has(n));
+    if (missing)
+      throw new ModelError(
+        "FJ_MODEL_MISSING_VARIABLE",
+        `${what}: ${missing} is missing (${got.size}/${want.size} given)`,
+      );
+    p.write([...tensors]);
+  }
+
+  private jointData(joint: Joint): JointData {
+    const d = this.data[joint];
+    if (!d || !this.config.joints.includes(joint)) {
+      throw new ModelError(
+        "FJ_MODEL_JOINT",
+        `this trainer serves ${this.config.joints.join(", ")}, not ${joint}`,
+      );
+    }
+    return d;
+  }
+
+  private jointLabels(joint: Joint): LabelSpec {
+    return this.jointData(joint).labels;
+  }
+
+  private perJoint(phase: Phase): number {
+    const batch = phase === "ae" ? this.config.aeBatch : this.config.segBatch;
+    return Math.max(1, Math.floor(batch / this.config.joints.length));
+  }
+
+  private chunkSize(phase: Phase): number {
+    return Math.max(this.perJoint(phase) * this.config.joints.length, 1);
+  }
+
+  /** Draws per-joint batches and assembles one domain-grouped batch (labels as int32 tensors). */
+  private drawBatch(phase: Phase, per: number): { images: Float32Array; labels: tf.Tensor3D[] } {
+    if (!this.makeSampler) {
+      throw new ModelError(
+        "FJ_MODEL_SAMPLER",
+        "SegmentationTrainer needs options.makeSampler (src/data/slices.ts makeBatchSampler) to train",
+      );
+    }
+    const st = this.state(phase);
+    const size = this.config.size;
+    const px = size * size;
+    const joints = this.config.joints;
+    const images = new Float32Array(per * joints.length * px);
+    const labels: tf.Tensor3D[] = [];
+    joints.forEach((joint, k) => {
+      let sampler = st.samplers.get(joint);
+      if (!sampler) {
+        const seed =
+          (this.config.seed * 7919 + (phase === "ae" ? 1 : 2) * 104729 + JOINTS.indexOf(joint) * 15485863) >>>
+          0;
+        sampler = this.makeSampler!(this.jointData(joint).train, {
+          batch: per,
+          seed,
+          augment: this.config.augment,
+        });
+        st.samplers.set(joint, sampler);
+      }
+      const b = sampler.next();
+      if (b.n !== per || b.images.length !== per * px || b.labels.length !== per * px) {
+        throw new ModelError(
+          "FJ_MODEL_BATCH",
+          `sampler for ${joint} returned ${b.n} slices of ${b.images.length / Math.max(b.n, 1)} pixels, expected ${per} of ${px}`,
+        );
+      }
+      images.set(b.images, k * per * px);
+      labels.push(tf.tensor3d(this.labelValues(joint, b.labels), [per, size, size], "int32"));
+    });
+    return { images, labels };
+  }
+
+  /** Label values as int32, mapped into the union space for the "shared" method. */
+  private labelValues(joint: Joint, labels: Uint8Array): Int32Array {
+    const out = Int32Array.from(labels);
+    if (this.union) {
+      const off = this.union.offset[joint]!;
+      for (let i = 0; i < out.length; i++) if (out[i] > 0) out[i] += off;
+    }
+    return out;
+  }
+
+  private classesIn(joint: Joint): number {
+    return this.union ? this.union.classes : this.jointLabels(joint).classes;
+  }
+
+  /** One-hot masks per domain group from int32 label tensors. */
+  private oneHots(labels: tf.Tensor3D[], _phase: Phase): tf.Tensor4D[] {
+    return labels.map(
+      (l, k) => tf.cast(tf.oneHot(l, this.classesIn(this.config.joints[k])), "float32") as tf.Tensor4D,
+    );
+  }
+
+  private oneHotsOf(labels: Uint8Array[], joints: Joint[], counts: number[]): tf.Tensor4D[] {
+    const size = this.config.size;
+    return labels.map((l, k) => {
+      const t = tf.tensor3d(this.labelValues(joints[k], l), [counts[k], size, size], "int32");
+      return tf.cast(tf.oneHot(t, this.classesIn(joints[k])), "float32") as tf.Tensor4D;
+    });
+  }
+
+  private splitGroups(x: tf.Tensor4D, groups: { count: number }[]): tf.Tensor4D[] {
+    if (groups.length === 1) return [x];
+    return tf.split(
+      x,
+      groups.map((g) => g.count),
+      0,
+    ) as tf.Tensor4D[];
+  }
+
+  private bankTensors(bank: EmbeddingBank | undefined, scales: number[]): Map<number, BankScale> | undefined {
+    if (!bank) return undefined;
+    const map = new Map<number, BankScale>();
+    for (const s of bank.scales) {
+      if (!scales.includes(s.scale) || s.count === 0) continue;
+      const dim = this.net.dims[s.scale];
+      if (s.dim !== dim || s.vectors.length !== s.count * dim || s.domains.length !== s.count) {
+        throw new ModelError(
+          "FJ_MODEL_BANK",
+          `embedding bank scale ${s.scale}: ${s.count} vectors of dim ${s.dim} (${s.vectors.length} values), this network expects dim ${dim}`,
+        );
+      }
+      map.set(s.scale, { vectors: tf.tensor2d(s.vectors, [s.count, dim]), domains: s.domains });
+    }
+    return map;
+  }
+}
+
+function validateConfig(config: TrainerConfig, data: Partial<Record<Joint, JointData>>): void {
+  const fail = (msg: string) => {
+    throw new ModelError("FJ_MODEL_CONFIG", msg);
+  };
+  if (config.joints.length === 0) fail("trainer config: joints is empty");
+  if (new Set(config.joints).size !== config.joints.length)
+    fail(`trainer config: joints repeat (${config.joints.join(",")})`);
+  if (config.method === "individual" && config.joints.length !== 1) {
+    fail(
+      `method individual trains one joint per model, got ${config.joints.join(",")} (build one trainer per joint)`,
+    );
+  }
+  if (config.depth < 2) fail(`depth is ${config.depth}, expected ≥ 2`);
+  if (config.size % 2 ** (config.depth - 1) !== 0)
+    fail(`size ${config.size} must be divisible by 2^(depth−1) = ${2 ** (config.depth - 1)}`);
+  for (const j of config.joints) {
+    const d = data[j];
+    const spec = config.labels[j];
+    if (!spec) fail(`labels of ${j} are missing from the config`);
+    if (!d) fail(`no data for ${j}`);
+    for (const [part, set] of [
+      ["train", d!.train],
+      ["val", d!.val],
+    ] as const) {
+      if (set.size !== config.size)
+        fail(`${j} ${part} slices are ${set.size}×${set.size}, the model expects ${config.size}`);
+      if (set.images.length !== set.count * set.size * set.size || set.labels.length !== set.images.length) {
+        fail(
+          `${j} ${part}: ${set.count} slices of ${set.size}² do not match ${set.images.length} image / ${set.labels.length} label values`,
+        );
+      }
+      if (set.count === 0 && part === "train") fail(`${j} has no training slices`);
+      for (let i = 0; i < set.labels.length; i++) {
+        if (set.labels[i] >= spec!.classes) {
+          fail(
+            `${j} ${part} label value ${set.labels[i]} is outside 0..${spec!.classes - 1} (${spec!.names.join(", ")})`,
+          );
+        }
+      }
+    }
+  }
+  const n = (config.scales ?? []).find((s) => !Number.isInteger(s) || s < 0 || s >= 2 * config.depth - 1);
+  if (n !== undefined)
+    fail(`scale ${n} does not exist: depth ${config.depth} has scales 0..${2 * config.depth - 2}`);
+  if (!(config.tau > 0)) fail(`tau is ${config.tau}, expected > 0`);
+}
+
+function gather(set: TrainerSlices, idx: number[]): { images: Float32Array; labels: Uint8Array } {
+  const px = set.size * set.size;
+  const images = new Float32Array(idx.length * px);
+  const labels = new Uint8Array(idx.length * px);
+  idx.forEach((i, k) => {
+    images.set(set.images.subarray(i * px, (i + 1) * px), k * px);
+    labels.set(set.labels.subarray(i * px, (i + 1) * px), k * px);
+  });
+  return { images, labels };
+}
+
+function concatF32(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
