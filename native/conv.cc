@@ -6,11 +6,45 @@
 #include <node_api.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 namespace {
+
+// Threads are ours, not OpenBLAS's: OpenBLAS runs single-threaded inside each of our workers.
+// OpenBLAS's own pool spin-waits, which collapses when several training processes share the
+// cores (a simulated federation runs three sites on one machine); joined std::threads just block.
+int gThreads = 1;
+constexpr int kMaxThreads = 64;
+std::vector<float> gScratch[kMaxThreads];
+
+float* Scratch(int t, size_t floats) {
+  if (gScratch[t].size() < floats) gScratch[t].resize(floats);
+  return gScratch[t].data();
+}
+
+// Runs fn(t, begin, end) over [0, total) split into contiguous ranges, one per thread; small work
+// (under ~4M multiply-adds) stays on the calling thread.
+template <typename F>
+int ParallelFor(int64_t total, double work, F fn) {
+  int threads = static_cast<int>(std::min<int64_t>(gThreads, total));
+  if (work < 4e6 || threads < 2) {
+    fn(0, int64_t{0}, total);
+    return 1;
+  }
+  std::vector<std::thread> pool;
+  const int64_t per = (total + threads - 1) / threads;
+  for (int t = 1; t < threads; t++) {
+    const int64_t b = t * per, e = std::min(total, b + per);
+    if (b < e) pool.emplace_back([=, &fn] { fn(t, b, e); });
+  }
+  fn(0, int64_t{0}, std::min(total, per));
+  for (auto& th : pool) th.join();
+  return threads;
+}
 
 struct Geometry {
   int64_t n, h, w, c;        // input
@@ -58,73 +92,94 @@ int64_t chunkRows(int64_t k) {
 void convForward(const float* x, const float* w, float* out, const Geometry& g) {
   const int64_t m = g.n * g.outH * g.outW;
   const int64_t k = g.kh * g.kw * g.c;
-  if (pointwise(g)) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, g.o, k, 1.f, x, k, w, g.o, 0.f, out, g.o);
-    return;
-  }
   const int64_t chunk = chunkRows(k);
-  std::vector<float> cols(static_cast<size_t>(std::min(chunk, m) * k));
-  for (int64_t r0 = 0; r0 < m; r0 += chunk) {
-    const int64_t rows = std::min(chunk, m - r0);
-    im2col(x, g, r0, rows, cols.data());
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, g.o, k, 1.f, cols.data(), k, w, g.o, 0.f,
-                out + r0 * g.o, g.o);
-  }
+  ParallelFor(m, double(m) * k * g.o, [&](int t, int64_t begin, int64_t end) {
+    if (pointwise(g)) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, end - begin, g.o, k, 1.f, x + begin * k, k, w, g.o, 0.f,
+                  out + begin * g.o, g.o);
+      return;
+    }
+    float* cols = Scratch(t, static_cast<size_t>(std::min(chunk, end - begin) * k));
+    for (int64_t r0 = begin; r0 < end; r0 += chunk) {
+      const int64_t rows = std::min(chunk, end - r0);
+      im2col(x, g, r0, rows, cols);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, g.o, k, 1.f, cols, k, w, g.o, 0.f, out + r0 * g.o,
+                  g.o);
+    }
+  });
 }
 
-// dw[K, O] = im2col(x)ᵀ[K, M] · dy[M, O]
+// dw[K, O] = im2col(x)ᵀ[K, M] · dy[M, O]; each thread sums its rows into its own partial.
 void convFilterGrad(const float* x, const float* dy, float* dw, const Geometry& g) {
   const int64_t m = g.n * g.outH * g.outW;
   const int64_t k = g.kh * g.kw * g.c;
-  if (pointwise(g)) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, g.o, m, 1.f, x, k, dy, g.o, 0.f, dw, g.o);
-    return;
-  }
   const int64_t chunk = chunkRows(k);
-  std::vector<float> cols(static_cast<size_t>(std::min(chunk, m) * k));
-  for (int64_t r0 = 0; r0 < m; r0 += chunk) {
-    const int64_t rows = std::min(chunk, m - r0);
-    im2col(x, g, r0, rows, cols.data());
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, g.o, rows, 1.f, cols.data(), k, dy + r0 * g.o, g.o,
-                r0 == 0 ? 0.f : 1.f, dw, g.o);
+  std::vector<std::vector<float>> partial(static_cast<size_t>(gThreads));
+  const int used = ParallelFor(m, double(m) * k * g.o, [&](int t, int64_t begin, int64_t end) {
+    float* target = dw;
+    if (t > 0) {
+      partial[t].assign(static_cast<size_t>(k * g.o), 0.f);
+      target = partial[t].data();
+    }
+    if (pointwise(g)) {
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, g.o, end - begin, 1.f, x + begin * k, k,
+                  dy + begin * g.o, g.o, 0.f, target, g.o);
+      return;
+    }
+    float* cols = Scratch(t, static_cast<size_t>(std::min(chunk, end - begin) * k));
+    for (int64_t r0 = begin; r0 < end; r0 += chunk) {
+      const int64_t rows = std::min(chunk, end - r0);
+      im2col(x, g, r0, rows, cols);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, g.o, rows, 1.f, cols, k, dy + r0 * g.o, g.o,
+                  r0 == begin ? 0.f : 1.f, target, g.o);
+    }
+  });
+  for (int t = 1; t < used; t++) {
+    if (partial[t].empty()) continue;
+    const float* p = partial[t].data();
+    for (int64_t i = 0; i < k * g.o; i++) dw[i] += p[i];
   }
 }
 
-// dx = col2im(dy[M, O] · wᵀ[O, K]): the exact adjoint of convForward, accumulated in bounded chunks.
+// dx = col2im(dy[M, O] · wᵀ[O, K]): the exact adjoint of convForward. Threads split the batch so
+// that their scatter-adds never touch the same image.
 void convInputGrad(const float* dy, const float* w, float* dx, const Geometry& g) {
-  const int64_t m = g.n * g.outH * g.outW;
   const int64_t k = g.kh * g.kw * g.c;
-  if (pointwise(g)) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, g.o, 1.f, dy, g.o, w, g.o, 0.f, dx, k);
-    return;
-  }
-  std::memset(dx, 0, sizeof(float) * static_cast<size_t>(g.n * g.h * g.w * g.c));
+  const int64_t perImage = g.outH * g.outW;
   const int64_t chunk = chunkRows(k);
-  std::vector<float> cols(static_cast<size_t>(std::min(chunk, m) * k));
-  for (int64_t r0 = 0; r0 < m; r0 += chunk) {
-    const int64_t rows = std::min(chunk, m - r0);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, k, g.o, 1.f, dy + r0 * g.o, g.o, w, g.o, 0.f,
-                cols.data(), k);
-    for (int64_t r = 0; r < rows; r++) {
-      const int64_t p = r0 + r;
-      const int64_t n = p / (g.outH * g.outW);
-      const int64_t rem = p % (g.outH * g.outW);
-      const int64_t i = rem / g.outW;
-      const int64_t j = rem % g.outW;
-      const float* src = cols.data() + r * k;
-      for (int64_t a = 0; a < g.kh; a++) {
-        const int64_t y = i * g.stride + a * g.dilation - g.padTop;
-        if (y < 0 || y >= g.h) continue;
-        for (int64_t b = 0; b < g.kw; b++) {
-          const int64_t xx = j * g.stride + b * g.dilation - g.padLeft;
-          if (xx < 0 || xx >= g.w) continue;
-          float* d = dx + ((n * g.h + y) * g.w + xx) * g.c;
-          const float* s = src + (a * g.kw + b) * g.c;
-          for (int64_t ch = 0; ch < g.c; ch++) d[ch] += s[ch];
+  ParallelFor(g.n, double(g.n) * perImage * k * g.o, [&](int t, int64_t n0, int64_t n1) {
+    const int64_t begin = n0 * perImage, end = n1 * perImage;
+    if (pointwise(g)) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, end - begin, k, g.o, 1.f, dy + begin * g.o, g.o, w, g.o,
+                  0.f, dx + begin * k, k);
+      return;
+    }
+    std::memset(dx + n0 * g.h * g.w * g.c, 0, sizeof(float) * static_cast<size_t>((n1 - n0) * g.h * g.w * g.c));
+    float* cols = Scratch(t, static_cast<size_t>(std::min(chunk, end - begin) * k));
+    for (int64_t r0 = begin; r0 < end; r0 += chunk) {
+      const int64_t rows = std::min(chunk, end - r0);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, k, g.o, 1.f, dy + r0 * g.o, g.o, w, g.o, 0.f, cols, k);
+      for (int64_t r = 0; r < rows; r++) {
+        const int64_t p = r0 + r;
+        const int64_t n = p / perImage;
+        const int64_t rem = p % perImage;
+        const int64_t i = rem / g.outW;
+        const int64_t j = rem % g.outW;
+        const float* src = cols + r * k;
+        for (int64_t a = 0; a < g.kh; a++) {
+          const int64_t y = i * g.stride + a * g.dilation - g.padTop;
+          if (y < 0 || y >= g.h) continue;
+          for (int64_t b = 0; b < g.kw; b++) {
+            const int64_t xx = j * g.stride + b * g.dilation - g.padLeft;
+            if (xx < 0 || xx >= g.w) continue;
+            float* d = dx + ((n * g.h + y) * g.w + xx) * g.c;
+            const float* s = src + (a * g.kw + b) * g.c;
+            for (int64_t ch = 0; ch < g.c; ch++) d[ch] += s[ch];
+          }
         }
       }
     }
-  }
+  });
 }
 
 // Gradient of 2×2/stride-2 max-pooling: dy goes to the first maximum of each window (TensorFlow's rule).
@@ -249,6 +304,45 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// In-place Adam step on one variable: p, m, v, g are float32 arrays of `size` on the heap.
+// args: heap, pOff, gOff, mOff, vOff, size, lr, beta1, beta2, epsilon, step (1-based)
+napi_value AdamStep(napi_env env, napi_callback_info info) {
+  size_t argc = 11;
+  napi_value argv[11];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 11) return Throw(env, "adam: bad arguments");
+  void* data = nullptr;
+  size_t len = 0;
+  if (napi_get_arraybuffer_info(env, argv[0], &data, &len) != napi_ok) return Throw(env, "adam: bad heap");
+  int64_t off[4], size;
+  double lr, b1, b2, eps, step;
+  for (int i = 0; i < 4; i++) napi_get_value_int64(env, argv[1 + i], &off[i]);
+  napi_get_value_int64(env, argv[5], &size);
+  napi_get_value_double(env, argv[6], &lr);
+  napi_get_value_double(env, argv[7], &b1);
+  napi_get_value_double(env, argv[8], &b2);
+  napi_get_value_double(env, argv[9], &eps);
+  napi_get_value_double(env, argv[10], &step);
+  for (int i = 0; i < 4; i++)
+    if (!InBounds(len, off[i], size)) return Throw(env, "adam: tensor outside the heap");
+  uint8_t* heap = static_cast<uint8_t*>(data);
+  float* p = reinterpret_cast<float*>(heap + off[0]);
+  const float* g = reinterpret_cast<const float*>(heap + off[1]);
+  float* m = reinterpret_cast<float*>(heap + off[2]);
+  float* v = reinterpret_cast<float*>(heap + off[3]);
+  const float c1 = static_cast<float>(1.0 / (1.0 - std::pow(b1, step)));
+  const float c2 = static_cast<float>(1.0 / (1.0 - std::pow(b2, step)));
+  const float fb1 = static_cast<float>(b1), fb2 = static_cast<float>(b2), flr = static_cast<float>(lr), feps = static_cast<float>(eps);
+  for (int64_t i = 0; i < size; i++) {
+    const float gi = g[i];
+    const float mi = fb1 * m[i] + (1.f - fb1) * gi;
+    const float vi = fb2 * v[i] + (1.f - fb2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] -= flr * (mi * c1) / (std::sqrt(vi * c2) + feps);
+  }
+  return nullptr;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -256,7 +350,8 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != 1 ||
       napi_get_value_int32(env, argv[0], &n) != napi_ok)
     return Throw(env, "setThreads: expected a number");
-  openblas_set_num_threads(std::max(1, n));
+  gThreads = std::max(1, std::min(kMaxThreads, static_cast<int>(n)));
+  openblas_set_num_threads(1);
   return nullptr;
 }
 
@@ -273,6 +368,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"conv2dFilterGrad", nullptr, Conv2dFilterGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dInputGrad", nullptr, Conv2dInputGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPool2x2Grad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamStep", nullptr, AdamStep, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"config", nullptr, GetConfig, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

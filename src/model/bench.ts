@@ -1,4 +1,5 @@
 import { JOINTS, type Joint } from "./api.js";
+import { Adam } from "./engine/adam.js";
 import { tf } from "./engine/tf.js";
 import { type ForwardContext } from "./layers/context.js";
 import { applyStatUpdates } from "./layers/dsbn.js";
@@ -41,7 +42,7 @@ export async function benchTrainStep(o: TrainStepBenchOptions): Promise<TrainSte
   const classes = Object.fromEntries(joints.map((j) => [j, o.classes]));
   const net = new AttUNet(params, { base: o.base, depth: o.depth, inChannels: 1, classes, sharedNorm: false });
   net.build(joints);
-  const optimizer = tf.train.adam(5e-4);
+  const optimizer = new Adam(5e-4);
   const rand = mulberry32(1);
   const x = tf.tensor4d(Float32Array.from({ length: images * o.size * o.size }, () => rand() * 2 - 1), [
     images,

@@ -63,7 +63,10 @@ export class ParamStore {
     }
     scopeOf(name);
     const values = initialValues(shape, init, this.rand);
-    const variable = tf.variable(tf.tensor(values, shape, "float32"), trainable, name);
+    const initial = tf.tensor(values, shape, "float32");
+    const variable = tf.variable(initial, trainable, name);
+    initial.dispose(); // the variable holds its own reference: its buffer stays unshared
+
     this.entries.set(name, { variable, trainable });
     return variable;
   }

@@ -18,6 +18,19 @@ interface NativeConv {
   conv2dFilterGrad(heap: ArrayBuffer, xOff: number, dyOff: number, dwOff: number, geometry: number[]): void;
   conv2dInputGrad(heap: ArrayBuffer, dyOff: number, wOff: number, dxOff: number, geometry: number[]): void;
   maxPool2x2Grad(heap: ArrayBuffer, xOff: number, dyOff: number, dxOff: number, shape: number[]): void;
+  adamStep(
+    heap: ArrayBuffer,
+    pOff: number,
+    gOff: number,
+    mOff: number,
+    vOff: number,
+    size: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    epsilon: number,
+    step: number,
+  ): void;
   setThreads(n: number): void;
   config(): string;
 }
@@ -192,4 +205,38 @@ export function activateNativeConv(threads: number): string | undefined {
 /** True when the wasm backend is active and its convolution gradient kernels are the native ones. */
 export function nativeConvGradsAvailable(): boolean {
   return active && tf.getBackend() === "wasm";
+}
+
+/**
+ * One Adam step applied in place on the wasm heap to a variable and its moment buffers. Returns
+ * false (and changes nothing) unless the native kernels are active on wasm and every buffer is
+ * an unshared float32 tensor, so callers fall back to tfjs ops.
+ */
+export function nativeAdamStep(
+  p: tf.Tensor,
+  g: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  h: { lr: number; beta1: number; beta2: number; epsilon: number; step: number },
+): boolean {
+  if (!active || !addon || tf.getBackend() !== "wasm") return false;
+  const backend = tf.backend() as unknown as BackendWasm;
+  const data = [p, g, m, v].map((t) => backend.dataIdMap.get(t.dataId));
+  if (data.some((d) => !d || d.dtype !== "float32") || p.size !== g.size) return false;
+  // p, m and v are written: nobody else may hold their buffers.
+  if (data[0]!.refCount !== 1 || data[2]!.refCount !== 1 || data[3]!.refCount !== 1) return false;
+  addon.adamStep(
+    heapOf(backend),
+    data[0]!.memoryOffset,
+    data[1]!.memoryOffset,
+    data[2]!.memoryOffset,
+    data[3]!.memoryOffset,
+    p.size,
+    h.lr,
+    h.beta1,
+    h.beta2,
+    h.epsilon,
+    h.step,
+  );
+  return true;
 }

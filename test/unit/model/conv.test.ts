@@ -26,6 +26,9 @@ const cases: Case[] = [
   { n: 1, h: 8, w: 6, c: 2, o: 2, k: 2, stride: 2, padding: "valid" },
   { n: 1, h: 6, w: 6, c: 2, o: 3, k: 4, stride: 1, padding: "same" },
   { n: 1, h: 10, w: 10, c: 3, o: 3, k: 5, stride: 2, padding: "same" },
+  // Large enough (> 4M multiply-adds) for the native kernels to split the work across threads.
+  { n: 5, h: 24, w: 24, c: 16, o: 32, k: 3, stride: 1, padding: "same" },
+  { n: 3, h: 32, w: 32, c: 24, o: 16, k: 3, stride: 2, padding: "same" },
 ];
 
 function seeded(shape: number[], seed: number): Float32Array {
