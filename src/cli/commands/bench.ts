@@ -45,9 +45,13 @@ function addTrainStepOptions(cmd: Command): Command {
 
 function validate(f: TrainStepFlags): void {
   if (f.arch !== "att-unet") throw new InputError("FJ_CLI_ARG", `--arch is '${f.arch}', expected att-unet`);
-  if (f.domains > 3) throw new InputError("FJ_CLI_ARG", `--domains is ${f.domains}, expected 1–3 (ankle, knee, shoulder)`);
+  if (f.domains > 3)
+    throw new InputError("FJ_CLI_ARG", `--domains is ${f.domains}, expected 1–3 (ankle, knee, shoulder)`);
   if (f.size % 2 ** (f.depth - 1) !== 0) {
-    throw new InputError("FJ_CLI_ARG", `--size ${f.size} must be divisible by 2^(depth−1) = ${2 ** (f.depth - 1)}`);
+    throw new InputError(
+      "FJ_CLI_ARG",
+      `--size ${f.size} must be divisible by 2^(depth−1) = ${2 ** (f.depth - 1)}`,
+    );
   }
 }
 
@@ -67,7 +71,19 @@ function runTorchReference(f: TrainStepFlags): Record<string, unknown> | undefin
   const python = process.env.FEDJOINT_PYTHON ?? "/usr/bin/python3";
   const probe = spawnSync(python, ["-c", "import torch"], { encoding: "utf8" });
   if (probe.status !== 0) return undefined;
-  const args = [script, "--base", f.base, "--depth", f.depth, "--size", f.size, "--batch", f.batch, "--domains", f.domains];
+  const args = [
+    script,
+    "--base",
+    f.base,
+    "--depth",
+    f.depth,
+    "--size",
+    f.size,
+    "--batch",
+    f.batch,
+    "--domains",
+    f.domains,
+  ];
   args.push("--classes", f.classes, "--steps", f.steps, "--threads", 2);
   const run = spawnSync(python, args.map(String), { encoding: "utf8" });
   if (run.status !== 0) throw new Error(`torch reference failed: ${run.stderr}`);
@@ -88,19 +104,40 @@ export function registerBench(program: Command): void {
       );
   });
   addTrainStepOptions(
-    bench.command("compare").description("train-step next to shared/bench/torch_reference.py, same shape, same run"),
-  ).action(async (f: TrainStepFlags) => {
-    const ours = await runTrainStep(f);
-    const torch = runTorchReference(f);
-    const ratio = torch ? Math.round((ours.imagesPerSecond / Number(torch.imagesPerSecond)) * 1000) / 1000 : null;
-    if (f.json) printJson({ fedjoint: ours, torch: torch ?? null, ratio });
-    else {
-      process.stdout.write(`fedjoint ${JSON.stringify(ours)}\n`);
-      process.stdout.write(
-        torch
-          ? `torch    ${JSON.stringify(torch)}\nratio    ${ratio}× the PyTorch images/s\n`
-          : "torch    not available (/usr/bin/python3 -c 'import torch' failed; apt-get install -y python3-torch)\n",
-      );
-    }
-  });
+    bench
+      .command("compare")
+      .description("train-step next to shared/bench/torch_reference.py, same shape, same run, alternating"),
+  )
+    .option(
+      "--rounds <n>",
+      "alternate fedjoint and torch this many times; report the medians",
+      intOption("--rounds"),
+      3,
+    )
+    .action(async (f: TrainStepFlags & { rounds: number }) => {
+      // Alternating runs, medians: both engines see the same machine conditions.
+      const oursRuns: Awaited<ReturnType<typeof runTrainStep>>[] = [];
+      const torchRuns: Record<string, unknown>[] = [];
+      for (let r = 0; r < f.rounds; r++) {
+        oursRuns.push(await runTrainStep(f));
+        const t = runTorchReference(f);
+        if (t) torchRuns.push(t);
+      }
+      const median = <T>(runs: T[], key: (t: T) => number): T =>
+        [...runs].sort((a, b) => key(a) - key(b))[Math.floor(runs.length / 2)];
+      const ours = median(oursRuns, (r) => r.imagesPerSecond);
+      const torch = torchRuns.length > 0 ? median(torchRuns, (r) => Number(r.imagesPerSecond)) : undefined;
+      const ratio = torch
+        ? Math.round((ours.imagesPerSecond / Number(torch.imagesPerSecond)) * 1000) / 1000
+        : null;
+      if (f.json) printJson({ fedjoint: ours, torch: torch ?? null, ratio, rounds: f.rounds });
+      else {
+        process.stdout.write(`fedjoint ${JSON.stringify(ours)}\n`);
+        process.stdout.write(
+          torch
+            ? `torch    ${JSON.stringify(torch)}\nratio    ${ratio}× the PyTorch images/s\n`
+            : "torch    not available (/usr/bin/python3 -c 'import torch' failed; apt-get install -y python3-torch)\n",
+        );
+      }
+    });
 }
