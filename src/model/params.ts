@@ -23,7 +23,8 @@ function initialValues(shape: number[], init: Initializer, rand: () => number): 
   if (init === "ones") return out.fill(1);
   // Fan-in of a conv kernel [KH, KW, Cin, Cout] is KH·KW·Cin.
   const fanIn = shape.length >= 2 ? shape.slice(0, -1).reduce((a, b) => a * b, 1) : shape[0];
-  const fanOut = shape.length >= 2 ? shape.slice(0, -2).reduce((a, b) => a * b, 1) * shape[shape.length - 1] : shape[0];
+  const fanOut =
+    shape.length >= 2 ? shape.slice(0, -2).reduce((a, b) => a * b, 1) * shape[shape.length - 1] : shape[0];
   const limit =
     typeof init === "object"
       ? init.uniform
@@ -32,6 +33,22 @@ function initialValues(shape: number[], init: Initializer, rand: () => number): 
         : Math.sqrt(6 / (fanIn + fanOut));
   for (let i = 0; i < size; i++) out[i] = (rand() * 2 - 1) * limit;
   return out;
+}
+
+let storeSerial = 0;
+
+/**
+ * tfjs registers variables in one global table by name, so two stores in one process (two sites
+ * in a simulation, the "individual" method's per-joint networks, tests) cannot both use the bare
+ * partition name. The store keys everything by the partition name; the engine name gets a
+ * `#<n>` suffix when the bare name is taken.
+ */
+function engineName(name: string): string {
+  if (!(name in tf.engine().registeredVariables)) return name;
+  let candidate: string;
+  do candidate = `${name}#${++storeSerial}`;
+  while (candidate in tf.engine().registeredVariables);
+  return candidate;
 }
 
 interface Entry {
@@ -57,14 +74,17 @@ export class ParamStore {
     const existing = this.entries.get(name);
     if (existing) {
       if (existing.variable.shape.join() !== shape.join()) {
-        throw new ModelError("FJ_MODEL_SHAPE", `variable ${name} exists with shape [${existing.variable.shape}], asked [${shape}]`);
+        throw new ModelError(
+          "FJ_MODEL_SHAPE",
+          `variable ${name} exists with shape [${existing.variable.shape}], asked [${shape}]`,
+        );
       }
       return existing.variable;
     }
     scopeOf(name);
     const values = initialValues(shape, init, this.rand);
     const initial = tf.tensor(values, shape, "float32");
-    const variable = tf.variable(initial, trainable, name);
+    const variable = tf.variable(initial, trainable, engineName(name));
     initial.dispose(); // the variable holds its own reference: its buffer stays unshared
 
     this.entries.set(name, { variable, trainable });
@@ -104,9 +124,13 @@ export class ParamStore {
   write(tensors: NamedTensor[]): void {
     for (const t of tensors) {
       const v = this.entries.get(t.name)?.variable;
-      if (!v) throw new ModelError("FJ_MODEL_UNKNOWN_VARIABLE", `tensor ${t.name} has no variable in this model`);
+      if (!v)
+        throw new ModelError("FJ_MODEL_UNKNOWN_VARIABLE", `tensor ${t.name} has no variable in this model`);
       if (v.shape.join() !== t.shape.join() || t.data.length !== v.size) {
-        throw new ModelError("FJ_MODEL_SHAPE", `tensor ${t.name} has shape [${t.shape}], the model expects [${v.shape}]`);
+        throw new ModelError(
+          "FJ_MODEL_SHAPE",
+          `tensor ${t.name} has shape [${t.shape}], the model expects [${v.shape}]`,
+        );
       }
     }
     for (const t of tensors) {

@@ -19,6 +19,7 @@ import {
   scopeLabel,
   writeCheckpoint,
 } from "./checkpoint.js";
+import { Adam } from "./engine/adam.js";
 import { tf } from "./engine/tf.js";
 import { type LabelSpec, type UnionLabels, unionLabels } from "./labels.js";
 import type { ForwardContext } from "./layers/context.js";
@@ -339,7 +340,7 @@ export class SegmentationTrainer {
     this.alive();
     const st = this.state(phase);
     const lr = phase === "ae" ? this.config.aeLr : this.config.segLr;
-    st.optimizer ??= tf.train.adam(lr);
+    st.optimizer ??= new Adam(lr);
     const optimizer = st.optimizer;
     const per = this.perJoint(phase);
     const joints = this.config.joints;
