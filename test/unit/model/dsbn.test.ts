@@ -115,7 +115,7 @@ describe("parameter partition: gradients", () => {
       () => domainCrossEntropy(ae.apply([onehot], actx).logits, [yk]),
       q.trainable(),
     ).grads;
-    afor (const u of ctx.statUpdates) u.value.dispose();
+    for (const u of actx.statUpdates) u.value.dispose();
     const anorm = (n: string) => (ag[n] ? tf.sum(tf.abs(ag[n])).dataSync()[0] : 0);
     for (const n of q.names((_, s, t) => t && s === "shared")) expect(anorm(n), n).toBeGreaterThan(0);
     for (const n of q.names((_, s, t) => t && s !== "shared" && s.domain === "knee"))
