@@ -2,6 +2,8 @@
 import { Command } from "commander";
 import { registerBench } from "./commands/bench.js";
 import { registerDemo } from "./commands/demo.js";
+import { registerEval } from "./commands/eval.js";
+import { registerReport } from "./commands/report.js";
 import { runProgram } from "./run.js";
 
 /**
@@ -14,5 +16,7 @@ const program = new Command("fedjoint")
 
 registerBench(program);
 registerDemo(program);
+registerEval(program);
+registerReport(program);
 
 await runProgram(program);

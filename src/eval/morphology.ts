@@ -1,7 +1,6 @@
 import { squaredEdt } from "./edt.js";
 import {
   assertDims,
-  type Box3,
   boundingBox,
   boxDims,
   cropMask,
@@ -88,69 +87,79 @@ export function largestComponent(mask: Mask, dims: Dims3, connectivity: Connecti
   const out = new Uint8Array(mask.length);
   const box = boundingBox(dims, mask);
   if (box === null) return out;
-  const crop = cropMask(mask, dims, box);
-  const cd = boxDims(box);
-  const kept = largestComponentDense(crop, cd, connectivity, dims, box);
-  pasteMask(out, dims, box, kept);
-  return out;
-}
-
-function largestComponentDense(
-  mask: Mask,
-  dims: Dims3,
-  connectivity: Connectivity,
-  full: Dims3,
-  box: Box3,
-): Mask {
   const [X, Y, Z] = dims;
-  const n = X * Y * Z;
-  const comp = new Int32Array(n); // 0 = unvisited / background, else component id
-  const queue = new Int32Array(n);
-  const offs = neighbourOffsets(connectivity);
-  const FY = full[1];
-  const FZ = full[2];
-  let best = 0;
-  let bestSize = 0;
-  let bestKey = Number.POSITIVE_INFINITY;
-  let id = 0;
-  for (let start = 0; start < n; start++) {
-    if (mask[start] === 0 || comp[start] !== 0) continue;
-    id++;
+  const [cx, cy, cz] = boxDims(box);
+  // Work on the bounding box padded with one background voxel on every side, so that neighbour
+  // offsets never leave the array and no coordinate decoding is needed in the flood fill.
+  const PX = cx + 2;
+  const PY = cy + 2;
+  const PZ = cz + 2;
+  const lab = new Int32Array(PX * PY * PZ); // -1 = unvisited foreground, 0 = background, k = component k
+  for (let z = 0; z < cz; z++) {
+    for (let y = 0; y < cy; y++) {
+      const src = box.lo[0] + X * (box.lo[1] + y + Y * (box.lo[2] + z));
+      const dst = 1 + PX * (y + 1 + PY * (z + 1));
+      for (let x = 0; x < cx; x++) if (mask[src + x] !== 0) lab[dst + x] = -1;
+    }
+  }
+  const offs = Int32Array.from(
+    neighbourOffsets(connectivity).map(([dx, dy, dz]) => dx + PX * (dy + PY * dz)),
+  );
+  const nOffs = offs.length;
+  let queue = new Int32Array(1024);
+  const sizes: number[] = [0];
+  for (let start = 0; start < lab.length; start++) {
+    if (lab[start] !== -1) continue;
+    const id = sizes.length;
     let head = 0;
     let tail = 0;
     queue[tail++] = start;
-    comp[start] = id;
-    let minKey = Number.POSITIVE_INFINITY;
+    lab[start] = id;
     while (head < tail) {
       const i = queue[head++];
-      const x = i % X;
-      const yz = (i - x) / X;
-      const y = yz % Y;
-      const z = (yz - y) / Y;
-      // C-order key in the full volume indexed [x, y, z]: x slowest, z fastest.
-      const key = ((x + box.lo[0]) * FY + (y + box.lo[1])) * FZ + (z + box.lo[2]);
-      if (key < minKey) minKey = key;
-      for (let k = 0; k < offs.length; k++) {
-        const o = offs[k];
-        const nx = x + o[0];
-        const ny = y + o[1];
-        const nz = z + o[2];
-        if (nx < 0 || ny < 0 || nz < 0 || nx >= X || ny >= Y || nz >= Z) continue;
-        const j = nx + X * (ny + Y * nz);
-        if (mask[j] !== 0 && comp[j] === 0) {
-          comp[j] = id;
+      for (let k = 0; k < nOffs; k++) {
+        const j = i + offs[k];
+        if (lab[j] === -1) {
+          lab[j] = id;
+          if (tail === queue.length) {
+            const q = new Int32Array(queue.length * 2);
+            q.set(queue);
+            queue = q;
+          }
           queue[tail++] = j;
         }
       }
     }
-    if (tail > bestSize || (tail === bestSize && minKey < bestKey)) {
-      best = id;
-      bestSize = tail;
-      bestKey = minKey;
+    sizes.push(tail);
+  }
+  let bestSize = 0;
+  for (let k = 1; k < sizes.length; k++) if (sizes[k] > bestSize) bestSize = sizes[k];
+  const tied = new Set<number>();
+  for (let k = 1; k < sizes.length; k++) if (sizes[k] === bestSize) tied.add(k);
+  let best = Math.min(...tied);
+  if (tied.size > 1) {
+    // scipy numbers components in C order of the [x, y, z] array (z fastest): the winner of a tie is
+    // the component holding the smallest (x, y, z) in lexicographic order.
+    let bestKey = Number.POSITIVE_INFINITY;
+    for (let z = 1; z <= cz; z++)
+      for (let y = 1; y <= cy; y++)
+        for (let x = 1; x <= cx; x++) {
+          const k = lab[x + PX * (y + PY * z)];
+          if (!tied.has(k)) continue;
+          const key = ((x - 1 + box.lo[0]) * Y + (y - 1 + box.lo[1])) * Z + (z - 1 + box.lo[2]);
+          if (key < bestKey) {
+            bestKey = key;
+            best = k;
+          }
+        }
+  }
+  for (let z = 0; z < cz; z++) {
+    for (let y = 0; y < cy; y++) {
+      const dst = box.lo[0] + X * (box.lo[1] + y + Y * (box.lo[2] + z));
+      const src = 1 + PX * (y + 1 + PY * (z + 1));
+      for (let x = 0; x < cx; x++) if (lab[src + x] === best) out[dst + x] = 1;
     }
   }
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = comp[i] === best ? 1 : 0;
   return out;
 }
 

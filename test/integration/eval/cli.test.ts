@@ -1,0 +1,136 @@
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { evalMetrics } from "../../../src/cli/commands/eval.js";
+import { mergeReports } from "../../../src/cli/commands/report.js";
+import { writeReport } from "../../../src/eval/report.js";
+import type { StudyResults } from "../../../src/eval/types.js";
+import { FIXTURES, loadMetricsCases } from "../../unit/eval/fixtures.js";
+
+const ROOT = join(FIXTURES, "../../..");
+const pred = join(FIXTURES, "case_three_bones_aniso_pred.nii.gz");
+const gt = join(FIXTURES, "case_three_bones_aniso_gt.nii.gz");
+const otherGt = join(FIXTURES, "case_thin_structures_gt.nii.gz");
+const ref = loadMetricsCases().find((c) => c.name === "three_bones_aniso")!;
+
+function cli(args: string[]) {
+  return spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/fedjoint.ts"), ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    env: { ...process.env, FEDJOINT_LOG_JSON: "1" },
+  });
+}
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+describe("fedjoint eval metrics", () => {
+  it("reads NIfTI files and agrees with the scipy reference (raw and post-processed)", async () => {
+    const out = await evalMetrics({ pred, gt, connectivity: "3", componentConnectivity: "1" });
+    expect(out.labels.map((l) => l.label)).toEqual([1, 2, 3]);
+    for (const l of out.labels) {
+      const r = ref.metrics["3"][String(l.label)];
+      expect(Math.abs(l.dice - r.dice)).toBeLessThan(1e-6);
+      // NIfTI stores spacing as float32: distances agree to float32 precision of the spacing
+      expect(Math.abs(l.mssd - r.mssd)).toBeLessThan(1e-3);
+      expect(Math.abs(l.assd - r.assd)).toBeLessThan(1e-3);
+    }
+    const pp = await evalMetrics({
+      pred,
+      gt,
+      connectivity: "3",
+      componentConnectivity: "1",
+      postprocess: true,
+    });
+    for (const l of pp.labels) {
+      expect(Math.abs(l.dice - ref.postprocessedMetrics[String(l.label)].dice)).toBeLessThan(1e-6);
+      expect(Math.abs(l.assd - ref.postprocessedMetrics[String(l.label)].assd)).toBeLessThan(1e-3);
+    }
+    expect(pp.mean.dice).toBeCloseTo((pp.labels[0].dice + pp.labels[1].dice + pp.labels[2].dice) / 3, 12);
+  });
+
+  it("--json prints exactly one JSON line; mismatched grids are one line on stderr with exit 2", () => {
+    const ok = cli(["eval", "metrics", "--pred", pred, "--gt", gt, "--labels", "2", "--json"]);
+    expect(ok.status).toBe(0);
+    const lines = ok.stdout.trim().split("\n");
+    expect(lines.length).toBe(1);
+    const parsed = JSON.parse(lines[0]) as { labels: { label: number; dice: number }[] };
+    expect(parsed.labels.length).toBe(1);
+    expect(parsed.labels[0].dice).toBeCloseTo(ref.metrics["3"]["2"].dice, 9);
+
+    const bad = cli(["eval", "metrics", "--pred", pred, "--gt", otherGt]);
+    expect(bad.status).toBe(2);
+    expect(bad.stdout).toBe("");
+    const err = bad.stderr.trim().split("\n");
+    expect(err.length).toBe(1);
+    expect(err[0]).toMatch(/^FJ_EVAL_GRID_MISMATCH: --pred .*40×36×14 .*30×24×10/);
+
+    const badLabels = cli(["eval", "metrics", "--pred", pred, "--gt", gt, "--labels", "1,x"]);
+    expect(badLabels.status).toBe(2);
+    expect(badLabels.stderr).toMatch(/--labels is '1,x'/);
+  });
+});
+
+describe("fedjoint report --runs … --out …", () => {
+  it("merges two studies into one comparison with KS p-values", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "fj-eval-cli-"));
+    dirs.push(dir);
+    const mk = (method: string, q: number): StudyResults => ({
+      schema: "fedjoint.study-results/1",
+      study: `study-${method}`,
+      methods: [
+        {
+          method,
+          folds: [0, 1].map((fold) => ({
+            fold,
+            sites: [
+              {
+                site: "a",
+                joint: "ankle",
+                exams: [
+                  {
+                    exam: 0,
+                    labels: {
+                      tibia: {
+                        dice: q,
+                        sensitivity: q,
+                        specificity: 0.99,
+                        mssd: 3,
+                        assd: 0.5,
+                        ravd: 4,
+                        predVoxels: 10,
+                        gtVoxels: 10,
+                        status: "ok" as const,
+                      },
+                    },
+                    slices: {
+                      axis: 2 as const,
+                      dice: [q, q - 0.1, q - 0.05 * fold],
+                      sensitivity: [q, q, q],
+                      specificity: [0.99, 0.99, 0.98],
+                    },
+                  },
+                ],
+              },
+            ],
+          })),
+        },
+      ],
+    });
+    await writeReport(join(dir, "r1"), mk("individual", 0.8));
+    await writeReport(join(dir, "r2"), mk("dsl+msc", 0.9));
+    const res = await mergeReports({ runs: [join(dir, "r1"), join(dir, "r2")], out: join(dir, "cmp") });
+    expect(res.methods).toEqual(["individual", "dsl+msc"]);
+    expect(res.reference).toBe("dsl+msc");
+    const md = await readFile(join(dir, "cmp", "report.md"), "utf8");
+    expect(md).toContain("| individual | 80.0 ± 0.0 |");
+    expect(md).toMatch(/\| individual \| 75\.8 \(\+[\d.]+ \/ −[\d.]+\) \| [\d.e-]+ \|/);
+    const r = cli(["report", "--runs", join(dir, "r1"), join(dir, "missing"), "--out", join(dir, "x")]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim()).toMatch(/^FJ_EVAL_METRICS_MISSING: .*missing[/\\]metrics\.json: cannot read/);
+  });
+});
