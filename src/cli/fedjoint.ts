@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { registerBench } from "./commands/bench.js";
 import { registerDemo } from "./commands/demo.js";
+import { registerModel } from "./commands/model.js";
 import { registerEval } from "./commands/eval.js";
 import { registerReport } from "./commands/report.js";
 import { runProgram } from "./run.js";
@@ -16,6 +17,7 @@ const program = new Command("fedjoint")
 
 registerBench(program);
 registerDemo(program);
+registerModel(program);
 registerEval(program);
 registerReport(program);
 
