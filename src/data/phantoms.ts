@@ -1,0 +1,569 @@
+/**
+ * Synthetic joint phantoms: T1-GRE-like MR volumes of pediatric ankles, knees and shoulders with
+ * their bone label maps, written as nnU-Net v2 datasets. Bones are smooth implicit shapes
+ * (superquadrics, tapered capsules, a thin triangular scapular blade) with a cortical rim, marrow
+ * texture and growth plates; joint spaces are carved between neighbouring bones and lined with
+ * cartilage; soft tissue has subcutaneous fat, muscle, tendons, fat pads and fluid. Each joint has
+ * its own intensity profile; a smooth multiplicative bias field and Rician noise are added.
+ * Everything is deterministic for (seed, joint, subject index).
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import path from "node:path";
+import { InputError } from "../errors.js";
+import { buildJoint, JOINT_GEOMETRY, JOINT_LABELS, type Joint, scaleForAge, type Tissue } from "./anatomy.js";
+import { writeFileAtomic } from "./atomic.js";
+import { keepLargestComponents } from "./components.js";
+import { type DatasetJson, loadDataset, type SiteDataset } from "./dataset.js";
+import { type NiftiVolume, writeNifti } from "./nifti.js";
+import { deriveSeed, Rng } from "./rng.js";
+import type { Shape } from "./shapes.js";
+
+export type { Joint } from "./anatomy.js";
+export { JOINT_LABELS } from "./anatomy.js";
+
+export const JOINTS: readonly Joint[] = ["ankle", "knee", "shoulder"];
+export const PHANTOM_GENERATOR = "fedjoint-phantom/1";
+
+/** Mean tissue signal per joint (relative units), the noise level and the stored intensity scale. */
+interface Profile {
+  tissue: Record<Tissue, number>;
+  noise: number;
+  scale: number;
+  sequence: string;
+}
+
+export const PROFILES: Record<Joint, Profile> = {
+  // 3T T1-weighted gradient echo: bright fatty marrow and fat, dark cortex and tendons.
+  ankle: {
+    sequence: "T1-GRE",
+    tissue: {
+      air: 0,
+      fat: 0.95,
+      muscle: 0.36,
+      tendon: 0.05,
+      fluid: 0.18,
+      cartilage: 0.48,
+      cortex: 0.06,
+      marrow: 0.82,
+      physis: 0.42,
+    },
+    noise: 0.035,
+    scale: 1100,
+  },
+  // 3D GRE (T2*-ish): bright cartilage and fluid, intermediate marrow, darker muscle.
+  knee: {
+    sequence: "3D-GRE",
+    tissue: {
+      air: 0,
+      fat: 0.78,
+      muscle: 0.27,
+      tendon: 0.04,
+      fluid: 0.64,
+      cartilage: 0.6,
+      cortex: 0.05,
+      marrow: 0.66,
+      physis: 0.72,
+    },
+    noise: 0.045,
+    scale: 700,
+  },
+  // eTHRIVE (fat-suppressed T1): dark marrow and fat, brighter muscle and cartilage.
+  shoulder: {
+    sequence: "eTHRIVE",
+    tissue: {
+      air: 0,
+      fat: 0.13,
+      muscle: 0.52,
+      tendon: 0.06,
+      fluid: 0.3,
+      cartilage: 0.7,
+      cortex: 0.03,
+      marrow: 0.2,
+      physis: 0.62,
+    },
+    noise: 0.03,
+    scale: 1800,
+  },
+};
+
+export interface PhantomOptions {
+  joint: Joint;
+  /** In-plane matrix (size × size). */
+  size: number;
+  /** Number of slices; default from the joint's through-plane extent (see defaultDepth). */
+  depth?: number;
+  seed: number;
+  /** 0-based subject index; subject i is the same whatever the number of subjects. */
+  index: number;
+}
+
+export interface PhantomSubject {
+  id: string;
+  joint: Joint;
+  image: NiftiVolume;
+  label: NiftiVolume;
+  age: number;
+  scale: number;
+  /** Label voxels dropped because they were not connected to their bone (voxelisation debris). */
+  removedVoxels: number;
+  /** Voxel count per label value (index = label). */
+  labelVoxels: number[];
+}
+
+/** Default slice count: the joint's anatomy through-plane, with a margin, at the typical anisotropy. */
+export function defaultDepth(joint: Joint, size: number): number {
+  const g = JOINT_GEOMETRY[joint];
+  const sx = g.fov / size;
+  const sz = sx * ((g.anisotropy[0] + g.anisotropy[1]) / 2);
+  return Math.max(12, Math.round((1.3 * g.extentZ) / sz));
+}
+
+function clamp01(v: number): number {
+  return v < 0 ? 0 : Math.min(v, 1);
+}
+
+/** Smooth value noise: a coarse random lattice, trilinearly interpolated. */
+class LatticeNoise {
+  private readonly nx: number;
+  private readonly ny: number;
+  private readonly nz: number;
+  private readonly values: Float32Array;
+  constructor(
+    rng: Rng,
+    private readonly cell: number,
+    private readonly half: [number, number, number],
+  ) {
+    this.nx = Math.ceil((2 * half[0]) / cell) + 2;
+    this.ny = Math.ceil((2 * half[1]) / cell) + 2;
+    this.nz = Math.ceil((2 * half[2]) / cell) + 2;
+    this.values = new Float32Array(this.nx * this.ny * this.nz);
+    for (let i = 0; i < this.values.length; i++) this.values[i] = rng.normal();
+  }
+  at(x: number, y: number, z: number): number {
+    const fx = Math.min(Math.max((x + this.half[0]) / this.cell, 0), this.nx - 1.001);
+    const fy = Math.min(Math.max((y + this.half[1]) / this.cell, 0), this.ny - 1.001);
+    const fz = Math.min(Math.max((z + this.half[2]) / this.cell, 0), this.nz - 1.001);
+    const ix = Math.floor(fx);
+    const iy = Math.floor(fy);
+    const iz = Math.floor(fz);
+    const tx = fx - ix;
+    const ty = fy - iy;
+    const tz = fz - iz;
+    const v = this.values;
+    const sx = 1;
+    const sy = this.nx;
+    const sz = this.nx * this.ny;
+    const b = ix + sy * iy + sz * iz;
+    const c00 = v[b] * (1 - tx) + v[b + sx] * tx;
+    const c10 = v[b + sy] * (1 - tx) + v[b + sy + sx] * tx;
+    const c01 = v[b + sz] * (1 - tx) + v[b + sz + sx] * tx;
+    const c11 = v[b + sz + sy] * (1 - tx) + v[b + sz + sy + sx] * tx;
+    return (c00 * (1 - ty) + c10 * ty) * (1 - tz) + (c01 * (1 - ty) + c11 * ty) * tz;
+  }
+}
+
+/** 65 536 standard normal values, to draw per-voxel noise quickly and deterministically. */
+function normalTable(rng: Rng): Float32Array {
+  const t = new Float32Array(65536);
+  for (let i = 0; i < t.length; i++) t[i] = rng.normal();
+  return t;
+}
+
+/**
+ * Distances of `shape` along one grid row (y, z) for columns i0..i1 into `out`. Outside a shape
+ * the distance estimate is a lower bound of the true distance (convex parts, smooth-min unions), so
+ * columns farther than `far` are skipped by `factor` of the remaining margin and marked far + 1.
+ * Inside estimates can exceed the true distance, so nothing is skipped inside.
+ */
+function marchRow(
+  shape: Shape,
+  xs: Float64Array,
+  y: number,
+  z: number,
+  i0: number,
+  i1: number,
+  far: number,
+  step: number,
+  out: Float32Array,
+  factor: number,
+): void {
+  let i = i0;
+  while (i <= i1) {
+    const d = shape.d(xs[i], y, z);
+    out[i] = d;
+    if (d > far) {
+      const end = Math.min(i1, i + Math.floor((factor * (d - far)) / step));
+      for (let q = i + 1; q <= end; q++) out[q] = far + 1;
+      i = end + 1;
+    } else {
+      i++;
+    }
+  }
+}
+
+/** Synthesises one subject (image + label volumes) in memory. */
+export function synthesizeSubject(options: PhantomOptions): PhantomSubject {
+  const { joint, size, seed, index } = options;
+  if (!Number.isInteger(size) || size < 16 || size > 1024) {
+    throw new InputError("FJ_CLI_ARG", `--size is ${size}, expected an integer 16–1024`);
+  }
+  const depth = options.depth ?? defaultDepth(joint, size);
+  if (!Number.isInteger(depth) || depth < 4 || depth > 2048) {
+    throw new InputError("FJ_CLI_ARG", `--depth is ${depth}, expected an integer 4–2048`);
+  }
+  const rng = new Rng(deriveSeed(seed, joint, index));
+  const geom = JOINT_GEOMETRY[joint];
+  const age = rng.uniform(geom.ages[0], geom.ages[1]);
+  const scale = scaleForAge(joint, age) * (1 + 0.04 * Math.max(-2, Math.min(2, rng.normal())));
+  const fov = geom.fov * scale * rng.uniform(0.94, 1.06);
+  const sx = fov / size;
+  const sz = sx * rng.uniform(geom.anisotropy[0], geom.anisotropy[1]);
+  const X = size;
+  const Y = size;
+  const Z = depth;
+  const N = X * Y * Z;
+  const model = buildJoint(joint, rng, { joint, age, scale }, sx);
+  const profile = PROFILES[joint];
+  const T: Record<Tissue, number> = { ...profile.tissue };
+  for (const k of Object.keys(T) as Tissue[]) {
+    if (k !== "air") T[k] *= 1 + 0.06 * Math.max(-2, Math.min(2, rng.normal()));
+  }
+
+  const xs = new Float64Array(X);
+  const ys = new Float64Array(Y);
+  const zs = new Float64Array(Z);
+  for (let i = 0; i < X; i++) xs[i] = (i - (X - 1) / 2) * sx;
+  for (let j = 0; j < Y; j++) ys[j] = (j - (Y - 1) / 2) * sx;
+  for (let k = 0; k < Z; k++) zs[k] = (k - (Z - 1) / 2) * sz;
+  const toI = (x: number) => x / sx + (X - 1) / 2;
+  const toK = (z: number) => z / sz + (Z - 1) / 2;
+
+  // 1. nearest and second-nearest bone distance per voxel
+  const BIG = 1e9;
+  const d1 = new Float32Array(N).fill(BIG);
+  const d2 = new Float32Array(N).fill(BIG);
+  const id1 = new Int8Array(N).fill(-1);
+  const margin = Math.max(model.gap + model.cartilage + 2 * sx, 6);
+  const bones = model.bones;
+  const rowBuf = new Float32Array(X);
+  for (let b = 0; b < bones.length; b++) {
+    const { box } = bones[b].shape;
+    const i0 = Math.max(0, Math.floor(toI(box.min[0] - margin)));
+    const i1 = Math.min(X - 1, Math.ceil(toI(box.max[0] + margin)));
+    const j0 = Math.max(0, Math.floor(toI(box.min[1] - margin)));
+    const j1 = Math.min(Y - 1, Math.ceil(toI(box.max[1] + margin)));
+    const k0 = Math.max(0, Math.floor(toK(box.min[2] - margin)));
+    const k1 = Math.min(Z - 1, Math.ceil(toK(box.max[2] + margin)));
+    const shape = bones[b].shape;
+    for (let k = k0; k <= k1; k++) {
+      for (let j = j0; j <= j1; j++) {
+        marchRow(shape, xs, ys[j], zs[k], i0, i1, margin, sx, rowBuf, 0.9);
+        const row = X * (j + Y * k);
+        for (let i = i0; i <= i1; i++) {
+          const d = rowBuf[i];
+          if (d > margin) continue;
+          const idx = row + i;
+          if (d < d1[idx]) {
+            d2[idx] = d1[idx];
+            d1[idx] = d;
+            id1[idx] = b;
+          } else if (d < d2[idx]) {
+            d2[idx] = d;
+          }
+        }
+      }
+    }
+  }
+
+  // 2. carve joint spaces: effective bone distance, labels, connectivity guard
+  const gap = model.gap;
+  const de = new Float32Array(N);
+  const lab = new Uint8Array(N);
+  for (let idx = 0; idx < N; idx++) {
+    const a = d1[idx];
+    if (a >= BIG) {
+      de[idx] = BIG;
+      continue;
+    }
+    const e = Math.max(a, (gap - (d2[idx] - a)) / 2);
+    de[idx] = e;
+    if (e < 0) lab[idx] = bones[id1[idx]].label;
+  }
+  const nLabels = JOINT_LABELS[joint].length;
+  const removedVoxels = keepLargestComponents(
+    lab,
+    [X, Y, Z],
+    Array.from({ length: nLabels }, (_, i) => i + 1),
+    6,
+  );
+
+  // 3. intensities
+  const half: [number, number, number] = [(X * sx) / 2 + 10, (Y * sx) / 2 + 10, (Z * sz) / 2 + 10];
+  const softTex = new LatticeNoise(rng, 7, half);
+  const marrowTex = new LatticeNoise(rng, 3, half);
+  // smooth separable bias field exp(p(x))·exp(q(y))·exp(r(z)), quadratic polynomials
+  const biasC = Array.from({ length: 6 }, () => 0.13 * rng.normal());
+  const axisBias = (n: number, c1: number, c2: number) =>
+    Float64Array.from({ length: n }, (_, i) => {
+      const u = (2 * i) / Math.max(1, n - 1) - 1;
+      return Math.exp(c1 * u + c2 * u * u);
+    });
+  const biasX = axisBias(X, biasC[0], biasC[3]);
+  const biasY = axisBias(Y, biasC[1], biasC[4]);
+  const biasZ = axisBias(Z, biasC[2], biasC[5]);
+  const noiseSigma = profile.noise * rng.uniform(0.8, 1.25) * T.muscle;
+  const h = 0.5 * sx;
+  const ramp = (d: number) => clamp01(0.5 - d / (2 * h));
+  const { body, structures, fat, cartilage, cortex } = model;
+  const image = new Float32Array(N);
+  const physes = bones.map((b) => b.physis);
+  // the body outline is smooth: its distance is computed on every other row and column and
+  // interpolated bilinearly
+  const Xh = Math.ceil(X / 2) + 1;
+  const Yh = Math.ceil(Y / 2) + 1;
+  const xsH = Float64Array.from({ length: Xh }, (_, i) => (2 * i - (X - 1) / 2) * sx);
+  const bodyCoarse = new Float32Array(Xh * Yh);
+  const bodyRowH = new Float32Array(Xh);
+  const bodySlice = new Float32Array(X * Y);
+  const bodyFar = 2 * (fat + 2 * h) + 2;
+  const structRows = structures.map(() => new Float32Array(X));
+  const structActive = new Uint8Array(structures.length);
+  const structI0 = new Int32Array(structures.length);
+  const structI1 = new Int32Array(structures.length);
+  for (let k = 0; k < Z; k++) {
+    const z = zs[k];
+    for (let jh = 0; jh < Yh; jh++) {
+      marchRow(body, xsH, (2 * jh - (Y - 1) / 2) * sx, z, 0, Xh - 1, bodyFar, 2 * sx, bodyRowH, 0.9);
+      bodyCoarse.set(bodyRowH, jh * Xh);
+    }
+    for (let j = 0; j < Y; j++) {
+      const jh = j >> 1;
+      const ty = (j & 1) * 0.5;
+      for (let i = 0; i < X; i++) {
+        const ih = i >> 1;
+        const tx = (i & 1) * 0.5;
+        const a = jh * Xh + ih;
+        const top = bodyCoarse[a] * (1 - tx) + bodyCoarse[a + 1] * tx;
+        const bot = bodyCoarse[a + Xh] * (1 - tx) + bodyCoarse[a + Xh + 1] * tx;
+        bodySlice[j * X + i] = top * (1 - ty) + bot * ty;
+      }
+    }
+    for (let j = 0; j < Y; j++) {
+      const y = ys[j];
+      const biasYZ = biasY[j] * biasZ[k];
+      const row = X * (j + Y * k);
+      for (let q = 0; q < structures.length; q++) {
+        const bx = structures[q].shape.box;
+        structActive[q] = 0;
+        if (y < bx.min[1] - h || y > bx.max[1] + h || z < bx.min[2] - sz || z > bx.max[2] + sz) continue;
+        const a0 = Math.max(0, Math.floor(toI(bx.min[0] - h)));
+        const a1 = Math.min(X - 1, Math.ceil(toI(bx.max[0] + h)));
+        if (a1 < a0) continue;
+        structActive[q] = 1;
+        structI0[q] = a0;
+        structI1[q] = a1;
+        marchRow(structures[q].shape, xs, y, z, a0, a1, 2 * h, sx, structRows[q], 0.9);
+      }
+      for (let i = 0; i < X; i++) {
+        const x = xs[i];
+        const idx = row + i;
+        // soft tissue
+        const db = bodySlice[j * X + i];
+        const inBody = ramp(db);
+        let v = 0;
+        if (inBody > 0) {
+          const core = ramp(db + fat);
+          const tex = softTex.at(x, y, z);
+          const m = T.muscle * (1 + 0.07 * tex);
+          const f = T.fat * (1 - 0.04 * tex);
+          v = f + (m - f) * core;
+          for (let q = 0; q < structures.length; q++) {
+            if (structActive[q] === 0 || i < structI0[q] || i > structI1[q]) continue;
+            const fr = ramp(structRows[q][i]);
+            if (fr > 0) v += (T[structures[q].tissue] - v) * fr;
+          }
+          v *= inBody;
+        }
+        // joints and bone
+        const e = de[idx];
+        if (e < margin && inBody > 0) {
+          const b = id1[idx];
+          const joint2 = ramp(d2[idx] - (gap + 4));
+          if (joint2 > 0) {
+            const layer = ramp(e - cartilage);
+            v += (T.fluid - v) * joint2 * (1 - layer) * ramp(-e);
+            v += (T.cartilage - v) * joint2 * layer;
+          }
+          const removed = e < 0 && lab[idx] === 0 && bones[b].label > 0;
+          const bf = removed ? 0 : ramp(e);
+          if (bf > 0) {
+            const marrowFrac = ramp(e + cortex);
+            let bone = T.cortex + (T.marrow * (1 + 0.1 * marrowTex.at(x, y, z)) - T.cortex) * marrowFrac;
+            const ph = physes[b];
+            if (ph !== undefined) {
+              const dist =
+                Math.abs(
+                  ph.normal[0] * (x - ph.point[0]) +
+                    ph.normal[1] * (y - ph.point[1]) +
+                    ph.normal[2] * (z - ph.point[2]),
+                ) -
+                ph.thickness / 2;
+              const pf = ramp(dist) * marrowFrac;
+              if (pf > 0) bone += (T.physis - bone) * pf;
+            }
+            v += (bone - v) * bf * inBody;
+          }
+        }
+        image[idx] = v * biasX[i] * biasYZ;
+      }
+    }
+  }
+  // Rician noise (normals from a seeded table), then the stored intensity scale (int16)
+  const table = normalTable(rng);
+  const mask = table.length - 1;
+  for (let idx = 0; idx < N; idx++) {
+    const r = rng.uint32();
+    const re = image[idx] + noiseSigma * table[r & mask];
+    const im = noiseSigma * table[(r >>> 16) & mask];
+    const mag = Math.sqrt(re * re + im * im) * profile.scale;
+    image[idx] = Math.min(32767, Math.round(mag));
+  }
+  const labelF = new Float32Array(N);
+  const labelVoxels = new Array<number>(nLabels + 1).fill(0);
+  for (let idx = 0; idx < N; idx++) {
+    labelF[idx] = lab[idx];
+    labelVoxels[lab[idx]]++;
+  }
+
+  const dir = geom.directions;
+  const sp = [sx, sx, sz];
+  const c = [(X - 1) / 2, (Y - 1) / 2, (Z - 1) / 2];
+  const affine = [0, 1, 2].map((r) => {
+    const rowv = [0, 1, 2].map((col) => dir[col][r] * sp[col]);
+    return [...rowv, -(rowv[0] * c[0] + rowv[1] * c[1] + rowv[2] * c[2])];
+  });
+  affine.push([0, 0, 0, 1]);
+  const spacing: [number, number, number] = [sx, sx, sz];
+  const id = `${joint}_${String(index + 1).padStart(3, "0")}`;
+  return {
+    id,
+    joint,
+    image: { dims: [X, Y, Z], spacing, data: image, affine, datatype: "int16" },
+    label: { dims: [X, Y, Z], spacing, data: labelF, affine: affine.map((r) => [...r]), datatype: "uint8" },
+    age,
+    scale,
+    removedVoxels,
+    labelVoxels,
+  };
+}
+
+export interface SynthesizeOptions {
+  joint: Joint;
+  subjects: number;
+  size: number;
+  depth?: number;
+  seed: number;
+  out: string;
+  /** gzip level for the .nii.gz files (default 4). */
+  gzipLevel?: number;
+  /** Called after each subject is written. */
+  onSubject?: (s: { index: number; id: string; seconds: number }) => void;
+}
+
+export function phantomDatasetJson(
+  joint: Joint,
+  subjects: number,
+  extra: Record<string, unknown> = {},
+): DatasetJson {
+  const labels: Record<string, number> = { background: 0 };
+  JOINT_LABELS[joint].forEach((name, i) => {
+    labels[name] = i + 1;
+  });
+  return {
+    channel_names: { "0": PROFILES[joint].sequence },
+    labels,
+    numTraining: subjects,
+    file_ending: ".nii.gz",
+    name: `fedjoint-phantom-${joint}`,
+    description: `Synthetic pediatric ${joint} MR phantoms (${PROFILES[joint].sequence}-like), fedjoint`,
+    joint,
+    ...extra,
+  };
+}
+
+async function isReplaceablePhantomDir(dir: string): Promise<boolean> {
+  const st = await stat(dir).catch(() => undefined);
+  if (st === undefined) return true;
+  if (!st.isDirectory()) return false;
+  const entries = await readdir(dir);
+  if (entries.length === 0) return true;
+  try {
+    const json = JSON.parse(await readFile(path.join(dir, "dataset.json"), "utf8")) as {
+      fedjoint?: { generator?: string };
+    };
+    return (
+      typeof json.fedjoint?.generator === "string" && json.fedjoint.generator.startsWith("fedjoint-phantom")
+    );
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Writes a complete nnU-Net v2 phantom dataset to `out` (dataset.json, imagesTr/<id>_0000.nii.gz,
+ * labelsTr/<id>.nii.gz). The dataset is built in a temporary sibling folder and renamed into
+ * place; an existing `out` is replaced only when it is empty or a previous phantom dataset.
+ */
+export async function synthesizeDataset(options: SynthesizeOptions): Promise<SiteDataset> {
+  const { joint, subjects, size, seed } = options;
+  if (!JOINTS.includes(joint)) {
+    throw new InputError("FJ_CLI_ARG", `--joint is '${String(joint)}', expected one of ${JOINTS.join(", ")}`);
+  }
+  if (!Number.isInteger(subjects) || subjects < 1 || subjects > 10000) {
+    throw new InputError("FJ_CLI_ARG", `--subjects is ${subjects}, expected an integer 1–10000`);
+  }
+  if (!Number.isInteger(seed) || seed < 0) {
+    throw new InputError("FJ_CLI_ARG", `--seed is ${seed}, expected an integer ≥ 0`);
+  }
+  const out = path.resolve(options.out);
+  if (!(await isReplaceablePhantomDir(out))) {
+    throw new InputError(
+      "FJ_DATA_OUT_EXISTS",
+      `${out}: exists and is not empty or a previous phantom dataset, expected a new or empty folder`,
+    );
+  }
+  const depth = options.depth ?? defaultDepth(joint, size);
+  await mkdir(path.dirname(out), { recursive: true });
+  const tmp = `${out}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  await mkdir(path.join(tmp, "imagesTr"), { recursive: true });
+  await mkdir(path.join(tmp, "labelsTr"), { recursive: true });
+  try {
+    const pending: Promise<void>[] = [];
+    for (let index = 0; index < subjects; index++) {
+      const t0 = performance.now();
+      const s = synthesizeSubject({ joint, size, depth, seed, index });
+      const level = options.gzipLevel ?? 4;
+      const writes = Promise.all([
+        writeNifti(path.join(tmp, "imagesTr", `${s.id}_0000.nii.gz`), s.image, { gzipLevel: level }),
+        writeNifti(path.join(tmp, "labelsTr", `${s.id}.nii.gz`), s.label, { gzipLevel: level }),
+      ]).then(() => {
+        options.onSubject?.({ index, id: s.id, seconds: (performance.now() - t0) / 1000 });
+      });
+      pending.push(writes);
+      // let compression run in the thread pool while the next subject is computed, bounded
+      if (pending.length >= 4) await pending.shift();
+    }
+    await Promise.all(pending);
+    const json = phantomDatasetJson(joint, subjects, {
+      fedjoint: { generator: PHANTOM_GENERATOR, joint, seed, size, depth, subjects },
+    });
+    await writeFileAtomic(path.join(tmp, "dataset.json"), `${JSON.stringify(json, null, 2)}\n`);
+    await rm(out, { recursive: true, force: true });
+    await rename(tmp, out);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  return loadDataset(out);
+}
