@@ -46,6 +46,15 @@ export function assertSpacing(spacing: Spacing3, what: string): void {
 /** Binary mask of the voxels whose value equals `label` (values are rounded to the nearest integer). */
 export function maskOf(labels: VoxelArray, label: number): Mask {
   const out = new Uint8Array(labels.length);
+  if (
+    labels instanceof Uint8Array ||
+    labels instanceof Uint16Array ||
+    labels instanceof Int16Array ||
+    labels instanceof Int32Array
+  ) {
+    for (let i = 0; i < labels.length; i++) out[i] = labels[i] === label ? 1 : 0;
+    return out;
+  }
   for (let i = 0; i < labels.length; i++) if (Math.round(labels[i]) === label) out[i] = 1;
   return out;
 }

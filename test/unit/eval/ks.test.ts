@@ -11,7 +11,11 @@ interface KsCase {
 }
 interface KsFixtures {
   literal: (KsCase & { a: number[]; b: number[] })[];
-  generated: (KsCase & { a: [number, number, number, number]; b: [number, number, number, number] })[];
+  generated: (KsCase & {
+    a: [number, number, number, number];
+    b: [number, number, number, number];
+    method: "exact" | "asymp";
+  })[];
   kstwo: { n: number; x: number; sf: number }[];
 }
 const fx = JSON.parse(readFileSync(join(FIXTURES, "ks_cases.json"), "utf8")) as KsFixtures;
@@ -38,9 +42,9 @@ describe("ks2samp agrees with scipy.stats.ks_2samp(method='auto')", () => {
     });
   }
   for (const c of fx.generated) {
-    it(`${c.name} (asymptotic, n=${c.a[0]},${c.b[0]})`, () => {
+    it(`${c.name} (${c.method}, n=${c.a[0]},${c.b[0]})`, () => {
       const r = ks2samp(golden(c.a), golden(c.b));
-      expect(r.method).toBe("asymp");
+      expect(r.method).toBe(c.method);
       expect(r.statistic).toBeCloseTo(c.statistic, 12);
       expectP(r.pValue, c.pvalue);
     });
