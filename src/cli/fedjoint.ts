@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { registerBench } from "./commands/bench.js";
+import { registerDashboard } from "./commands/dashboard.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerModel } from "./commands/model.js";
 import { registerEval } from "./commands/eval.js";
+import { registerEvents } from "./commands/events.js";
 import { registerReport } from "./commands/report.js";
 import { runProgram } from "./run.js";
 
@@ -20,5 +22,7 @@ registerDemo(program);
 registerModel(program);
 registerEval(program);
 registerReport(program);
+registerEvents(program);
+registerDashboard(program);
 
 await runProgram(program);

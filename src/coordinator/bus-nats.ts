@@ -260,6 +260,35 @@ export class NatsBus implements EventBus {
     };
   }
 
+  /**
+   * Every stored event of a study, oldest first (the audit log as it stands now). Malformed
+   * messages are skipped and counted in `skipped`.
+   */
+  async history(study: string): Promise<{ events: StudyEvent[]; skipped: number }> {
+    if (this.closed) throw new InputError("FJ_EVENTS_CLOSED", "event bus is closed: cannot read history");
+    assertStudyId(study);
+    const consumer = await this.js.consumers.get(this.stream, {
+      filter_subjects: `fedjoint.${study}.>`,
+      deliver_policy: DeliverPolicy.All,
+    });
+    const info = await consumer.info(true);
+    const events: StudyEvent[] = [];
+    let skipped = 0;
+    if (info.num_pending === 0) return { events, skipped };
+    const messages = await consumer.consume();
+    for await (const msg of messages) {
+      try {
+        events.push(parseStudyEvent(msg.string()));
+      } catch (err) {
+        skipped += 1;
+        this.logger.warn({ err, subject: msg.subject, streamSeq: msg.seq }, "skipping malformed study event");
+      }
+      if (msg.info.pending === 0) break;
+    }
+    await messages.close();
+    return { events, skipped };
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -1,6 +1,7 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { formatEvent, readAuditLog } from "../../../src/cli/commands/events.js";
 import { InProcessBus } from "../../../src/coordinator/bus-memory.js";
 import { createEventBus, DEFAULT_STREAM, NatsBus } from "../../../src/coordinator/bus-nats.js";
 import type { StudyEvent } from "../../../src/coordinator/events.js";
@@ -93,7 +94,38 @@ describe("NatsBus against a real nats-server -js", () => {
       "study.done": 1,
     });
     unsubscribe();
+
+    // The audit log as a list (what `fedjoint events` prints), filtered by kind and site.
+    const { events: history, skipped } = await reader.history("study-a");
+    expect(skipped).toBe(0);
+    expect(history).toEqual(study);
+    expect((await reader.history("no-such-study")).events).toEqual([]);
     await reader.close();
+    const rejected = await readAuditLog({
+      nats: server.url,
+      study: "study-a",
+      stream: DEFAULT_STREAM,
+      kind: ["update.rejected"],
+    });
+    expect(rejected.events.map((e) => e.kind)).toEqual(["update.rejected"]);
+    expect(formatEvent(rejected.events[0] as StudyEvent)).toMatch(
+      /^#\d+ {2}2026-01-05T09:\d\d:\d\d\.\d{3}Z {2}update\.rejected {2}shoulder-hospital {2}f0 seg r1 {2}FJ_UPDATE_NONFINITE "non-finite values"$/,
+    );
+    const knee = await readAuditLog({
+      nats: server.url,
+      study: "study-a",
+      stream: DEFAULT_STREAM,
+      site: "knee-hospital",
+    });
+    expect(knee.events.every((e) => "site" in e && e.site === "knee-hospital")).toBe(true);
+    expect(knee.events.map((e) => e.kind)).toEqual([
+      "site.joined",
+      ...Array.from({ length: 3 }, () => ["update.accepted", "embeddings.received"]).flat(),
+      "evaluation.reported",
+    ]);
+    await expect(
+      readAuditLog({ nats: server.url, study: "study-a", stream: DEFAULT_STREAM, kind: ["round.bogus"] }),
+    ).rejects.toThrow(/--kind is 'round.bogus', expected one of/);
   });
 
   it("delivers live events after subscribe resolves, skips malformed messages, and does not replay without replay", async () => {
