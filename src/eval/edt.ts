@@ -58,12 +58,24 @@ export function squaredEdt(sites: Mask, dims: Dims3, spacing: Spacing3, out?: Fl
     }
   }
   if (Z > 1) {
+    // Blocked by y: copy the X×Z sheet at fixed y with contiguous row reads, transform its columns
+    // in cache, write the rows back (the naive stride-X·Y walk is cache-hostile on large volumes).
     const w2 = spacing[2] * spacing[2];
-    const plane = X * Y;
-    for (let i = 0; i < plane; i++) {
-      for (let z = 0; z < Z; z++) f[z] = d[i + plane * z];
-      envelope1d(f, Z, w2, g, v, zb);
-      for (let z = 0; z < Z; z++) d[i + plane * z] = g[z];
+    const sheet = new Float64Array(X * Z);
+    for (let y = 0; y < Y; y++) {
+      for (let z = 0; z < Z; z++) {
+        const row = X * (y + Y * z);
+        sheet.set(d.subarray(row, row + X), z * X);
+      }
+      for (let x = 0; x < X; x++) {
+        for (let z = 0; z < Z; z++) f[z] = sheet[z * X + x];
+        envelope1d(f, Z, w2, g, v, zb);
+        for (let z = 0; z < Z; z++) sheet[z * X + x] = g[z];
+      }
+      for (let z = 0; z < Z; z++) {
+        const row = X * (y + Y * z);
+        d.set(sheet.subarray(z * X, z * X + X), row);
+      }
     }
   }
   return d;

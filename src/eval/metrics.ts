@@ -4,6 +4,7 @@ import type { LabelMetrics, SliceMetrics } from "./types.js";
 import {
   assertDims,
   assertSpacing,
+  type Box3,
   boundingBox,
   boxDims,
   cropMask,
@@ -65,15 +66,36 @@ export function binaryMetrics(
   assertSpacing(spacing, "binaryMetrics");
   const connectivity = options.connectivity ?? 3;
   const n = pred.length;
+  const [X, Y, Z] = dims;
+  // One pass: counts and the bounding box of P ∪ G (used to crop the surface-distance work).
   let tp = 0;
   let np = 0;
   let ng = 0;
-  for (let i = 0; i < n; i++) {
-    const p = pred[i] !== 0 ? 1 : 0;
-    const g = gt[i] !== 0 ? 1 : 0;
-    np += p;
-    ng += g;
-    tp += p & g;
+  let x0 = X;
+  let y0 = Y;
+  let z0 = Z;
+  let x1 = -1;
+  let y1 = -1;
+  let z1 = -1;
+  for (let z = 0, i = 0; z < Z; z++) {
+    for (let y = 0; y < Y; y++) {
+      for (let x = 0; x < X; x++, i++) {
+        const p = pred[i];
+        const g = gt[i];
+        if (p === 0 && g === 0) continue;
+        if (p !== 0) np++;
+        if (g !== 0) {
+          ng++;
+          if (p !== 0) tp++;
+        }
+        if (x < x0) x0 = x;
+        if (x > x1) x1 = x;
+        if (y < y0) y0 = y;
+        if (y > y1) y1 = y;
+        if (z < z0) z0 = z;
+        z1 = z;
+      }
+    }
   }
   const fp = np - tp;
   const tn = n - ng - fp;
@@ -105,7 +127,10 @@ export function binaryMetrics(
       status: np === 0 ? "emptyPred" : "emptyGt",
     };
   }
-  const { hd, assd } = surfaceDistances(pred, gt, dims, spacing, connectivity);
+  const { hd, assd } = surfaceDistancesInBox(pred, gt, dims, spacing, connectivity, {
+    lo: [x0, y0, z0],
+    hi: [x1 + 1, y1 + 1, z1 + 1],
+  });
   return {
     dice: (2 * tp) / (np + ng),
     sensitivity: tp / ng,
@@ -136,6 +161,24 @@ export function surfaceDistances(
 } {
   const tight = boundingBox(dims, pred, gt);
   if (tight === null) throw new RangeError("surfaceDistances: both masks are empty");
+  return surfaceDistancesInBox(pred, gt, dims, spacing, connectivity, tight);
+}
+
+function surfaceDistancesInBox(
+  pred: Mask,
+  gt: Mask,
+  dims: Dims3,
+  spacing: Spacing3,
+  connectivity: Connectivity,
+  tight: Box3,
+): {
+  hd: number;
+  assd: number;
+  hdPredToGt: number;
+  hdGtToPred: number;
+  asdPredToGt: number;
+  asdGtToPred: number;
+} {
   // One voxel of margin: outside the crop both masks are 0 there or it is outside the volume, which
   // is exactly the border_value=0 the erosion uses. All surface voxels lie in the crop, so the EDT
   // restricted to it is exact.

@@ -8,6 +8,7 @@ import {
   expandBox,
   type Mask,
   pasteMask,
+  type VoxelArray,
 } from "./volume.js";
 
 /**
@@ -38,26 +39,22 @@ export function neighbourOffsets(connectivity: Connectivity): [number, number, n
  */
 export function erode(mask: Mask, dims: Dims3, connectivity: Connectivity): Mask {
   assertDims(dims, mask.length, "erode");
-  const [X, Y, Z] = dims;
-  const offs = neighbourOffsets(connectivity).map(([dx, dy, dz]) => dx + X * (dy + Y * dz));
+  // The structures are unions of separable pieces, and erosion by a union is the intersection of
+  // the erosions: 26 = 3×3×3 cube (x·y·z); 18 = union of the three 3×3 squares; 6 = union of the
+  // three 3-voxel segments. Each 1D pass is an AND of i−1, i, i+1 with outside = 0.
+  const ex = filter3(mask, dims, 0, true);
+  if (connectivity === 3) return filter3(filter3(ex, dims, 1, true), dims, 2, true);
+  const ey = filter3(mask, dims, 1, true);
+  const ez = filter3(mask, dims, 2, true);
   const out = new Uint8Array(mask.length);
-  for (let z = 1; z < Z - 1; z++) {
-    for (let y = 1; y < Y - 1; y++) {
-      const row = X * (y + Y * z);
-      for (let x = 1; x < X - 1; x++) {
-        const i = row + x;
-        if (mask[i] === 0) continue;
-        let keep = 1;
-        for (let k = 0; k < offs.length; k++) {
-          if (mask[i + offs[k]] === 0) {
-            keep = 0;
-            break;
-          }
-        }
-        out[i] = keep;
-      }
-    }
+  if (connectivity === 1) {
+    for (let i = 0; i < out.length; i++) out[i] = ex[i] & ey[i] & ez[i];
+    return out;
   }
+  const sxy = filter3(ex, dims, 1, true);
+  const sxz = filter3(ex, dims, 2, true);
+  const syz = filter3(ey, dims, 2, true);
+  for (let i = 0; i < out.length; i++) out[i] = sxy[i] & sxz[i] & syz[i];
   return out;
 }
 
@@ -161,6 +158,122 @@ export function largestComponent(mask: Mask, dims: Dims3, connectivity: Connecti
     }
   }
   return out;
+}
+
+/**
+ * `largestComponent` for several labels of one label map in a single flood-fill pass (components
+ * only join voxels of the same label). Returns one mask per label (empty when the label is absent);
+ * identical to calling `largestComponent(maskOf(labels, l), …)` for each l.
+ */
+export function largestComponents(
+  labelMap: VoxelArray,
+  dims: Dims3,
+  labels: readonly number[],
+  connectivity: Connectivity,
+): Map<number, Mask> {
+  assertDims(dims, labelMap.length, "largestComponents");
+  const [X, Y, Z] = dims;
+  const index = new Map<number, number>();
+  labels.forEach((l, k) => {
+    if (!index.has(l)) index.set(l, k);
+  });
+  const result = new Map<number, Mask>();
+  for (const l of labels) result.set(l, new Uint8Array(labelMap.length));
+  // Padded copy: 0 = background / other labels, -(k+1) = unvisited voxel of labels[k], > 0 = component id.
+  const PX = X + 2;
+  const PY = Y + 2;
+  const PZ = Z + 2;
+  const lab = new Int32Array(PX * PY * PZ);
+  let any = false;
+  for (let z = 0; z < Z; z++) {
+    for (let y = 0; y < Y; y++) {
+      const src = X * (y + Y * z);
+      const dst = 1 + PX * (y + 1 + PY * (z + 1));
+      for (let x = 0; x < X; x++) {
+        const k = index.get(Math.round(labelMap[src + x]));
+        if (k !== undefined) {
+          lab[dst + x] = -(k + 1);
+          any = true;
+        }
+      }
+    }
+  }
+  if (!any) return result;
+  const offs = Int32Array.from(
+    neighbourOffsets(connectivity).map(([dx, dy, dz]) => dx + PX * (dy + PY * dz)),
+  );
+  const nOffs = offs.length;
+  let queue = new Int32Array(1024);
+  const sizes: number[] = [0];
+  const compLabel: number[] = [-1];
+  for (let start = 0; start < lab.length; start++) {
+    const v = lab[start];
+    if (v >= 0) continue;
+    const id = sizes.length;
+    let head = 0;
+    let tail = 0;
+    queue[tail++] = start;
+    lab[start] = id;
+    while (head < tail) {
+      const i = queue[head++];
+      for (let k = 0; k < nOffs; k++) {
+        const j = i + offs[k];
+        if (lab[j] === v) {
+          lab[j] = id;
+          if (tail === queue.length) {
+            const q = new Int32Array(queue.length * 2);
+            q.set(queue);
+            queue = q;
+          }
+          queue[tail++] = j;
+        }
+      }
+    }
+    sizes.push(tail);
+    compLabel.push(-v - 1);
+  }
+  const bestSize = new Array<number>(labels.length).fill(0);
+  for (let c = 1; c < sizes.length; c++)
+    if (sizes[c] > bestSize[compLabel[c]]) bestSize[compLabel[c]] = sizes[c];
+  const best = new Int32Array(labels.length).fill(-1);
+  const tiedLabels = new Set<number>();
+  for (let c = 1; c < sizes.length; c++) {
+    const k = compLabel[c];
+    if (sizes[c] !== bestSize[k]) continue;
+    if (best[k] < 0) best[k] = c;
+    else tiedLabels.add(k);
+  }
+  if (tiedLabels.size > 0) {
+    // scipy's tie-break: the component holding the smallest (x, y, z) in lexicographic order.
+    const bestKey = new Float64Array(labels.length).fill(Number.POSITIVE_INFINITY);
+    for (let z = 1; z <= Z; z++)
+      for (let y = 1; y <= Y; y++)
+        for (let x = 1; x <= X; x++) {
+          const c = lab[x + PX * (y + PY * z)];
+          if (c <= 0) continue;
+          const k = compLabel[c];
+          if (!tiedLabels.has(k) || sizes[c] !== bestSize[k]) continue;
+          const key = ((x - 1) * Y + (y - 1)) * Z + (z - 1);
+          if (key < bestKey[k]) {
+            bestKey[k] = key;
+            best[k] = c;
+          }
+        }
+  }
+  const winner = new Int32Array(sizes.length).fill(-1); // component id -> label index when it is kept
+  for (let k = 0; k < labels.length; k++) if (best[k] > 0) winner[best[k]] = k;
+  const outs = labels.map((l) => result.get(l)!);
+  for (let z = 0; z < Z; z++) {
+    for (let y = 0; y < Y; y++) {
+      const dst = X * (y + Y * z);
+      const src = 1 + PX * (y + 1 + PY * (z + 1));
+      for (let x = 0; x < X; x++) {
+        const c = lab[src + x];
+        if (c > 0 && winner[c] >= 0) outs[winner[c]][dst + x] = 1;
+      }
+    }
+  }
+  return result;
 }
 
 /**

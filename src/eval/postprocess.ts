@@ -1,4 +1,4 @@
-import { type Connectivity, closeBall, largestComponent } from "./morphology.js";
+import { type Connectivity, closeBall, largestComponent, largestComponents } from "./morphology.js";
 import { assertDims, type Dims3, type Mask, maskOf, type VoxelArray } from "./volume.js";
 
 /**
@@ -30,8 +30,16 @@ export function postprocessLabels(
   options: PostprocessOptions = {},
 ): Map<number, Mask> {
   assertDims(dims, pred.length, "postprocessLabels");
+  const keepLargest = options.largestComponent ?? true;
+  const radius = options.closingRadius ?? 2;
+  const kept = keepLargest
+    ? largestComponents(pred, dims, labels, options.componentConnectivity ?? 1)
+    : new Map(labels.map((l) => [l, maskOf(pred, l)]));
   const out = new Map<number, Mask>();
-  for (const label of labels) out.set(label, postprocessMask(maskOf(pred, label), dims, options));
+  for (const label of labels) {
+    const m = kept.get(label)!;
+    out.set(label, radius > 0 ? closeBall(m, dims, radius) : m);
+  }
   return out;
 }
 

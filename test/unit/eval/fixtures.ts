@@ -23,7 +23,7 @@ export interface MetricsCase {
   labels: number[];
   pred: string;
   gt: string;
-  metrics: Record<"1" | "3", Record<string, RefMetrics>>;
+  metrics: Record<"1" | "2" | "3", Record<string, RefMetrics>>;
   postprocess: Record<"1" | "3", Record<string, string>>;
   postprocessedMetrics: Record<string, RefMetrics>;
 }

@@ -13,12 +13,12 @@ function maskEq(labels: Uint8Array, l: number): Uint8Array {
 
 describe("metrics agree with MedPy's algorithm on scipy (committed fixtures)", () => {
   for (const c of cases) {
-    for (const conn of [1, 3] as const) {
+    for (const conn of [1, 2, 3] as const) {
       it(`${c.name}, surface connectivity ${conn}`, () => {
         const pred = decode(c.pred);
         const gt = decode(c.gt);
         for (const l of c.labels) {
-          const ref = c.metrics[String(conn) as "1" | "3"][String(l)];
+          const ref = c.metrics[String(conn) as "1" | "2" | "3"][String(l)];
           const m = binaryMetrics(maskEq(pred, l), maskEq(gt, l), c.dims, c.spacing, { connectivity: conn });
           expect(m.status).toBe("ok");
           expect(m.predVoxels).toBe(ref.predVoxels);

@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { binaryMetrics } from "../../../src/eval/metrics.js";
-import { ballOffsets, closeBall, largestComponent, neighbourOffsets } from "../../../src/eval/morphology.js";
+import {
+  ballOffsets,
+  closeBall,
+  largestComponent,
+  largestComponents,
+  neighbourOffsets,
+} from "../../../src/eval/morphology.js";
 import { combineMasks, postprocessLabels } from "../../../src/eval/postprocess.js";
 import { decode, loadMetricsCases } from "./fixtures.js";
 
@@ -59,6 +65,24 @@ describe("post-processing matches scipy label + binary_closing(ball(2)) (committ
         const b = closeBall(m, c.dims, 2, "edt");
         expect(diffCount(a, b)).toBe(0);
         expect(a.reduce((x, y) => x + y, 0)).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it("largestComponents (one pass, all labels) equals largestComponent per label", () => {
+    for (const c of cases) {
+      const pred = decode(c.pred);
+      for (const conn of [1, 2, 3] as const) {
+        const all = largestComponents(pred, c.dims, [...c.labels, 9], conn);
+        for (const l of c.labels) {
+          const single = largestComponent(
+            pred.map((v) => (v === l ? 1 : 0)),
+            c.dims,
+            conn,
+          );
+          expect(diffCount(all.get(l)!, single)).toBe(0);
+        }
+        expect(all.get(9)!.reduce((a, b) => a + b, 0)).toBe(0);
       }
     }
   });
