@@ -25,7 +25,15 @@ export {
   surfaceDistances,
   volumeDiagonal,
 } from "./metrics.js";
-export { ballOffsets, type Connectivity, closeBall, erode, largestComponent, surface } from "./morphology.js";
+export {
+  ballOffsets,
+  type Connectivity,
+  closeBall,
+  erode,
+  largestComponent,
+  largestComponents,
+  surface,
+} from "./morphology.js";
 export { combineMasks, type PostprocessOptions, postprocessLabels, postprocessMask } from "./postprocess.js";
 export {
   type CosineRow,
