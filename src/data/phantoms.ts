@@ -40,7 +40,7 @@ export const PROFILES: Record<Joint, Profile> = {
     tissue: {
       air: 0,
       fat: 0.95,
-      muscle: 0.36,
+      muscle: 0.42,
       tendon: 0.05,
       fluid: 0.18,
       cartilage: 0.48,
@@ -51,21 +51,22 @@ export const PROFILES: Record<Joint, Profile> = {
     noise: 0.035,
     scale: 1100,
   },
-  // 3D GRE (T2*-ish): bright cartilage and fluid, intermediate marrow, darker muscle.
+  // 3D GRE with water excitation (fat suppressed, T2*-weighted): very bright fluid and cartilage,
+  // dark fat and fatty marrow, grey muscle.
   knee: {
-    sequence: "3D-GRE",
+    sequence: "3D-GRE-WE",
     tissue: {
       air: 0,
-      fat: 0.78,
-      muscle: 0.27,
-      tendon: 0.04,
-      fluid: 0.64,
-      cartilage: 0.6,
-      cortex: 0.05,
-      marrow: 0.66,
-      physis: 0.72,
+      fat: 0.1,
+      muscle: 0.3,
+      tendon: 0.03,
+      fluid: 0.95,
+      cartilage: 0.85,
+      cortex: 0.03,
+      marrow: 0.13,
+      physis: 0.8,
     },
-    noise: 0.045,
+    noise: 0.05,
     scale: 700,
   },
   // eTHRIVE (fat-suppressed T1): dark marrow and fat, brighter muscle and cartilage.
@@ -246,22 +247,68 @@ export function synthesizeSubject(options: PhantomOptions): PhantomSubject {
   const id1 = new Int8Array(N).fill(-1);
   const margin = Math.max(model.gap + model.cartilage + 2 * sx, 6);
   const bones = model.bones;
-  const rowBuf = new Float32Array(X);
+  // Coarse-to-fine: each bone is evaluated on every other row and column first; cells whose four
+  // corners are all far outside are skipped, cells deep inside are interpolated, and only cells
+  // near a surface are evaluated voxel by voxel.
+  const deep = model.cortex + model.gap + 3 * sx;
+  const nearFar = margin + 1.5 * sx;
+  const coarseW = Math.ceil(X / 2) + 1;
+  const coarseH = Math.ceil(Y / 2) + 1;
+  const coarse = new Float32Array(coarseW * coarseH);
+  const coarseRow = new Float32Array(coarseW);
+  const coarseXs = new Float64Array(coarseW);
   for (let b = 0; b < bones.length; b++) {
     const { box } = bones[b].shape;
-    const i0 = Math.max(0, Math.floor(toI(box.min[0] - margin)));
+    const i0 = Math.max(0, Math.floor(toI(box.min[0] - margin)) & ~1);
     const i1 = Math.min(X - 1, Math.ceil(toI(box.max[0] + margin)));
-    const j0 = Math.max(0, Math.floor(toI(box.min[1] - margin)));
+    const j0 = Math.max(0, Math.floor(toI(box.min[1] - margin)) & ~1);
     const j1 = Math.min(Y - 1, Math.ceil(toI(box.max[1] + margin)));
     const k0 = Math.max(0, Math.floor(toK(box.min[2] - margin)));
     const k1 = Math.min(Z - 1, Math.ceil(toK(box.max[2] + margin)));
+    if (i1 < i0 || j1 < j0 || k1 < k0) continue;
     const shape = bones[b].shape;
+    const cw = ((i1 - i0) >> 1) + 2;
+    const ch = ((j1 - j0) >> 1) + 2;
+    for (let c = 0; c < cw; c++) coarseXs[c] = (i0 + 2 * c - (X - 1) / 2) * sx;
     for (let k = k0; k <= k1; k++) {
+      const z = zs[k];
+      for (let r = 0; r < ch; r++) {
+        marchRow(
+          shape,
+          coarseXs,
+          (j0 + 2 * r - (Y - 1) / 2) * sx,
+          z,
+          0,
+          cw - 1,
+          nearFar,
+          2 * sx,
+          coarseRow,
+          0.9,
+        );
+        coarse.set(coarseRow.subarray(0, cw), r * cw);
+      }
       for (let j = j0; j <= j1; j++) {
-        marchRow(shape, xs, ys[j], zs[k], i0, i1, margin, sx, rowBuf, 0.9);
+        const r = (j - j0) >> 1;
+        const ty = ((j - j0) & 1) * 0.5;
+        const y = ys[j];
         const row = X * (j + Y * k);
         for (let i = i0; i <= i1; i++) {
-          const d = rowBuf[i];
+          const c = (i - i0) >> 1;
+          const tx = ((i - i0) & 1) * 0.5;
+          const a = r * cw + c;
+          const c00 = coarse[a];
+          const c01 = coarse[a + 1];
+          const c10 = coarse[a + cw];
+          const c11 = coarse[a + cw + 1];
+          let d: number;
+          if (c00 > nearFar && c01 > nearFar && c10 > nearFar && c11 > nearFar) continue;
+          if (c00 < -deep && c01 < -deep && c10 < -deep && c11 < -deep) {
+            d = (c00 * (1 - tx) + c01 * tx) * (1 - ty) + (c10 * (1 - tx) + c11 * tx) * ty;
+          } else if (tx === 0 && ty === 0) {
+            d = c00;
+          } else {
+            d = shape.d(xs[i], y, z);
+          }
           if (d > margin) continue;
           const idx = row + i;
           if (d < d1[idx]) {

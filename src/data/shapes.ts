@@ -282,13 +282,13 @@ export function union(k: number, ...shapes: Shape[]): Shape {
   const fns = shapes.map((s) => s);
   const boxes = shapes.map((s) => s.box);
   const n = fns.length;
+  const bd = new Float64Array(n);
   return {
     box,
     d(x, y, z) {
       // start from the part whose box is nearest
       let first = 0;
       let best = Number.POSITIVE_INFINITY;
-      const bd = new Array<number>(n);
       for (let i = 0; i < n; i++) {
         bd[i] = boxDistance(boxes[i], x, y, z);
         if (bd[i] < best) {
