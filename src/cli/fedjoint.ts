@@ -2,11 +2,13 @@
 import { Command } from "commander";
 import { registerBench } from "./commands/bench.js";
 import { registerDashboard } from "./commands/dashboard.js";
+import { registerData } from "./commands/data.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerModel } from "./commands/model.js";
 import { registerEval } from "./commands/eval.js";
 import { registerEvents } from "./commands/events.js";
 import { registerReport } from "./commands/report.js";
+import { registerSynth } from "./commands/synth.js";
 import { runProgram } from "./run.js";
 
 /**
@@ -18,6 +20,8 @@ const program = new Command("fedjoint")
   .version("0.1.0");
 
 registerBench(program);
+registerData(program);
+registerSynth(program);
 registerDemo(program);
 registerModel(program);
 registerEval(program);
