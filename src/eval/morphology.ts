@@ -163,7 +163,8 @@ export function largestComponent(mask: Mask, dims: Dims3, connectivity: Connecti
 /**
  * `largestComponent` for several labels of one label map in a single flood-fill pass (components
  * only join voxels of the same label). Returns one mask per label (empty when the label is absent);
- * identical to calling `largestComponent(maskOf(labels, l), …)` for each l.
+ * identical to calling `largestComponent(maskOf(labels, l), …)` for each l. Labels are ≥ 1 (0 is
+ * background and never kept). Works on the bounding box of the evaluated labels.
  */
 export function largestComponents(
   labelMap: VoxelArray,
@@ -173,32 +174,57 @@ export function largestComponents(
 ): Map<number, Mask> {
   assertDims(dims, labelMap.length, "largestComponents");
   const [X, Y, Z] = dims;
-  const index = new Map<number, number>();
-  labels.forEach((l, k) => {
-    if (!index.has(l)) index.set(l, k);
-  });
   const result = new Map<number, Mask>();
   for (const l of labels) result.set(l, new Uint8Array(labelMap.length));
-  // Padded copy: 0 = background / other labels, -(k+1) = unvisited voxel of labels[k], > 0 = component id.
-  const PX = X + 2;
-  const PY = Y + 2;
-  const PZ = Z + 2;
-  const lab = new Int32Array(PX * PY * PZ);
-  let any = false;
-  for (let z = 0; z < Z; z++) {
+  // Look-up table label value -> position in `labels` + 1 (0 = not evaluated).
+  const maxLabel = Math.max(0, ...labels.filter((l) => Number.isInteger(l) && l >= 0));
+  const lut = new Int32Array(maxLabel + 1);
+  labels.forEach((l, k) => {
+    if (Number.isInteger(l) && l >= 0 && lut[l] === 0) lut[l] = k + 1;
+  });
+  const code = (v: number): number => {
+    const r = Math.round(v);
+    return r >= 0 && r <= maxLabel ? lut[r] : 0;
+  };
+  // Pass 1: bounding box of the evaluated labels.
+  let x0 = X;
+  let y0 = Y;
+  let z0 = Z;
+  let x1 = -1;
+  let y1 = -1;
+  let z1 = -1;
+  for (let z = 0, i = 0; z < Z; z++) {
     for (let y = 0; y < Y; y++) {
-      const src = X * (y + Y * z);
-      const dst = 1 + PX * (y + 1 + PY * (z + 1));
-      for (let x = 0; x < X; x++) {
-        const k = index.get(Math.round(labelMap[src + x]));
-        if (k !== undefined) {
-          lab[dst + x] = -(k + 1);
-          any = true;
-        }
+      for (let x = 0; x < X; x++, i++) {
+        if (labelMap[i] === 0 || code(labelMap[i]) === 0) continue;
+        if (x < x0) x0 = x;
+        if (x > x1) x1 = x;
+        if (y < y0) y0 = y;
+        if (y > y1) y1 = y;
+        if (z < z0) z0 = z;
+        z1 = z;
       }
     }
   }
-  if (!any) return result;
+  if (x1 < 0) return result;
+  const cx = x1 - x0 + 1;
+  const cy = y1 - y0 + 1;
+  const cz = z1 - z0 + 1;
+  // Padded crop: 0 = background / other labels, -(k+1) = unvisited voxel of labels[k], > 0 = component id.
+  const PX = cx + 2;
+  const PY = cy + 2;
+  const PZ = cz + 2;
+  const lab = new Int32Array(PX * PY * PZ);
+  for (let z = 0; z < cz; z++) {
+    for (let y = 0; y < cy; y++) {
+      const src = x0 + X * (y0 + y + Y * (z0 + z));
+      const dst = 1 + PX * (y + 1 + PY * (z + 1));
+      for (let x = 0; x < cx; x++) {
+        const v = labelMap[src + x];
+        if (v !== 0) lab[dst + x] = -code(v);
+      }
+    }
+  }
   const offs = Int32Array.from(
     neighbourOffsets(connectivity).map(([dx, dy, dz]) => dx + PX * (dy + PY * dz)),
   );
@@ -246,14 +272,14 @@ export function largestComponents(
   if (tiedLabels.size > 0) {
     // scipy's tie-break: the component holding the smallest (x, y, z) in lexicographic order.
     const bestKey = new Float64Array(labels.length).fill(Number.POSITIVE_INFINITY);
-    for (let z = 1; z <= Z; z++)
-      for (let y = 1; y <= Y; y++)
-        for (let x = 1; x <= X; x++) {
+    for (let z = 1; z <= cz; z++)
+      for (let y = 1; y <= cy; y++)
+        for (let x = 1; x <= cx; x++) {
           const c = lab[x + PX * (y + PY * z)];
           if (c <= 0) continue;
           const k = compLabel[c];
           if (!tiedLabels.has(k) || sizes[c] !== bestSize[k]) continue;
-          const key = ((x - 1) * Y + (y - 1)) * Z + (z - 1);
+          const key = ((x - 1 + x0) * Y + (y - 1 + y0)) * Z + (z - 1 + z0);
           if (key < bestKey[k]) {
             bestKey[k] = key;
             best[k] = c;
@@ -263,11 +289,11 @@ export function largestComponents(
   const winner = new Int32Array(sizes.length).fill(-1); // component id -> label index when it is kept
   for (let k = 0; k < labels.length; k++) if (best[k] > 0) winner[best[k]] = k;
   const outs = labels.map((l) => result.get(l)!);
-  for (let z = 0; z < Z; z++) {
-    for (let y = 0; y < Y; y++) {
-      const dst = X * (y + Y * z);
+  for (let z = 0; z < cz; z++) {
+    for (let y = 0; y < cy; y++) {
+      const dst = x0 + X * (y0 + y + Y * (z0 + z));
       const src = 1 + PX * (y + 1 + PY * (z + 1));
-      for (let x = 0; x < X; x++) {
+      for (let x = 0; x < cx; x++) {
         const c = lab[src + x];
         if (c > 0 && winner[c] >= 0) outs[winner[c]][dst + x] = 1;
       }
