@@ -68,34 +68,44 @@ export function countOnes(mask: Mask): number {
 /** Bounding box of the non-zero voxels of one or more masks, or null if all are empty. */
 export function boundingBox(dims: Dims3, ...masks: Mask[]): Box3 | null {
   const [X, Y, Z] = dims;
+  const XY = X * Y;
   let x0 = X;
   let y0 = Y;
   let z0 = Z;
   let x1 = -1;
   let y1 = -1;
   let z1 = -1;
-  for (let z = 0; z < Z; z++) {
-    for (let y = 0; y < Y; y++) {
-      const row = X * (y + Y * z);
-      for (const m of masks) {
-        let first = -1;
-        let last = -1;
-        for (let x = 0; x < X; x++) {
-          if (m[row + x] !== 0) {
-            if (first < 0) first = x;
-            last = x;
-          }
-        }
-        if (first >= 0) {
-          if (first < x0) x0 = first;
-          if (last > x1) x1 = last;
-          if (y < y0) y0 = y;
-          if (y > y1) y1 = y;
-          if (z < z0) z0 = z;
-          if (z > z1) z1 = z;
-        }
+  for (const m of masks) {
+    const n = m.length;
+    const visit = (i: number) => {
+      if (m[i] === 0) return;
+      const z = Math.floor(i / XY);
+      const r = i - z * XY;
+      const y = Math.floor(r / X);
+      const x = r - y * X;
+      if (x < x0) x0 = x;
+      if (x > x1) x1 = x;
+      if (y < y0) y0 = y;
+      if (y > y1) y1 = y;
+      if (z < z0) z0 = z;
+      if (z > z1) z1 = z;
+    };
+    let i = 0;
+    if (m.byteOffset % 4 === 0) {
+      // Background dominates: skip 4 voxels at a time.
+      const words = n >>> 2;
+      const m32 = new Uint32Array(m.buffer, m.byteOffset, words);
+      for (let w = 0; w < words; w++) {
+        if (m32[w] === 0) continue;
+        const base = w << 2;
+        visit(base);
+        visit(base + 1);
+        visit(base + 2);
+        visit(base + 3);
       }
+      i = words << 2;
     }
+    for (; i < n; i++) visit(i);
   }
   if (x1 < 0) return null;
   return { lo: [x0, y0, z0], hi: [x1 + 1, y1 + 1, z1 + 1] };

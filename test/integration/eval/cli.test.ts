@@ -16,11 +16,15 @@ const otherGt = join(FIXTURES, "case_thin_structures_gt.nii.gz");
 const ref = loadMetricsCases().find((c) => c.name === "three_bones_aniso")!;
 
 function cli(args: string[]) {
-  return spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/fedjoint.ts"), ...args], {
-    cwd: ROOT,
-    encoding: "utf8",
-    env: { ...process.env, FEDJOINT_LOG_JSON: "1" },
-  });
+  return spawnSync(
+    process.execPath,
+    ["--import", "tsx", join(ROOT, "test/integration/eval/cli-entry.ts"), ...args],
+    {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, FEDJOINT_LOG_JSON: "1" },
+    },
+  );
 }
 
 const dirs: string[] = [];

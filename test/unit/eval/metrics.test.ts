@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { squaredEdt } from "../../../src/eval/edt.js";
 import { binaryMetrics, labelMapMetrics, sliceMetrics, volumeDiagonal } from "../../../src/eval/metrics.js";
 import { erode, surface } from "../../../src/eval/morphology.js";
-import type { Dims3 } from "../../../src/eval/volume.js";
+import { boundingBox, type Dims3 } from "../../../src/eval/volume.js";
 import { decode, loadMetricsCases } from "./fixtures.js";
 
 const cases = loadMetricsCases();
@@ -148,5 +148,84 @@ describe("sliceMetrics", () => {
       [2, maskEq(pred, 2)],
     ]);
     expect(sliceMetrics(masks, gt, dims, [1, 2])).toEqual(s);
+  });
+});
+
+describe("binaryMetrics against brute force on odd-sized volumes", () => {
+  it("counts, Hausdorff and ASSD match an O(n²) computation (7×5×3, unaligned views)", () => {
+    const dims: Dims3 = [7, 5, 3];
+    const sp: [number, number, number] = [0.7, 1.1, 2.3];
+    const n = 105;
+    let seed = 99;
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    // views at byte offset 1 exercise the unaligned path; the tail (105 = 4·26 + 1) the remainder loop
+    const pbuf = new Uint8Array(n + 1);
+    const gbuf = new Uint8Array(n + 1);
+    const p = pbuf.subarray(1);
+    const g = gbuf.subarray(1);
+    for (let i = 0; i < n; i++) {
+      p[i] = rnd() < 0.45 ? 1 : 0;
+      g[i] = rnd() < 0.4 ? 1 : 0;
+    }
+    p[104] = 1;
+    const coords = (i: number) => [i % 7, Math.floor(i / 7) % 5, Math.floor(i / 35)];
+    const surf = (m: Uint8Array) => surface(m, dims, 3);
+    const sp1 = surf(p);
+    const sg1 = surf(g);
+    const dist = (i: number, j: number) => {
+      const a = coords(i);
+      const b = coords(j);
+      return Math.hypot((a[0] - b[0]) * sp[0], (a[1] - b[1]) * sp[1], (a[2] - b[2]) * sp[2]);
+    };
+    const directed = (from: Uint8Array, to: Uint8Array) => {
+      const ds: number[] = [];
+      for (let i = 0; i < n; i++) {
+        if (!from[i]) continue;
+        let best = Number.POSITIVE_INFINITY;
+        for (let j = 0; j < n; j++) if (to[j]) best = Math.min(best, dist(i, j));
+        ds.push(best);
+      }
+      return ds;
+    };
+    const a = directed(sp1, sg1);
+    const b = directed(sg1, sp1);
+    const mean = (v: number[]) => v.reduce((x, y) => x + y, 0) / v.length;
+    let tp = 0;
+    let np = 0;
+    let ng = 0;
+    for (let i = 0; i < n; i++) {
+      np += p[i];
+      ng += g[i];
+      tp += p[i] & g[i];
+    }
+    for (const [pp, gg] of [
+      [p, g],
+      [Uint8Array.from(p), Uint8Array.from(g)],
+    ]) {
+      const m = binaryMetrics(pp, gg, dims, sp);
+      expect(m.predVoxels).toBe(np);
+      expect(m.gtVoxels).toBe(ng);
+      expect(m.dice).toBeCloseTo((2 * tp) / (np + ng), 12);
+      expect(m.mssd).toBeCloseTo(Math.max(...a, ...b), 9);
+      expect(m.assd).toBeCloseTo((mean(a) + mean(b)) / 2, 9);
+    }
+  });
+});
+
+describe("boundingBox", () => {
+  it("finds the box of several masks, aligned or not, and null when empty", () => {
+    const dims: Dims3 = [5, 3, 3];
+    const buf = new Uint8Array(46);
+    const a = buf.subarray(1);
+    a[1 + 5 * (2 + 3 * 0)] = 1; // (1,2,0)
+    const b = new Uint8Array(45);
+    b[4 + 5 * (0 + 3 * 2)] = 1; // (4,0,2) — the last word's tail voxel 44 is (4,2,2)
+    b[44] = 1;
+    expect(boundingBox(dims, a, b)).toEqual({ lo: [1, 0, 0], hi: [5, 3, 3] });
+    expect(boundingBox(dims, a)).toEqual({ lo: [1, 2, 0], hi: [2, 3, 1] });
+    expect(boundingBox(dims, new Uint8Array(45))).toBeNull();
   });
 });
