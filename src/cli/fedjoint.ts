@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { registerBench } from "./commands/bench.js";
+import { registerCerts } from "./commands/certs.js";
 import { registerDashboard } from "./commands/dashboard.js";
 import { registerData } from "./commands/data.js";
 import { registerDemo } from "./commands/demo.js";
@@ -9,6 +10,7 @@ import { registerEval } from "./commands/eval.js";
 import { registerEvents } from "./commands/events.js";
 import { registerReport } from "./commands/report.js";
 import { registerSynth } from "./commands/synth.js";
+import { registerSimulate } from "./commands/simulate.js";
 import { runProgram } from "./run.js";
 
 /**
@@ -20,6 +22,8 @@ const program = new Command("fedjoint")
   .version("0.1.0");
 
 registerBench(program);
+registerCerts(program);
+registerSimulate(program);
 registerData(program);
 registerSynth(program);
 registerDemo(program);

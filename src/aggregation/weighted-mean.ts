@@ -1,0 +1,123 @@
+/**
+ * Streaming weighted mean of named tensors: one float64 accumulator per tensor (|Θ| values in
+ * total) plus the weight sum; each update is folded in and can be dropped. Memory O(|Θ|),
+ * independent of the number of sites.
+ */
+import { ProtocolError } from "../errors.js";
+import type { NamedTensor } from "../model/api.js";
+import type { ClientUpdate, RoundAggregator, TensorSchema } from "./strategy.js";
+
+const MAGIC = "FJACC1";
+
+export class WeightedMean implements RoundAggregator {
+  private readonly schema: TensorSchema;
+  private readonly acc: Float64Array[];
+  private readonly index = new Map<string, number>();
+  private readonly weightOf: (u: { samples: number }) => number;
+  private weight = 0;
+  private samples = 0;
+  private readonly added: string[] = [];
+
+  constructor(schema: TensorSchema, weightOf: (u: { samples: number }) => number) {
+    this.schema = schema;
+    this.weightOf = weightOf;
+    this.acc = schema.tensors.map((t, i) => {
+      this.index.set(t.name, i);
+      return new Float64Array(t.shape.reduce((a, b) => a * b, 1));
+    });
+  }
+
+  get sites(): readonly string[] {
+    return this.added;
+  }
+  get totalWeight(): number {
+    return this.weight;
+  }
+  get totalSamples(): number {
+    return this.samples;
+  }
+
+  add(update: ClientUpdate): void {
+    const w = this.weightOf(update);
+    if (!(w > 0) || !Number.isFinite(w)) {
+      throw new ProtocolError(
+        "FJ_AGG_WEIGHT",
+        `update of ${update.site}: weight ${w}, expected a finite value > 0`,
+      );
+    }
+    if (update.tensors.length !== this.acc.length) {
+      throw new ProtocolError(
+        "FJ_AGG_SCHEMA",
+        `update of ${update.site}: ${update.tensors.length} tensors, expected ${this.acc.length}`,
+      );
+    }
+    for (const t of update.tensors) {
+      const i = this.index.get(t.name);
+      if (i === undefined || this.acc[i].length !== t.data.length) {
+        throw new ProtocolError("FJ_AGG_SCHEMA", `update of ${update.site}: unexpected tensor ${t.name}`);
+      }
+    }
+    for (const t of update.tensors) {
+      const a = this.acc[this.index.get(t.name)!];
+      const d = t.data;
+      for (let k = 0; k < d.length; k++) a[k] += w * d[k];
+    }
+    this.weight += w;
+    this.samples += update.samples;
+    this.added.push(update.site);
+  }
+
+  result(): NamedTensor[] {
+    if (this.weight <= 0) throw new ProtocolError("FJ_AGG_EMPTY", "no update to aggregate");
+    return this.schema.tensors.map((t, i) => {
+      const a = this.acc[i];
+      const data = new Float32Array(a.length);
+      for (let k = 0; k < a.length; k++) data[k] = a[k] / this.weight;
+      return { name: t.name, shape: [...t.shape], data };
+    });
+  }
+
+  snapshot(): Buffer {
+    const meta = Buffer.from(
+      JSON.stringify({ magic: MAGIC, weight: this.weight, samples: this.samples, sites: this.added }),
+      "utf8",
+    );
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(meta.length, 0);
+    const parts = [len, meta, ...this.acc.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength))];
+    return Buffer.concat(parts);
+  }
+
+  /** Restores a snapshot of the same schema (throws on a size or format mismatch). */
+  static restore(
+    schema: TensorSchema,
+    weightOf: (u: { samples: number }) => number,
+    buf: Buffer,
+  ): WeightedMean {
+    const m = new WeightedMean(schema, weightOf);
+    const n = buf.readUInt32LE(0);
+    const meta = JSON.parse(buf.subarray(4, 4 + n).toString("utf8")) as {
+      magic: string;
+      weight: number;
+      samples: number;
+      sites: string[];
+    };
+    const expected = 4 + n + m.acc.reduce((s, a) => s + a.byteLength, 0);
+    if (meta.magic !== MAGIC || buf.length !== expected) {
+      throw new ProtocolError(
+        "FJ_AGG_SNAPSHOT",
+        `aggregator snapshot: ${buf.length} bytes, expected ${expected} for this schema`,
+      );
+    }
+    let o = 4 + n;
+    for (const a of m.acc) {
+      const bytes = buf.subarray(o, o + a.byteLength);
+      new Uint8Array(a.buffer).set(bytes);
+      o += a.byteLength;
+    }
+    m.weight = meta.weight;
+    m.samples = meta.samples;
+    m.added.push(...meta.sites);
+    return m;
+  }
+}

@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+/**
+ * `site-client --joint knee --data DIR --coordinator HOST:PORT --cert site.pem --key site.key
+ *  --ca ca.pem --state DIR [--site NAME] [--backend auto|wasm|…] [--insecure] [--json]`
+ * Validates the local dataset, joins the study and trains until the study is done. The site
+ * name is the certificate's subject CN (or --site with --insecure). Progress bar on a TTY.
+ */
+import { X509Certificate } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import cliProgress from "cli-progress";
+import { Command } from "commander";
+import { InputError } from "../errors.js";
+import { createLogger } from "../log.js";
+import { JOINTS, type Joint } from "../model/api.js";
+import { initEngine, parseBackendChoice } from "../model/engine/backend.js";
+import { SiteClient } from "../site-client/client.js";
+import { validateSiteData } from "../site-client/data.js";
+import { Transport } from "../site-client/transport.js";
+import { intOption, printJson, runProgram } from "./run.js";
+
+async function certificateCn(file: string): Promise<string> {
+  let pem: Buffer;
+  try {
+    pem = await readFile(file);
+  } catch (err) {
+    throw new InputError(
+      "FJ_TLS_READ",
+      `--cert ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+    );
+  }
+  try {
+    const m = /(?:^|\n)CN=([^\n]+)/.exec(new X509Certificate(pem).subject);
+    if (!m) throw new Error("no CN");
+    return m[1].trim();
+  } catch {
+    throw new InputError("FJ_TLS_PEM", `--cert ${file}: not a PEM certificate with a subject CN`);
+  }
+}
+
+const program = new Command("site-client")
+  .description("train a federated study at one hospital site (data never leaves this machine)")
+  .requiredOption("--joint <joint>", `this site's joint: ${JOINTS.join(" | ")}`)
+  .requiredOption("--data <dir>", "nnU-Net v2 dataset directory (dataset.json, imagesTr, labelsTr)")
+  .requiredOption("--coordinator <host:port>", "coordinator address")
+  .requiredOption("--state <dir>", "site state directory (Γ checkpoints; resumes from it)")
+  .option("--cert <file>", "site certificate (PEM; its subject CN is the site name)")
+  .option("--key <file>", "site private key (PEM)")
+  .option("--ca <file>", "CA certificate of the coordinator (PEM)")
+  .option("--site <name>", "site name (default: the certificate CN; required meaning with --insecure)")
+  .option("--insecure", "plaintext gRPC, no authentication (local demos only)")
+  .option("--backend <name>", "auto|tensorflow|wasm|webgpu|cpu", process.env.FEDJOINT_BACKEND ?? "auto")
+  .option(
+    "--retry-for <s>",
+    "give up after this many seconds without reaching the coordinator",
+    intOption("--retry-for"),
+    600,
+  )
+  .option("--json", "print a one-line JSON summary at the end")
+  .action(
+    async (f: {
+      joint: string;
+      data: string;
+      coordinator: string;
+      state: string;
+      cert?: string;
+      key?: string;
+      ca?: string;
+      site?: string;
+      insecure?: boolean;
+      backend: string;
+      retryFor: number;
+      json?: boolean;
+    }) => {
+      const log = createLogger({ name: "site-client" });
+      if (!(JOINTS as readonly string[]).includes(f.joint)) {
+        throw new InputError("FJ_CLI_ARG", `--joint is '${f.joint}', expected one of ${JOINTS.join(", ")}`);
+      }
+      const joint = f.joint as Joint;
+      if (!/^[^:\s]+:\d+$/.test(f.coordinator) && !/^\[[^\]]+\]:\d+$/.test(f.coordinator)) {
+        throw new InputError("FJ_CLI_ARG", `--coordinator is '${f.coordinator}', expected HOST:PORT`);
+      }
+      let site: string;
+      if (f.insecure) {
+        log.warn("INSECURE MODE: no TLS and no authentication — local demos only");
+        process.stderr.write(
+          "WARNING: site-client running with --insecure (no TLS, traffic readable by anyone)\n",
+        );
+        site = f.site ?? joint;
+      } else {
+        if (!f.cert || !f.key || !f.ca)
+          throw new InputError(
+            "FJ_TLS_MISSING",
+            "--cert, --key and --ca are required (or --insecure for a local demo)",
+          );
+        const cn = await certificateCn(f.cert);
+        if (f.site && f.site !== cn)
+          throw new InputError("FJ_CLI_ARG", `--site ${f.site} differs from the certificate CN ${cn}`);
+        site = cn;
+      }
+      const engine = await initEngine(parseBackendChoice(f.backend), { log });
+      log.info({ site, joint, data: f.data }, "validating the local dataset");
+      const data = await validateSiteData(f.data, joint);
+      log.info({ site, joint, exams: data.exams, labels: data.labels.names }, "dataset valid");
+      const transport = new Transport({
+        address: f.coordinator,
+        site,
+        tls: { cert: f.cert, key: f.key, ca: f.ca },
+        insecure: f.insecure === true,
+        log,
+        retryForMs: f.retryFor * 1000,
+      });
+      let bar: cliProgress.SingleBar | undefined;
+      const tty = process.stderr.isTTY === true && !f.json;
+      const client = new SiteClient({
+        site,
+        joint,
+        data,
+        transport,
+        stateDir: f.state,
+        backend: engine.backend,
+        log,
+        onProgress: tty
+          ? (p) => {
+              if (p.step === 1) {
+                bar?.stop();
+                bar = new cliProgress.SingleBar(
+                  {
+                    format: `fold ${p.fold} ${p.phase} round ${p.round} [{bar}] {value}/{total} steps  loss {loss}`,
+                    stream: process.stderr,
+                  },
+                  cliProgress.Presets.shades_classic,
+                );
+                bar.start(p.steps, 0, { loss: "-" });
+              }
+              bar?.update(p.step, { loss: p.loss.toFixed(4) });
+              if (p.step === p.steps) {
+                bar?.stop();
+                bar = undefined;
+              }
+            }
+          : undefined,
+      });
+      const summary = await client.run();
+      bar?.stop();
+      if (f.json) printJson({ ...summary, engine });
+      else process.stdout.write(`${JSON.stringify({ ...summary, engine }, null, 2)}\n`);
+    },
+  );
+
+await runProgram(program);

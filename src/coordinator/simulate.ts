@@ -1,0 +1,266 @@
+/**
+ * `fedjoint simulate`: a coordinator and one site-client process per site on loopback, mutual
+ * TLS with freshly generated certificates, synthetic phantoms by default; returns one summary.
+ */
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { synthesizeDataset } from "../data/phantoms.js";
+import { EnvironmentError, InputError } from "../errors.js";
+import { type Logger, silentLogger } from "../log.js";
+import { JOINTS, type Joint, type Method } from "../model/api.js";
+import { generateCerts } from "../protocol/certs.js";
+import type { SiteSummary } from "../site-client/client.js";
+import { parseStudyConfig, type StudyConfig, type StudyConfigInput } from "./config.js";
+import { Proc } from "./processes.js";
+import type { StudySummary } from "./summary.js";
+
+export interface SimulateOptions {
+  /** `name` or `name:joint` (the name must then be a joint). */
+  sites: string[];
+  method: Method;
+  rounds: number;
+  aeRounds?: number;
+  steps: number;
+  /** Dataset directories, one per site (default: synthesised phantoms). */
+  data?: string[];
+  subjects: number;
+  /** Phantom matrix size (voxels) and model slice size. */
+  dataSize: number;
+  size: number;
+  base: number;
+  depth: number;
+  batch: number;
+  embeddings: number;
+  mix: number;
+  noise: number;
+  minSites?: number;
+  roundTimeoutS: number;
+  compression: "none" | "float16";
+  weighting: "samples" | "uniform";
+  folds: number;
+  seed: number;
+  workdir?: string;
+  backend: string;
+  /** wasm threads per site process (default 1: the sites share the machine). */
+  threads: number;
+  insecure: boolean;
+  log?: Logger;
+}
+
+export interface SimulateSummary {
+  method: Method;
+  sites: Record<
+    string,
+    {
+      joint: Joint;
+      /** Mean validation Dice of the seeded Θ_0 (SEG round 0, before training). */
+      initialDice: number | null;
+      /** Mean validation Dice of the final aggregate (last fold's evaluation). */
+      finalDice: number | null;
+      finalDicePerLabel: Record<string, number>;
+      computeSeconds: number;
+      bytes: { sent: number; received: number };
+    }
+  >;
+  rounds: {
+    fold: number;
+    phase: string;
+    round: number;
+    sites: string[];
+    wallSeconds: number;
+    slowestComputeSeconds: number;
+    /** wallSeconds / slowestComputeSeconds. */
+    overhead: number;
+    bytes: Record<string, { sent: number; received: number }>;
+  }[];
+  aggregations: number;
+  /** Median and max overhead over rounds after the first of each phase (round 0 includes data loading). */
+  overhead: { median: number; max: number; firstRounds: number[] };
+  wallSeconds: number;
+  workdir: string;
+}
+
+export function parseSite(spec: string): { name: string; joint: Joint } {
+  const [name, joint = name] = spec.split(":");
+  if (!(JOINTS as readonly string[]).includes(joint)) {
+    throw new InputError(
+      "FJ_CLI_ARG",
+      `--sites: '${spec}' has no joint; use a joint name or name:joint (${JOINTS.join(", ")})`,
+    );
+  }
+  return { name, joint: joint as Joint };
+}
+
+export async function simulate(o: SimulateOptions): Promise<SimulateSummary> {
+  const log = o.log ?? silentLogger;
+  const t0 = performance.now();
+  const sites = o.sites.map(parseSite);
+  if (o.data && o.data.length !== sites.length) {
+    throw new InputError("FJ_CLI_ARG", `--data has ${o.data.length} directories for ${sites.length} sites`);
+  }
+  const work = o.workdir ? path.resolve(o.workdir) : await mkdtemp(path.join(os.tmpdir(), "fedjoint-sim-"));
+  await mkdir(path.join(work, "logs"), { recursive: true });
+  const certs = await generateCerts({ out: path.join(work, "certs"), sites: sites.map((s) => s.name) });
+  const dataDirs: string[] = [];
+  for (const [i, s] of sites.entries()) {
+    if (o.data) {
+      dataDirs.push(path.resolve(o.data[i]));
+      continue;
+    }
+    const out = path.join(work, "data", s.name);
+    log.info(
+      { site: s.name, joint: s.joint, subjects: o.subjects, size: o.dataSize },
+      "synthesising phantoms",
+    );
+    await synthesizeDataset({
+      joint: s.joint,
+      subjects: o.subjects,
+      size: o.dataSize,
+      seed: o.seed + i + 1,
+      out,
+    });
+    dataDirs.push(out);
+  }
+  const input: StudyConfigInput = {
+    study: "simulate",
+    method: o.method,
+    sites,
+    rounds: o.rounds,
+    aeRounds: o.aeRounds,
+    localSteps: o.steps,
+    minSites: o.minSites ?? sites.length,
+    roundTimeoutS: o.roundTimeoutS,
+    weighting: o.weighting,
+    compression: o.compression,
+    folds: o.folds,
+    seed: o.seed,
+    model: { base: o.base, depth: o.depth, size: o.size, segBatch: o.batch, aeBatch: o.batch },
+    embeddings: { enabled: true, count: o.embeddings, mix: o.mix, noise: o.noise },
+  };
+  const config: StudyConfig = parseStudyConfig(input, "simulate options");
+  const configFile = path.join(work, "study.json");
+  await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`);
+  const tls = (cert: string, key: string) =>
+    o.insecure ? ["--insecure"] : ["--cert", cert, "--key", key, "--ca", certs.ca];
+  const coordinator = new Proc(
+    "coordinator",
+    "coordinator",
+    [
+      "--config",
+      configFile,
+      "--state",
+      path.join(work, "coordinator"),
+      "--port",
+      "0",
+      "--json",
+      ...tls(certs.coordinator.cert, certs.coordinator.key),
+    ],
+    { logFile: path.join(work, "logs", "coordinator.log") },
+  );
+  const procs: Proc[] = [coordinator];
+  try {
+    const listening = await coordinator.waitFor((l) => l.msg === "coordinator listening", "listening");
+    const port = String(listening.address).split(":").pop();
+    log.info({ port, work }, "coordinator up; starting sites");
+    const siteProcs = sites.map(
+      (s, i) =>
+        new Proc(
+          s.name,
+          "site-client",
+          [
+            "--joint",
+            s.joint,
+            "--data",
+            dataDirs[i],
+            "--coordinator",
+            `127.0.0.1:${port}`,
+            "--state",
+            path.join(work, "sites", s.name),
+            "--backend",
+            o.backend,
+            "--json",
+            ...(o.insecure
+              ? ["--insecure", "--site", s.name]
+              : tls(certs.sites[s.name].cert, certs.sites[s.name].key)),
+          ],
+          { logFile: path.join(work, "logs", `${s.name}.log`), env: { FEDJOINT_THREADS: String(o.threads) } },
+        ),
+    );
+    procs.push(...siteProcs);
+    const exits = await Promise.all(procs.map((p) => p.exited));
+    const failed = procs.filter((_, i) => exits[i].code !== 0);
+    if (failed.length > 0) {
+      throw new EnvironmentError(
+        "FJ_SIM_FAILED",
+        `${failed.map((p) => p.name).join(", ")} failed; logs in ${path.join(work, "logs")}`,
+      );
+    }
+    const study = coordinator.json<StudySummary>();
+    const siteSummaries = new Map(siteProcs.map((p) => [p.name, p.json<SiteSummary>()]));
+    return summarise(o.method, sites, study, siteSummaries, (performance.now() - t0) / 1000, work);
+  } finally {
+    for (const p of procs) p.kill("SIGTERM");
+  }
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function summarise(
+  method: Method,
+  sites: { name: string; joint: Joint }[],
+  study: StudySummary,
+  siteSummaries: Map<string, SiteSummary>,
+  wallSeconds: number,
+  workdir: string,
+): SimulateSummary {
+  const rounds = study.rounds.map((r) => {
+    const slowest = Math.max(0, ...Object.values(r.computeSeconds));
+    return {
+      fold: r.fold,
+      phase: r.phase,
+      round: r.round,
+      sites: r.sites,
+      wallSeconds: r.wallSeconds,
+      slowestComputeSeconds: slowest,
+      overhead: slowest > 0 ? r.wallSeconds / slowest : Number.NaN,
+      bytes: r.bytes,
+    };
+  });
+  const later = rounds.filter((r) => r.round > 0).map((r) => r.overhead);
+  const lastFold = Math.max(0, ...study.evaluations.map((e) => e.fold));
+  const out: SimulateSummary["sites"] = {};
+  for (const s of sites) {
+    const ss = siteSummaries.get(s.name);
+    const first = study.rounds.find(
+      (r) => r.phase === "seg" && r.round === 0 && r.valDiceBefore[s.name] !== undefined,
+    );
+    const final = study.evaluations.find((e) => e.site === s.name && e.fold === lastFold);
+    out[s.name] = {
+      joint: s.joint,
+      initialDice: first ? first.valDiceBefore[s.name] : null,
+      finalDice: final ? final.meanDice : null,
+      finalDicePerLabel: final ? final.dice : {},
+      computeSeconds: ss?.computeSeconds ?? 0,
+      bytes: ss?.bytes ?? { sent: 0, received: 0 },
+    };
+  }
+  return {
+    method,
+    sites: out,
+    rounds,
+    aggregations: study.aggregations,
+    overhead: {
+      median: median(later),
+      max: later.length > 0 ? Math.max(...later) : Number.NaN,
+      firstRounds: rounds.filter((r) => r.round === 0).map((r) => r.overhead),
+    },
+    wallSeconds,
+    workdir,
+  };
+}

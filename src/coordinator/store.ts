@@ -1,0 +1,74 @@
+/**
+ * The coordinator's state directory. `state.json` is the single commit point: binary files
+ * (models, the open round's accumulator, embeddings) are written first under unique names, then
+ * state.json is replaced atomically (temp + fsync + rename), then files it no longer references
+ * are deleted. Killed at any moment, the directory holds either the old or the new state, whole.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import path from "node:path";
+import { InputError } from "../errors.js";
+
+export class StateStore {
+  readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = path.resolve(dir);
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+  }
+
+  file(name: string): string {
+    return path.join(this.dir, name);
+  }
+
+  async writeAtomic(name: string, data: Uint8Array | string): Promise<void> {
+    const target = this.file(name);
+    const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+    const fh = await open(tmp, "w");
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, target);
+  }
+
+  async read(name: string): Promise<Buffer> {
+    return readFile(this.file(name));
+  }
+
+  async readState<T>(): Promise<T | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.file("state.json"), "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+    try {
+      return JSON.parse(text) as T;
+    } catch (err) {
+      throw new InputError(
+        "FJ_COORD_STATE",
+        `${this.file("state.json")}: corrupt JSON, expected a coordinator state`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+
+  /** Deletes every .bin file (and stale temp file) not in `keep`. */
+  async sweep(keep: ReadonlySet<string>): Promise<void> {
+    const entries = await readdir(this.dir);
+    await Promise.all(
+      entries
+        .filter((e) => (e.endsWith(".bin") && !keep.has(e)) || e.includes(".tmp-"))
+        .map((e) => rm(path.join(this.dir, e), { force: true })),
+    );
+  }
+}

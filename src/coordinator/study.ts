@@ -1,0 +1,929 @@
+/**
+ * The study state machine: fold → phase (AE, SEG) → round. Transport-free: the gRPC service
+ * (./service.ts) authenticates callers and moves bytes; this class decides. Every accepted update
+ * and every aggregation is persisted (./store.ts) before it is acknowledged, so a restarted
+ * coordinator resumes exactly where it was and never counts an update twice: the ledger is
+ * keyed by (site, fold, phase, round).
+ */
+import { randomInt } from "node:crypto";
+import {
+  type RoundAggregator,
+  type Strategy,
+  schemaOf,
+  strategyFor,
+  type TensorSchema,
+  validateUpdate,
+} from "../aggregation/index.js";
+import { InputError, ProtocolError } from "../errors.js";
+import { type Logger, silentLogger } from "../log.js";
+import type { Joint, NamedTensor, Phase } from "../model/api.js";
+import { phasesOf } from "../model/trainer.js";
+import {
+  type EncodedTensorSet,
+  encodeTensorSet,
+  packTensorSet,
+  unpackTensorSet,
+  type WireDtype,
+} from "../protocol/tensors.js";
+import { configHash, roundsOf, type StudyConfig, stepsOf } from "./config.js";
+import type { EventBus, StudyEventInput } from "./events.js";
+import { StateStore } from "./store.js";
+
+export const STATE_VERSION = 1;
+
+export interface Ref {
+  fold: number;
+  phase: Phase;
+  round: number;
+}
+
+export interface LedgerEntry extends Ref {
+  site: string;
+  sha256: string;
+  samples: number;
+  bytes: number;
+  loss: Record<string, number>;
+  metrics: Record<string, number>;
+  acceptedAt: string;
+}
+
+export interface AggregationRecord extends Ref {
+  sites: string[];
+  missing: string[];
+  samples: number;
+  openedAt: string;
+  aggregatedAt: string;
+  durationMs: number;
+}
+
+export interface EvaluationRecord {
+  site: string;
+  fold: number;
+  meanDice: number;
+  metrics: Record<string, Record<string, number>>;
+  reportedAt: string;
+}
+
+export interface EmbeddingRecord extends Ref {
+  site: string;
+  file: string;
+  vectors: number;
+}
+
+export interface Traffic {
+  /** site → coordinator (update + embeddings payload bytes). */
+  sent: number;
+  /** coordinator → site (model + bank payload bytes). */
+  received: number;
+}
+
+export type StudyStatus = "joining" | "running" | "finishing" | "done";
+
+export interface StudyState {
+  version: number;
+  configHash: string;
+  config: StudyConfig;
+  status: StudyStatus;
+  seq: number;
+  cursor: { fold: number; phaseIndex: number; round: number };
+  roundOpenedAt?: string;
+  finishingSince?: string;
+  joined: Record<string, { joint: Joint; exams: number; backend: string; joinedAt: string }>;
+  schema: Partial<Record<Phase, TensorSchema>>;
+  models: Record<string, { rounds: number; file: string }>;
+  accumulator?: Ref & { file: string };
+  ledger: LedgerEntry[];
+  aggregations: AggregationRecord[];
+  embeddings: EmbeddingRecord[];
+  evaluations: EvaluationRecord[];
+  traffic: Record<string, Record<string, Traffic>>;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+export type Task =
+  | { kind: "wait" | "done" }
+  | { kind: "evaluate"; ref: Ref; hasModel: boolean }
+  | {
+      kind: "train";
+      ref: Ref;
+      steps: number;
+      hasModel: boolean;
+      hasBank: boolean;
+      aeRounds: number;
+      embed: boolean;
+    };
+
+export type AckResult =
+  | { status: "accepted" }
+  | { status: "duplicate"; code: string; reason: string }
+  | { status: "rejected"; code: string; reason: string };
+
+export interface UpdateInput {
+  site: string;
+  ref: Ref;
+  samples: number;
+  loss: Record<string, number>;
+  metrics: Record<string, number>;
+  sha256: string;
+  dtypes: string[];
+  bytes: number;
+  tensors: NamedTensor[];
+}
+
+/** A study event as the study emits it (study, seq and time are added by `emit`). */
+type EventBody = StudyEventInput extends infer E
+  ? E extends StudyEventInput
+    ? Omit<E, "study">
+    : never
+  : never;
+
+const refKey = (r: Ref) => `${r.fold}/${r.phase}/${r.round}`;
+const modelKey = (fold: number, phase: Phase) => `${fold}/${phase}`;
+
+/** A promise-chain mutex: state changes and persistence run one at a time. */
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(fn, fn);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+}
+
+export interface StudyOptions {
+  config: StudyConfig;
+  stateDir: string;
+  bus: EventBus;
+  log?: Logger;
+  /** Long-poll wait of NextTask before answering "wait" (ms, default 20,000). */
+  pollMs?: number;
+}
+
+export class Study {
+  readonly config: StudyConfig;
+  readonly phases: Phase[];
+  readonly strategy: Strategy;
+  readonly wireDtype: WireDtype;
+  private readonly store: StateStore;
+  private readonly bus: EventBus;
+  private readonly log: Logger;
+  private readonly pollMs: number;
+  private readonly mutex = new Mutex();
+  private state!: StudyState;
+  private aggregator?: RoundAggregator;
+  private readonly models = new Map<
+    string,
+    { rounds: number; tensors: NamedTensor[]; encoded: EncodedTensorSet }
+  >();
+  private readonly banks = new Map<string, Map<string, NamedTensor[]>>();
+  private waiters = new Set<() => void>();
+  private timer?: NodeJS.Timeout;
+  private timedOut = false;
+  private doneResolve!: () => void;
+  /** Resolves when the study is done. */
+  readonly done: Promise<void>;
+  private closed = false;
+
+  constructor(options: StudyOptions) {
+    this.config = options.config;
+    this.phases = phasesOf(this.config.method);
+    this.strategy = strategyFor(this.config.method, this.config.weighting);
+    this.wireDtype = this.config.compression === "float16" ? "float16" : "float32";
+    this.store = new StateStore(options.stateDir);
+    this.bus = options.bus;
+    this.log = options.log ?? silentLogger;
+    this.pollMs = options.pollMs ?? 20_000;
+    this.done = new Promise((resolve) => {
+      this.doneResolve = resolve;
+    });
+  }
+
+  /** Loads the state directory (resume) or starts a new study there. */
+  async open(): Promise<{ resumed: boolean }> {
+    await this.store.init();
+    const saved = await this.store.readState<StudyState>();
+    const hash = configHash(this.config);
+    if (saved) {
+      if (saved.version !== STATE_VERSION) {
+        throw new InputError(
+          "FJ_COORD_STATE",
+          `${this.store.file("state.json")}: version ${saved.version}, expected ${STATE_VERSION}`,
+        );
+      }
+      if (saved.configHash !== hash) {
+        throw new InputError(
+          "FJ_COORD_CONFIG_CHANGED",
+          `${this.store.file("state.json")} belongs to a different study config (study ${saved.config.study}); use a new --state directory or the same config`,
+        );
+      }
+      this.state = saved;
+      // Event seq numbers published after the last persist may be lost: leave a gap.
+      this.state.seq += 1000;
+      for (const [key, m] of Object.entries(saved.models)) {
+        const tensors = unpackTensorSet(await this.store.read(m.file), this.store.file(m.file));
+        this.models.set(key, {
+          rounds: m.rounds,
+          tensors,
+          encoded: encodeTensorSet(tensors, this.wireDtype),
+        });
+      }
+      for (const e of saved.embeddings) {
+        const tensors = unpackTensorSet(await this.store.read(e.file), this.store.file(e.file));
+        this.bankOf(e).set(e.site, tensors);
+      }
+      if (saved.accumulator) {
+        const a = saved.accumulator;
+        const schema = saved.schema[a.phase] ?? { tensors: [] };
+        this.aggregator = this.strategy.restore(schema, await this.store.read(a.file));
+      }
+      this.log.info(
+        {
+          study: this.config.study,
+          status: saved.status,
+          ...this.cursorRef(),
+          ledger: saved.ledger.length,
+          aggregations: saved.aggregations.length,
+        },
+        "resumed study from state directory",
+      );
+      if (this.state.status === "running") this.armTimer(true);
+      if (this.state.status === "finishing") this.armFinishTimer();
+      if (this.state.status === "done") this.doneResolve();
+      return { resumed: true };
+    }
+    this.state = {
+      version: STATE_VERSION,
+      configHash: hash,
+      config: this.config,
+      status: "joining",
+      seq: 0,
+      cursor: { fold: 0, phaseIndex: 0, round: 0 },
+      joined: {},
+      schema: {},
+      models: {},
+      ledger: [],
+      aggregations: [],
+      embeddings: [],
+      evaluations: [],
+      traffic: {},
+    };
+    await this.persist();
+    await this.emit({ kind: "study.started", config: this.config as unknown as Record<string, unknown> });
+    return { resumed: false };
+  }
+
+  /** A read-only copy of the persisted state (tests, summaries). */
+  snapshot(): StudyState {
+    return structuredClone(this.state);
+  }
+
+  get status(): StudyStatus {
+    return this.state.status;
+  }
+
+  isSite(name: string): boolean {
+    return this.config.sites.some((s) => s.name === name);
+  }
+
+  /* ---------------------------------------------------------------------------------------- */
+
+  async join(
+    site: string,
+    info: { joint: string; labels: string[]; exams: number; backend: string },
+  ): Promise<StudyConfig> {
+    return this.mutex.run(async () => {
+      const spec = this.config.sites.find((s) => s.name === site);
+      if (!spec)
+        throw new ProtocolError(
+          "FJ_COORD_UNKNOWN_SITE",
+          `site ${site} is not part of study ${this.config.study}`,
+        );
+      if (info.joint !== spec.joint) {
+        throw new ProtocolError(
+          "FJ_COORD_JOINT",
+          `site ${site} declares joint ${info.joint}, the study expects ${spec.joint}`,
+        );
+      }
+      if (!Number.isInteger(info.exams) || info.exams < 3) {
+        throw new ProtocolError(
+          "FJ_COORD_EXAMS",
+          `site ${site} has ${info.exams} exams, expected at least 3`,
+        );
+      }
+      if (info.exams < this.config.folds) {
+        throw new ProtocolError(
+          "FJ_COORD_EXAMS",
+          `site ${site} has ${info.exams} exams, the study runs ${this.config.folds} leave-one-out folds`,
+        );
+      }
+      this.state.joined[site] = {
+        joint: spec.joint,
+        exams: info.exams,
+        backend: info.backend,
+        joinedAt: new Date().toISOString(),
+      };
+      await this.emit({
+        kind: "site.joined",
+        site,
+        joint: spec.joint,
+        samples: info.exams,
+        backend: info.backend,
+      });
+      this.log.info({ site, joint: spec.joint, exams: info.exams, backend: info.backend }, "site joined");
+      if (this.state.status === "joining" && this.config.sites.every((s) => this.state.joined[s.name])) {
+        this.state.status = "running";
+        this.state.startedAt = new Date().toISOString();
+        await this.openRound();
+      }
+      await this.persist();
+      this.notify();
+      return this.config;
+    });
+  }
+
+  /** Long-poll: resolves with a task as soon as there is one, or "wait" after pollMs. */
+  async nextTask(site: string, signal?: AbortSignal): Promise<Task> {
+    if (!this.state.joined[site])
+      throw new ProtocolError("FJ_COORD_NOT_JOINED", `site ${site} must Join first`);
+    const now = this.taskFor(site);
+    if (now.kind !== "wait") return now;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(finish, this.pollMs);
+      const waiter = () => finish();
+      function finish() {
+        clearTimeout(t);
+        signal?.removeEventListener("abort", finish);
+        resolve();
+      }
+      this.waiters.add(waiter);
+      signal?.addEventListener("abort", finish);
+      void this.done.then(finish);
+    });
+    return this.taskFor(site);
+  }
+
+  private taskFor(site: string): Task {
+    const st = this.state;
+    if (st.status === "done" || this.closed) return { kind: "done" };
+    const finishedFolds = st.status === "finishing" ? this.config.folds : st.cursor.fold;
+    for (let f = 0; f < finishedFolds; f++) {
+      if (!st.evaluations.some((e) => e.site === site && e.fold === f)) {
+        const rounds = roundsOf(this.config, "seg");
+        return {
+          kind: "evaluate",
+          ref: { fold: f, phase: "seg", round: rounds },
+          hasModel: this.hasModel(f, "seg", rounds),
+        };
+      }
+    }
+    if (st.status !== "running") return { kind: "wait" };
+    const ref = this.cursorRef();
+    if (st.ledger.some((e) => e.site === site && refKey(e) === refKey(ref))) return { kind: "wait" };
+    const aeRounds = ref.phase === "seg" && this.phases.includes("ae") ? roundsOf(this.config, "ae") : 0;
+    return {
+      kind: "train",
+      ref,
+      steps: stepsOf(this.config, ref.phase),
+      hasModel: this.hasModel(ref.fold, ref.phase, ref.round),
+      hasBank: ref.round > 0 && this.bankSize({ ...ref, round: ref.round - 1 }, site) > 0,
+      aeRounds,
+      embed: this.config.embeddings.enabled && this.config.method !== "individual",
+    };
+  }
+
+  private hasModel(fold: number, phase: Phase, rounds: number): boolean {
+    const m = this.models.get(modelKey(fold, phase));
+    return m !== undefined && m.rounds === rounds && this.strategy.transmitsModel;
+  }
+
+  /** The aggregate of (fold, phase) after `round` aggregations (wire-encoded). */
+  model(site: string, ref: Ref): EncodedTensorSet {
+    const m = this.models.get(modelKey(ref.fold, ref.phase));
+    if (!m || m.rounds !== ref.round) {
+      const have = m ? `round ${m.rounds}` : "no aggregate yet";
+      throw new ProtocolError(
+        "FJ_COORD_NO_MODEL",
+        `no model for fold ${ref.fold} ${ref.phase} round ${ref.round} (the coordinator holds ${have}; round 0 starts from the seeded Θ_0)`,
+      );
+    }
+    this.count(site, ref, "received", m.encoded.payload.length);
+    return m.encoded;
+  }
+
+  /* ---------------------------------------------------------------------------------------- */
+
+  /** Validates, ledgers and folds one update into the open round (persisted before returning). */
+  async pushUpdate(u: UpdateInput): Promise<AckResult> {
+    return this.mutex.run(async () => {
+      const result = await this.acceptUpdate(u);
+      if (result.status !== "accepted") {
+        if (result.status === "rejected") {
+          this.log.warn(
+            { site: u.site, ...u.ref, code: result.code, reason: result.reason },
+            "update rejected",
+          );
+          await this.emit({
+            kind: "update.rejected",
+            site: u.site,
+            ...u.ref,
+            code: result.code,
+            reason: result.reason,
+          });
+        } else {
+          this.log.info({ site: u.site, ...u.ref, code: result.code }, "duplicate update ignored");
+        }
+      }
+      return result;
+    });
+  }
+
+  private async acceptUpdate(u: UpdateInput): Promise<AckResult> {
+    const st = this.state;
+    const key = refKey(u.ref);
+    const prior = st.ledger.find((e) => e.site === u.site && refKey(e) === key);
+    if (prior) {
+      const same = prior.sha256 === u.sha256;
+      return {
+        status: same ? "duplicate" : "rejected",
+        code: "FJ_PROTOCOL_REPLAY",
+        reason: `an update of ${u.site} for fold ${u.ref.fold} ${u.ref.phase} round ${u.ref.round} was already accepted${same ? " (same SHA-256): not counted again" : " with different content: replay refused"}`,
+      };
+    }
+    if (st.status !== "running") {
+      return {
+        status: "rejected",
+        code: "FJ_PROTOCOL_STALE",
+        reason: `the study is ${st.status}, no round is open`,
+      };
+    }
+    const open = this.cursorRef();
+    if (key !== refKey(open)) {
+      const stale = this.order(u.ref) < this.order(open);
+      return {
+        status: "rejected",
+        code: stale ? "FJ_PROTOCOL_STALE" : "FJ_PROTOCOL_EARLY",
+        reason: `update for fold ${u.ref.fold} ${u.ref.phase} round ${u.ref.round}, the open round is fold ${open.fold} ${open.phase} round ${open.round}`,
+      };
+    }
+    if (!Number.isFinite(u.samples) || u.samples < 1) {
+      return {
+        status: "rejected",
+        code: "FJ_AGG_SAMPLES",
+        reason: `sample count ${u.samples}, expected ≥ 1`,
+      };
+    }
+    if (this.strategy.transmitsModel) {
+      const verdict = validateUpdate(u.tensors, {
+        schema: st.schema[u.ref.phase],
+        maxNorm: this.config.maxUpdateNorm,
+        dtypes: u.dtypes,
+      });
+      if (!verdict.ok) return { status: "rejected", code: verdict.code, reason: verdict.reason };
+      if (u.tensors.length === 0)
+        return { status: "rejected", code: "FJ_AGG_EMPTY", reason: "update has no tensors" };
+    } else if (u.tensors.length > 0) {
+      return { status: "rejected", code: "FJ_AGG_SCHEMA", reason: "individual training sends no tensors" };
+    }
+    if (!st.schema[u.ref.phase] && this.strategy.transmitsModel) st.schema[u.ref.phase] = schemaOf(u.tensors);
+    this.aggregator ??= this.strategy.begin(st.schema[u.ref.phase] ?? { tensors: [] });
+    this.aggregator.add({ site: u.site, samples: u.samples, tensors: u.tensors });
+    st.ledger.push({
+      site: u.site,
+      ...u.ref,
+      sha256: u.sha256,
+      samples: u.samples,
+      bytes: u.bytes,
+      loss: u.loss,
+      metrics: u.metrics,
+      acceptedAt: new Date().toISOString(),
+    });
+    this.count(u.site, u.ref, "sent", u.bytes);
+    const file = `acc-${u.ref.fold}-${u.ref.phase}-${u.ref.round}-${this.aggregator.sites.length}.bin`;
+    await this.store.writeAtomic(file, this.aggregator.snapshot());
+    st.accumulator = { ...u.ref, file };
+    await this.persist();
+    this.log.info(
+      { site: u.site, ...u.ref, samples: u.samples, bytes: u.bytes, loss: u.loss },
+      "update accepted",
+    );
+    await this.emit({
+      kind: "update.accepted",
+      site: u.site,
+      ...u.ref,
+      samples: u.samples,
+      bytes: u.bytes,
+      loss: u.loss,
+    });
+    await this.maybeClose();
+    return { status: "accepted" };
+  }
+
+  private order(r: Ref): number {
+    const p = this.phases.indexOf(r.phase);
+    return (r.fold * 10 + Math.max(p, 0)) * 1_000_000 + r.round;
+  }
+
+  /* ---------------------------------------------------------------------------------------- */
+
+  async pushEmbeddings(site: string, ref: Ref, tensors: NamedTensor[], bytes: number): Promise<AckResult> {
+    return this.mutex.run(async () => {
+      if (!this.config.embeddings.enabled) {
+        return {
+          status: "rejected",
+          code: "FJ_COORD_EMBEDDINGS_OFF",
+          reason: "this study exchanges no embeddings",
+        };
+      }
+      if (this.state.status !== "running" || refKey(ref) !== refKey(this.cursorRef())) {
+        return {
+          status: "rejected",
+          code: "FJ_PROTOCOL_STALE",
+          reason: `embeddings for fold ${ref.fold} ${ref.phase} round ${ref.round}: not the open round`,
+        };
+      }
+      const bank = this.bankOf(ref);
+      if (bank.has(site)) {
+        return {
+          status: "duplicate",
+          code: "FJ_PROTOCOL_REPLAY",
+          reason: `embeddings of ${site} for this round already received`,
+        };
+      }
+      const problem = checkEmbeddings(tensors, this.config.embeddings.count * 4);
+      if (problem) {
+        await this.emit({
+          kind: "update.rejected",
+          site,
+          ...ref,
+          code: "FJ_COORD_EMBEDDINGS",
+          reason: problem,
+        });
+        return { status: "rejected", code: "FJ_COORD_EMBEDDINGS", reason: problem };
+      }
+      const file = `emb-${ref.fold}-${ref.phase}-${ref.round}-${site}.bin`;
+      await this.store.writeAtomic(file, packTensorSet(tensors));
+      bank.set(site, tensors);
+      const vectors = tensors[0]?.shape[0] ?? 0;
+      this.state.embeddings.push({ ...ref, site, file, vectors });
+      this.count(site, ref, "sent", bytes);
+      // Banks older than the previous round are no longer served.
+      this.state.embeddings = this.state.embeddings.filter((e) => {
+        const keep =
+          !(e.fold === ref.fold && e.phase === ref.phase && e.round < ref.round - 1) && e.fold >= ref.fold;
+        if (!keep) this.banks.delete(refKey(e));
+        return keep;
+      });
+      await this.persist();
+      await this.emit({ kind: "embeddings.received", site, ...ref, scales: tensors.length, vectors });
+      return { status: "accepted" };
+    });
+  }
+
+  /** The other sites' vectors of `ref` per scale, rows shuffled, no identifiers. */
+  bank(site: string, ref: Ref): NamedTensor[] {
+    const bank = this.banks.get(refKey(ref));
+    const parts = [...(bank?.entries() ?? [])].filter(([s]) => s !== site).map(([, t]) => t);
+    if (parts.length === 0) return [];
+    const names = parts[0].map((t) => t.name);
+    const out: NamedTensor[] = [];
+    for (const name of names) {
+      const pieces = parts
+        .map((p) => p.find((t) => t.name === name))
+        .filter((t): t is NamedTensor => t !== undefined);
+      const dim = pieces[0].shape[1];
+      const rows = pieces.reduce((n, t) => n + t.shape[0], 0);
+      const data = new Float32Array(rows * dim);
+      let o = 0;
+      for (const p of pieces) {
+        data.set(p.data, o);
+        o += p.data.length;
+      }
+      out.push({ name, shape: [rows, dim], data });
+    }
+    // One shuffle for all scales (rows stay aligned across scales, as the site sent them).
+    const rows = out[0].shape[0];
+    const perm = Array.from({ length: rows }, (_, i) => i);
+    for (let i = rows - 1; i > 0; i--) {
+      const j = randomInt(i + 1);
+      [perm[i], perm[j]] = [perm[j], perm[i]];
+    }
+    const shuffled = out.map((t) => {
+      const dim = t.shape[1];
+      const data = new Float32Array(t.data.length);
+      perm.forEach((src, dst) => {
+        data.set(t.data.subarray(src * dim, (src + 1) * dim), dst * dim);
+      });
+      return { name: t.name, shape: t.shape, data };
+    });
+    return shuffled;
+  }
+
+  noteBankSent(site: string, ref: Ref, bytes: number): void {
+    this.count(site, { ...ref, round: ref.round + 1 }, "received", bytes);
+  }
+
+  private bankSize(ref: Ref, site: string): number {
+    const bank = this.banks.get(refKey(ref));
+    return [...(bank?.keys() ?? [])].filter((s) => s !== site).length;
+  }
+
+  private bankOf(ref: Ref): Map<string, NamedTensor[]> {
+    const key = refKey(ref);
+    let bank = this.banks.get(key);
+    if (!bank) {
+      bank = new Map();
+      this.banks.set(key, bank);
+    }
+    return bank;
+  }
+
+  /* ---------------------------------------------------------------------------------------- */
+
+  async reportEvaluation(
+    site: string,
+    fold: number,
+    meanDice: number,
+    metrics: Record<string, Record<string, number>>,
+  ): Promise<AckResult> {
+    return this.mutex.run(async () => {
+      if (!Number.isInteger(fold) || fold < 0 || fold >= this.config.folds) {
+        return {
+          status: "rejected",
+          code: "FJ_COORD_FOLD",
+          reason: `fold ${fold}, the study has folds 0..${this.config.folds - 1}`,
+        };
+      }
+      if (this.state.evaluations.some((e) => e.site === site && e.fold === fold)) {
+        return {
+          status: "duplicate",
+          code: "FJ_PROTOCOL_REPLAY",
+          reason: `evaluation of ${site} for fold ${fold} already received`,
+        };
+      }
+      const finished =
+        this.state.status === "finishing" || this.state.status === "done"
+          ? this.config.folds
+          : this.state.cursor.fold;
+      if (fold >= finished) {
+        return {
+          status: "rejected",
+          code: "FJ_PROTOCOL_EARLY",
+          reason: `fold ${fold} has not finished training`,
+        };
+      }
+      this.state.evaluations.push({ site, fold, meanDice, metrics, reportedAt: new Date().toISOString() });
+      const joint = this.config.sites.find((s) => s.name === site)!.joint;
+      await this.emit({ kind: "evaluation.reported", site, joint, fold, metrics });
+      this.log.info({ site, fold, meanDice }, "evaluation reported");
+      await this.maybeFinish();
+      await this.persist();
+      this.notify();
+      return { status: "accepted" };
+    });
+  }
+
+  /* ---------------------------------------------------------------------------------------- */
+
+  private cursorRef(): Ref {
+    const c = this.state.cursor;
+    return { fold: c.fold, phase: this.phases[c.phaseIndex], round: c.round };
+  }
+
+  private async openRound(): Promise<void> {
+    this.state.roundOpenedAt = new Date().toISOString();
+    this.timedOut = false;
+    this.armTimer(false);
+    const ref = this.cursorRef();
+    this.log.info({ ...ref }, "round opened");
+    await this.emit({ kind: "round.opened", ...ref, sites: this.config.sites.map((s) => s.name) });
+  }
+
+  private armTimer(resumed: boolean): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timedOut = false;
+    const opened = resumed ? Date.now() : Date.parse(this.state.roundOpenedAt ?? new Date().toISOString());
+    const left = Math.max(0, opened + this.config.roundTimeoutS * 1000 - Date.now());
+    this.timer = setTimeout(() => {
+      void this.mutex.run(async () => {
+        this.timedOut = true;
+        await this.maybeClose();
+      });
+    }, left);
+    this.timer.unref?.();
+  }
+
+  private async maybeClose(): Promise<void> {
+    if (this.state.status !== "running") return;
+    const ref = this.cursorRef();
+    const got = this.state.ledger.filter((e) => refKey(e) === refKey(ref)).map((e) => e.site);
+    const all = this.config.sites.every((s) => got.includes(s.name));
+    if (!all && !(this.timedOut && got.length >= this.config.minSites)) {
+      if (this.timedOut && got.length < this.config.minSites) {
+        this.log.warn(
+          { ...ref, updates: got.length, minSites: this.config.minSites },
+          "round timeout with fewer than minSites updates: waiting",
+        );
+      }
+      return;
+    }
+    await this.aggregate(ref, got);
+  }
+
+  private async aggregate(ref: Ref, sites: string[]): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    const t0 = performance.now();
+    const agg = this.aggregator;
+    if (!agg) throw new ProtocolError("FJ_COORD_STATE", "no aggregator for a round with updates");
+    const missing = this.config.sites.map((s) => s.name).filter((s) => !sites.includes(s));
+    const openedAt = this.state.roundOpenedAt ?? new Date().toISOString();
+    const openedMs = Date.parse(openedAt);
+    await this.emit({ kind: "round.closed", ...ref, sites, missing, durationMs: Date.now() - openedMs });
+    for (const s of missing)
+      await this.emit({
+        kind: "site.left",
+        site: s,
+        reason: `no update by the end of fold ${ref.fold} ${ref.phase} round ${ref.round}`,
+      });
+    if (this.strategy.transmitsModel) {
+      const tensors = agg.result();
+      const rounds = ref.round + 1;
+      const file = `model-${ref.fold}-${ref.phase}-${rounds}.bin`;
+      await this.store.writeAtomic(file, packTensorSet(tensors));
+      this.models.set(modelKey(ref.fold, ref.phase), {
+        rounds,
+        tensors,
+        encoded: encodeTensorSet(tensors, this.wireDtype),
+      });
+      this.state.models[modelKey(ref.fold, ref.phase)] = { rounds, file };
+    }
+    const aggregatedAt = new Date().toISOString();
+    const record: AggregationRecord = {
+      ...ref,
+      sites,
+      missing,
+      samples: agg.totalSamples,
+      openedAt,
+      aggregatedAt,
+      durationMs: Date.parse(aggregatedAt) - openedMs,
+    };
+    this.state.aggregations.push(record);
+    this.state.accumulator = undefined;
+    this.aggregator = undefined;
+    // advance the cursor
+    const c = this.state.cursor;
+    const phase = this.phases[c.phaseIndex];
+    let opened = false;
+    if (c.round + 1 < roundsOf(this.config, phase)) {
+      c.round++;
+      opened = true;
+    } else if (c.phaseIndex + 1 < this.phases.length) {
+      c.phaseIndex++;
+      c.round = 0;
+      opened = true;
+    } else if (c.fold + 1 < this.config.folds) {
+      c.fold++;
+      c.phaseIndex = 0;
+      c.round = 0;
+      opened = true;
+    } else {
+      this.state.status = "finishing";
+      this.state.finishingSince = new Date().toISOString();
+    }
+    if (opened) this.state.roundOpenedAt = new Date().toISOString();
+    await this.persist();
+    const totalBytes = Object.values(this.state.traffic[refKey(ref)] ?? {});
+    await this.emit({
+      kind: "round.aggregated",
+      ...ref,
+      sites,
+      samples: agg.totalSamples,
+      bytesIn: totalBytes.reduce((n, t) => n + t.sent, 0),
+      bytesOut: totalBytes.reduce((n, t) => n + t.received, 0),
+      durationMs: record.durationMs,
+    });
+    this.log.info(
+      {
+        ...ref,
+        sites,
+        missing,
+        samples: agg.totalSamples,
+        ms: Math.round(performance.now() - t0),
+        roundMs: record.durationMs,
+      },
+      "round aggregated",
+    );
+    if (opened) await this.openRound();
+    else {
+      this.armFinishTimer();
+      await this.maybeFinish();
+    }
+    this.notify();
+  }
+
+  private armFinishTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    const since = Date.parse(this.state.finishingSince ?? new Date().toISOString());
+    const left = Math.max(0, since + this.config.roundTimeoutS * 1000 - Date.now());
+    this.timer = setTimeout(() => {
+      void this.mutex.run(async () => {
+        this.timedOut = true;
+        await this.maybeFinish();
+        await this.persist();
+        this.notify();
+      });
+    }, left);
+    this.timer.unref?.();
+  }
+
+  private async maybeFinish(): Promise<void> {
+    if (this.state.status !== "finishing") return;
+    const evals = this.state.evaluations;
+    const complete = (need: number) =>
+      Array.from({ length: this.config.folds }, (_, f) => f).every(
+        (f) => evals.filter((e) => e.fold === f).length >= need,
+      );
+    if (!complete(this.config.sites.length) && !(this.timedOut && complete(this.config.minSites))) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.state.status = "done";
+    this.state.finishedAt = new Date().toISOString();
+    await this.persist();
+    const durationMs =
+      Date.parse(this.state.finishedAt) - Date.parse(this.state.startedAt ?? this.state.finishedAt);
+    await this.emit({
+      kind: "study.done",
+      folds: this.config.folds,
+      rounds: this.state.aggregations.length,
+      durationMs,
+    });
+    this.log.info({ aggregations: this.state.aggregations.length, durationMs }, "study done");
+    this.notify();
+    this.doneResolve();
+  }
+
+  private count(site: string, ref: Ref, dir: keyof Traffic, bytes: number): void {
+    const key = refKey(ref);
+    this.state.traffic[key] ??= {};
+    this.state.traffic[key][site] ??= { sent: 0, received: 0 };
+    this.state.traffic[key][site][dir] += bytes;
+  }
+
+  private notify(): void {
+    const w = this.waiters;
+    this.waiters = new Set();
+    for (const f of w) f();
+  }
+
+  private async persist(): Promise<void> {
+    const st = this.state;
+    await this.store.writeAtomic("state.json", `${JSON.stringify(st)}\n`);
+    const keep = new Set<string>([
+      ...Object.values(st.models).map((m) => m.file),
+      ...st.embeddings.map((e) => e.file),
+      ...(st.accumulator ? [st.accumulator.file] : []),
+    ]);
+    await this.store.sweep(keep);
+  }
+
+  private async emit(event: EventBody): Promise<void> {
+    this.state.seq++;
+    const full = { ...event, study: this.config.study, seq: this.state.seq, time: new Date().toISOString() };
+    try {
+      await this.bus.publish(full as Parameters<EventBus["publish"]>[0]);
+    } catch (err) {
+      this.log.warn({ err, kind: event.kind }, "event bus publish failed");
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.notify();
+    await this.mutex.run(async () => undefined);
+  }
+}
+
+/** Embedding sets: names embedding/scale<s>, 2-D [count, dim], finite unit rows, bounded count. */
+export function checkEmbeddings(tensors: readonly NamedTensor[], maxRows: number): string | undefined {
+  if (tensors.length === 0) return "no embedding tensors";
+  let rows: number | undefined;
+  for (const t of tensors) {
+    if (!/^embedding\/scale\d+$/.test(t.name)) return `tensor ${t.name}: expected names embedding/scale<s>`;
+    if (t.shape.length !== 2) return `tensor ${t.name}: shape [${t.shape.join(",")}], expected [count, dim]`;
+    const [n, dim] = t.shape;
+    if (rows === undefined) rows = n;
+    if (n !== rows) return `tensor ${t.name}: ${n} vectors, other scales have ${rows}`;
+    if (n > maxRows) return `tensor ${t.name}: ${n} vectors, at most ${maxRows} allowed`;
+    for (let i = 0; i < n; i++) {
+      let sq = 0;
+      for (let k = 0; k < dim; k++) {
+        const v = t.data[i * dim + k];
+        if (!Number.isFinite(v)) return `tensor ${t.name}: non-finite value in vector ${i}`;
+        sq += v * v;
+      }
+      if (Math.abs(Math.sqrt(sq) - 1) > 1e-2)
+        return `tensor ${t.name}: vector ${i} has norm ${Math.sqrt(sq).toFixed(4)}, expected unit vectors`;
+    }
+  }
+  return undefined;
+}

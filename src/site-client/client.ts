@@ -1,0 +1,298 @@
+/**
+ * The site-client loop: validate data → Join → (NextTask → train | evaluate | wait)* → done.
+ *
+ * A train task for (fold, phase, round): pull Θ_r (round 0: the seeded Θ_0 every site builds
+ * identically), pull the other sites' embeddings of round r−1 as extra L_MSC negatives, run the
+ * local Adam steps with this site's Γ_k, upload anonymised embeddings, checkpoint Γ_k locally,
+ * and push Θ_r^k with the sample count, the loss components and compute time. Γ_k never leaves.
+ */
+import { randomInt } from "node:crypto";
+import type { StudyConfig } from "../coordinator/config.js";
+import { studyConfigSchema } from "../coordinator/config.js";
+import { ProtocolError } from "../errors.js";
+import { type Logger, silentLogger } from "../log.js";
+import type { Joint, NamedTensor, Phase } from "../model/api.js";
+import { type LabelSpec, PAPER_LABELS } from "../model/labels.js";
+import { mulberry32 } from "../model/params.js";
+import { SegmentationTrainer, trainerConfig } from "../model/trainer.js";
+import type { TaskMsg } from "../protocol/proto.js";
+import { anonymiseEmbeddings, bankFromTensors } from "./anonymise.js";
+import { foldData, loadSiteSlices, type SiteData, samplerFactory, type ValidatedData } from "./data.js";
+import { SiteState } from "./state.js";
+import type { Transport } from "./transport.js";
+
+export interface RoundReport {
+  fold: number;
+  phase: Phase;
+  round: number;
+  steps: number;
+  samples: number;
+  loss: Record<string, number>;
+  computeMs: number;
+  valDiceBefore?: number;
+}
+
+export interface SiteSummary {
+  site: string;
+  joint: Joint;
+  rounds: RoundReport[];
+  evaluations: { fold: number; meanDice: number; dice: Record<string, number> }[];
+  computeSeconds: number;
+  bytes: { sent: number; received: number };
+}
+
+export interface SiteClientOptions {
+  site: string;
+  joint: Joint;
+  /** The validated dataset (validateSiteData); slices are loaded at the study's size after Join. */
+  data: ValidatedData;
+  transport: Transport;
+  stateDir: string;
+  backend: string;
+  log?: Logger;
+  /** Called with (step, steps) during local training (progress bar). */
+  onProgress?: (info: {
+    fold: number;
+    phase: Phase;
+    round: number;
+    step: number;
+    steps: number;
+    loss: number;
+  }) => void;
+}
+
+export class SiteClient {
+  private readonly o: SiteClientOptions;
+  private readonly log: Logger;
+  private readonly state: SiteState;
+  private config?: StudyConfig;
+  private data?: SiteData;
+  private trainer?: SegmentationTrainer;
+  private trainerFold = -1;
+  private aeLoaded = -1;
+  private readonly summary: SiteSummary;
+
+  constructor(options: SiteClientOptions) {
+    this.o = options;
+    this.log = options.log ?? silentLogger;
+    this.state = new SiteState(options.stateDir);
+    this.summary = {
+      site: options.site,
+      joint: options.joint,
+      rounds: [],
+      evaluations: [],
+      computeSeconds: 0,
+      bytes: options.transport.traffic,
+    };
+  }
+
+  async run(): Promise<SiteSummary> {
+    await this.state.init();
+    const t = this.o.transport;
+    const reply = await t.join({
+      joint: this.o.joint,
+      labels: this.o.data.labels.names,
+      exams: this.o.data.exams,
+      backend: this.o.backend,
+      version: "0.1.0",
+    });
+    this.config = studyConfigSchema.parse(JSON.parse(reply.configJson));
+    t.dtype = this.config.compression === "float16" ? "float16" : "float32";
+    this.data = await loadSiteSlices(this.o.data, this.config.model.size);
+    this.log.info({ site: this.o.site, study: reply.study, method: this.config.method }, "joined study");
+    try {
+      for (;;) {
+        const task = await t.nextTask();
+        if (task.kind === "done") break;
+        if (task.kind === "wait") continue;
+        if (task.kind === "train") await this.train(task);
+        else if (task.kind === "evaluate") await this.evaluate(task);
+      }
+    } finally {
+      this.trainer?.dispose();
+      t.close();
+    }
+    this.log.info(
+      { site: this.o.site, computeSeconds: this.summary.computeSeconds, bytes: t.traffic },
+      "study done",
+    );
+    return this.summary;
+  }
+
+  private labelsFor(): Partial<Record<Joint, LabelSpec>> {
+    const labels: Partial<Record<Joint, LabelSpec>> = { [this.o.joint]: this.o.data.labels };
+    if (this.config!.method === "shared") {
+      // the union head must be identical at every site: every study joint's label set
+      for (const s of this.config!.sites)
+        if (s.joint !== this.o.joint) labels[s.joint] = PAPER_LABELS[s.joint];
+    }
+    return labels;
+  }
+
+  /** The trainer of `fold`, fresh (seeded Θ_0) or with Γ_k restored from this site's state dir. */
+  private async trainerFor(fold: number): Promise<SegmentationTrainer> {
+    if (this.trainer && this.trainerFold === fold) return this.trainer;
+    this.trainer?.dispose();
+    const c = this.config!;
+    const data = foldData(this.data!, this.o.site, c.seed, fold);
+    const cfg = trainerConfig(
+      { method: c.method, joints: [this.o.joint], labels: this.labelsFor() },
+      {
+        base: c.model.base,
+        depth: c.model.depth,
+        size: c.model.size,
+        seed: c.seed,
+        segBatch: c.model.segBatch,
+        aeBatch: c.model.aeBatch,
+        segLr: c.model.segLr,
+        aeLr: c.model.aeLr,
+        augment: c.model.augment,
+      },
+    );
+    const trainer = new SegmentationTrainer(
+      cfg,
+      { [this.o.joint]: data },
+      { makeSampler: samplerFactory, log: this.log },
+    );
+    const progress = await this.state.read();
+    if (progress && progress.fold === fold && progress.checkpoint) {
+      await trainer.loadCheckpoint(this.state.checkpointDir(fold));
+      this.log.info(
+        { site: this.o.site, fold, phase: progress.phase, round: progress.round },
+        "resumed Γ from the site state",
+      );
+    }
+    this.trainer = trainer;
+    this.trainerFold = fold;
+    this.aeLoaded = -1;
+    this.log.info(
+      {
+        site: this.o.site,
+        fold,
+        trainSlices: data.train.count,
+        valSlices: data.val.count,
+        trainExams: data.trainExams,
+      },
+      "fold data ready",
+    );
+    return trainer;
+  }
+
+  private async train(task: TaskMsg): Promise<void> {
+    const ref = task.ref!;
+    const phase = ref.phase as Phase;
+    const t = this.o.transport;
+    const trainer = await this.trainerFor(ref.fold);
+    if (phase === "seg" && task.aeRounds > 0 && this.aeLoaded !== ref.fold) {
+      trainer.setSharedTensors(
+        "ae",
+        await t.pullModel({ fold: ref.fold, phase: "ae", round: task.aeRounds }),
+      );
+      this.aeLoaded = ref.fold;
+    }
+    if (task.hasModel) trainer.setSharedTensors(phase, await t.pullModel(ref));
+    const bank = task.hasBank
+      ? bankFromTensors(await t.pullEmbeddings({ ...ref, round: ref.round - 1 }))
+      : undefined;
+    let computeMs = 0;
+    const t0 = performance.now();
+    const valDiceBefore = phase === "seg" ? trainer.validate(this.o.joint).mean : undefined;
+    const res = await trainer.trainSteps(phase, {
+      steps: task.steps,
+      bank,
+      onStep: (step, loss) =>
+        this.o.onProgress?.({
+          fold: ref.fold,
+          phase,
+          round: ref.round,
+          step: step + 1,
+          steps: task.steps,
+          loss: loss.total,
+        }),
+    });
+    let embeddings: NamedTensor[] | undefined;
+    if (task.embed) {
+      const e = this.config!.embeddings;
+      const seed = randomInt(2 ** 31);
+      embeddings = anonymiseEmbeddings(trainer.embeddings(phase, { count: e.count, seed }), {
+        mix: e.mix,
+        noise: e.noise,
+        random: mulberry32(seed ^ 0x9e3779b9),
+      });
+    }
+    const shared = this.config!.method === "individual" ? [] : trainer.sharedTensors(phase);
+    computeMs += performance.now() - t0;
+    await trainer.saveCheckpoint(
+      this.state.checkpointDir(ref.fold),
+      { domain: this.o.joint },
+      { site: this.o.site },
+    );
+    await this.state.write({
+      site: this.o.site,
+      fold: ref.fold,
+      phase,
+      round: ref.round,
+      checkpoint: `gamma-fold${ref.fold}`,
+      evaluated: this.summary.evaluations.map((e) => e.fold),
+    });
+    if (embeddings) {
+      const ack = await t.pushEmbeddings(
+        ref,
+        embeddings,
+        this.config!.embeddings.mix,
+        this.config!.embeddings.noise,
+      );
+      if (ack.status === "rejected")
+        this.log.warn({ ...ref, code: ack.code, reason: ack.reason }, "embeddings rejected");
+    }
+    const loss: Record<string, number> = { total: res.loss.total, ce: res.loss.ce };
+    if (res.loss.msc !== undefined) loss.msc = res.loss.msc;
+    if (res.loss.mjap !== undefined) loss.mjap = res.loss.mjap;
+    const metrics: Record<string, number> = { compute_ms: computeMs, train_ms: res.computeMs };
+    if (valDiceBefore !== undefined) metrics.val_dice_before = valDiceBefore;
+    const ack = await t.pushUpdate(ref, res.samples, loss, metrics, shared);
+    if (ack.status === "rejected") {
+      throw new ProtocolError(
+        ack.code || "FJ_SITE_REJECTED",
+        `update for fold ${ref.fold} ${phase} round ${ref.round} rejected: ${ack.reason}`,
+      );
+    }
+    this.summary.computeSeconds += computeMs / 1000;
+    this.summary.rounds.push({
+      ...ref,
+      phase,
+      steps: task.steps,
+      samples: res.samples,
+      loss,
+      computeMs,
+      valDiceBefore,
+    });
+    this.log.info(
+      {
+        site: this.o.site,
+        fold: ref.fold,
+        phase,
+        round: ref.round,
+        samples: res.samples,
+        loss,
+        computeMs: Math.round(computeMs),
+        valDiceBefore,
+        ack: ack.status,
+      },
+      "round trained",
+    );
+  }
+
+  private async evaluate(task: TaskMsg): Promise<void> {
+    const ref = task.ref!;
+    const trainer = await this.trainerFor(ref.fold);
+    if (task.hasModel) trainer.setSharedTensors("seg", await this.o.transport.pullModel(ref));
+    const v = trainer.validate(this.o.joint);
+    const metrics = Object.fromEntries(Object.entries(v.dice).map(([label, d]) => [label, { dice: d }]));
+    const ack = await this.o.transport.reportEvaluation(ref.fold, v.mean, metrics);
+    if (ack.status === "rejected")
+      throw new ProtocolError(ack.code, `evaluation of fold ${ref.fold} rejected: ${ack.reason}`);
+    this.summary.evaluations.push({ fold: ref.fold, meanDice: v.mean, dice: v.dice });
+    this.log.info({ site: this.o.site, fold: ref.fold, meanDice: v.mean, dice: v.dice }, "fold evaluated");
+  }
+}
