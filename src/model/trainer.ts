@@ -55,16 +55,20 @@ export interface TrainerSampler {
   next(): TrainerBatch;
 }
 
-/** `makeBatchSampler` of src/data/slices.ts (seeded; `augment` = the paper's on-the-fly augmentation). */
-export type SamplerFactory = (
-  set: TrainerSlices,
+/**
+ * `makeBatchSampler` of src/data/slices.ts (seeded; `augment` = the paper's on-the-fly augmentation),
+ * e.g. `(set, o) => makeBatchSampler(set, { ...o, foregroundFraction: 0.5 })`. S is the slice-set
+ * type the caller passes in JointData (src/data's SliceSet), handed back to the factory unchanged.
+ */
+export type SamplerFactory<S extends TrainerSlices = TrainerSlices> = (
+  set: S,
   options: { batch: number; seed: number; augment: boolean },
 ) => TrainerSampler;
 
 /** What the trainer needs of one joint: training and validation slices and the label set. */
-export interface JointData {
-  train: TrainerSlices;
-  val: TrainerSlices;
+export interface JointData<S extends TrainerSlices = TrainerSlices> {
+  train: S;
+  val: S;
   labels: LabelSpec;
 }
 
@@ -201,7 +205,7 @@ const SCOPE_ALL: CheckpointScope = "all";
  *
  * tf.memory().numTensors stays flat across `trainSteps`, `embeddings`, `validate`, `predictSlices`.
  */
-export class SegmentationTrainer {
+export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   readonly config: TrainerConfig;
   readonly net: AttUNet;
   readonly ae?: MultiJointAutoEncoder;
@@ -209,8 +213,8 @@ export class SegmentationTrainer {
   readonly union?: UnionLabels;
   private readonly phases = new Map<Phase, PhaseState>();
   private readonly log: Logger;
-  private readonly makeSampler?: SamplerFactory;
-  private readonly data: Partial<Record<Joint, JointData>>;
+  private readonly makeSampler?: SamplerFactory<S>;
+  private readonly data: Partial<Record<Joint, JointData<S>>>;
   private warnedInBatch = false;
   private disposed = false;
 
@@ -222,8 +226,8 @@ export class SegmentationTrainer {
    */
   constructor(
     config: TrainerConfig,
-    data: Partial<Record<Joint, JointData>>,
-    options: { makeSampler?: SamplerFactory; log?: Logger } = {},
+    data: Partial<Record<Joint, JointData<S>>>,
+    options: { makeSampler?: SamplerFactory<S>; log?: Logger } = {},
   ) {
     validateConfig(config, data);
     this.config = { ...config, joints: [...config.joints] };
@@ -664,7 +668,7 @@ export class SegmentationTrainer {
     p.write([...tensors]);
   }
 
-  private jointData(joint: Joint): JointData {
+  private jointData(joint: Joint): JointData<S> {
     const d = this.data[joint];
     if (!d || !this.config.joints.includes(joint)) {
       throw new ModelError(
