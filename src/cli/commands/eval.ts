@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { readNifti } from "../../data/nifti.js";
 import { InputError } from "../../errors.js";
 import { benchEvaluation } from "../../eval/bench.js";
+import { planFolds } from "../../eval/folds.js";
 import { binaryMetrics } from "../../eval/metrics.js";
 import type { Connectivity } from "../../eval/morphology.js";
 import { postprocessLabels } from "../../eval/postprocess.js";
@@ -210,6 +211,47 @@ export function registerEval(program: Command): void {
       const out = await evalMetrics(f);
       if (f.json) printJson(out);
       else process.stdout.write(renderTable(out));
+    });
+  evalCmd
+    .command("folds")
+    .description(
+      "Print the leave-one-out fold plan: π_k per site; fold i tests π_k(i), validates on π_k(i+1)",
+    )
+    .requiredOption(
+      "--site <name=count...>",
+      "site name and its number of exams, e.g. --site ankle=12 knee=14",
+    )
+    .requiredOption("--seed <seed>", "seed of the permutations")
+    .option("--folds <n>", "number of folds (default: min exams per site)")
+    .option("--json", "print one JSON line")
+    .action((f: { site: string[]; seed: string; folds?: string; json?: boolean }) => {
+      const sites = f.site.map((s) => {
+        const m = /^([^=]+)=(\d+)$/.exec(s);
+        if (m === null)
+          throw new InputError("FJ_CLI_ARG", `--site is '${s}', expected name=count, e.g. knee=14`);
+        return { site: m[1], nExams: Number(m[2]) };
+      });
+      let folds: number | undefined;
+      if (f.folds !== undefined) {
+        folds = Number(f.folds);
+        if (!Number.isInteger(folds))
+          throw new InputError("FJ_CLI_ARG", `--folds is '${f.folds}', expected an integer`);
+      }
+      const plan = planFolds({ sites, seed: f.seed, folds });
+      if (f.json) {
+        printJson(plan);
+        return;
+      }
+      const lines = [`seed ${plan.seed}, ${plan.nFolds} folds`];
+      for (const { site } of sites) lines.push(`π[${site}] = ${plan.permutations[site].join(" ")}`);
+      for (const fold of plan.folds) {
+        const parts = sites.map(({ site }) => {
+          const s = fold.sites[site];
+          return `${site}: test ${s.test}, val ${s.validation}, train ${s.train.join(" ")}`;
+        });
+        lines.push(`fold ${fold.index}: ${parts.join(" | ")}`);
+      }
+      process.stdout.write(`${lines.join("\n")}\n`);
     });
   evalCmd
     .command("bench")

@@ -79,6 +79,21 @@ describe("fedjoint eval metrics", () => {
   });
 });
 
+describe("fedjoint eval folds", () => {
+  it("prints the seeded leave-one-out plan as one JSON line, and rejects too few exams", () => {
+    const r = cli(["eval", "folds", "--site", "ankle=4", "knee=3", "--seed", "9", "--json"]);
+    expect(r.status).toBe(0);
+    const plan = JSON.parse(r.stdout) as { nFolds: number; permutations: Record<string, number[]> };
+    expect(plan.nFolds).toBe(3);
+    expect(plan.permutations.ankle.length).toBe(4);
+    const bad = cli(["eval", "folds", "--site", "ankle=2", "--seed", "9"]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim()).toMatch(
+      /^FJ_EVAL_FOLDS: fold plan: site 'ankle' has 2 exams, expected at least 3/,
+    );
+  });
+});
+
 describe("fedjoint report --runs … --out …", () => {
   it("merges two studies into one comparison with KS p-values", async () => {
     const dir = await mkdtemp(join(tmpdir(), "fj-eval-cli-"));
