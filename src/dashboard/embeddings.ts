@@ -156,15 +156,73 @@ export function pcaScatter(data: ScaleData): ScatterView {
   };
 }
 
-/** The JSON served at /api/embeddings. */
-export function embeddingView(snapshot: EmbeddingSnapshot, scatterScales: number[]): EmbeddingView {
+/** The JSON served at /api/embeddings (scatter: the given scales, default first/middle/last). */
+export function embeddingView(snapshot: EmbeddingSnapshot, scatterScales?: number[]): EmbeddingView {
   const scales = snapshot.scales.map((_, i) => scaleData(snapshot, i)).sort((a, b) => a.scale - b.scale);
+  const shown = scatterScales ?? defaultScatterScales(scales.map((s) => s.scale));
   return {
     available: true,
     fold: snapshot.fold,
     phase: snapshot.phase,
     round: snapshot.round,
-    scatter: scales.filter((s) => scatterScales.includes(s.scale)).map(pcaScatter),
+    scatter: scales.filter((s) => shown.includes(s.scale)).map(pcaScatter),
     cosine: scales.map(cosineMatrix),
   };
+}
+
+/** A wire tensor as the coordinator's embedding bank holds it (`embedding/scale<s>`, [count, dim], s 0-based). */
+export interface BankTensor {
+  name: string;
+  shape: readonly number[];
+  data: ArrayLike<number>;
+}
+
+/**
+ * Builds the dashboard's snapshot from the coordinator's bank of one round: per site, the
+ * tensors `embedding/scale<s>` ([count, dim], s = 0-based scale) → scales 1-based (s1 … s9).
+ * Tensors with other names are ignored; a shape that does not match its data is an error.
+ */
+export function snapshotFromBank(
+  ref: { fold: number; phase: EmbeddingSnapshot["phase"]; round: number },
+  bank: ReadonlyMap<string, readonly BankTensor[]> | Readonly<Record<string, readonly BankTensor[]>>,
+): EmbeddingSnapshot {
+  const entries: [string, readonly BankTensor[]][] =
+    bank instanceof Map ? [...bank.entries()] : Object.entries(bank as Record<string, readonly BankTensor[]>);
+  const scales = new Map<number, Record<string, number[][]>>();
+  for (const [site, tensors] of entries) {
+    for (const t of tensors) {
+      const m = /^embedding\/scale(\d+)$/.exec(t.name);
+      if (m === null) continue;
+      const [count, dim] = t.shape;
+      if (t.shape.length !== 2 || count === undefined || dim === undefined || count * dim !== t.data.length) {
+        throw new InputError(
+          "FJ_EMBEDDINGS_SHAPE",
+          `bank of ${site}: ${t.name} has shape [${t.shape.join(",")}] and ${t.data.length} values, expected [count, dim]`,
+        );
+      }
+      const scale = Number(m[1]) + 1;
+      let bySite = scales.get(scale);
+      if (bySite === undefined) {
+        bySite = {};
+        scales.set(scale, bySite);
+      }
+      const rows: number[][] = [];
+      for (let i = 0; i < count; i++)
+        rows.push(Array.from({ length: dim }, (_, k) => t.data[i * dim + k] as number));
+      bySite[site] = rows;
+    }
+  }
+  return {
+    fold: ref.fold,
+    phase: ref.phase,
+    round: ref.round,
+    scales: [...scales.entries()].sort((a, b) => a[0] - b[0]).map(([scale, sites]) => ({ scale, sites })),
+  };
+}
+
+/** Default scatter scales: the first, the middle (bottleneck) and the last available (s1, s5, s9 at depth 5). */
+export function defaultScatterScales(available: number[]): number[] {
+  const s = [...new Set(available)].sort((a, b) => a - b);
+  if (s.length === 0) return [];
+  return [...new Set([s[0] as number, s[(s.length - 1) >> 1] as number, s[s.length - 1] as number])];
 }

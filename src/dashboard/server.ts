@@ -92,7 +92,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       `dashboard on ${options.host === "" ? "all interfaces" : options.host}:${options.port} is not loopback: give a token (FEDJOINT_DASHBOARD_TOKEN) or TLS with a client CA`,
     );
   }
-  const scatterScales = options.scatterScales ?? [1, 5, 9];
+  const scatterScales = options.scatterScales;
   const metrics = options.metrics ?? createMetrics();
   const builder = new DashboardStateBuilder(options.study);
   const events: StudyEvent[] = [];

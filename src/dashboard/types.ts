@@ -74,7 +74,7 @@ export interface DashboardOptions {
   metrics?: StudyMetrics;
   /** The coordinator's embedding bank (latest round), for the scatter and cosine matrices. */
   embeddings?: () => Promise<EmbeddingSnapshot | null>;
-  /** Scales shown as PCA scatter plots (default [1, 5, 9]). */
+  /** Scales shown as PCA scatter plots (default: first, middle and last available = s1, s5, s9 at depth 5). */
   scatterScales?: number[];
   logger?: Logger;
 }

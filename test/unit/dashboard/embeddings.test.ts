@@ -124,3 +124,47 @@ describe("page assets", () => {
     expect(refs).toEqual(["app.css", "vendor/chart.umd.min.js", "app.js"]);
   });
 });
+
+describe("coordinator bank → snapshot", () => {
+  it("maps embedding/scale<s> (0-based) to 1-based scales, splits rows per site, and picks first/middle/last for the scatter", async () => {
+    const { defaultScatterScales, snapshotFromBank } = await import("../../../src/dashboard/embeddings.js");
+    const t = (s: number, rows: number[][]) => ({
+      name: `embedding/scale${s}`,
+      shape: [rows.length, 2],
+      data: Float32Array.from(rows.flat()),
+    });
+    const bank = new Map([
+      [
+        "knee",
+        [
+          t(0, [
+            [1, 0],
+            [0, 1],
+          ]),
+          t(1, [[0.6, 0.8]]),
+          t(2, [[1, 0]]),
+          { name: "other", shape: [1], data: [1] },
+        ],
+      ],
+      ["ankle", [t(0, [[0, 1]]), t(1, [[0.8, 0.6]]), t(2, [[0, 1]])]],
+    ]);
+    const snap = snapshotFromBank({ fold: 1, phase: "seg", round: 4 }, bank);
+    expect(snap.scales.map((s) => s.scale)).toEqual([1, 2, 3]);
+    expect(snap.scales[0]?.sites).toEqual({
+      knee: [
+        [1, 0],
+        [0, 1],
+      ],
+      ankle: [[0, 1]],
+    });
+    expect(embeddingView(snap).scatter.map((s) => s.scale)).toEqual([1, 2, 3]);
+    expect(defaultScatterScales([1, 2, 3, 4, 5, 6, 7, 8, 9])).toEqual([1, 5, 9]);
+    expect(defaultScatterScales([1])).toEqual([1]);
+    expect(() =>
+      snapshotFromBank(
+        { fold: 0, phase: "seg", round: 0 },
+        { a: [{ name: "embedding/scale0", shape: [2, 2], data: [1, 0, 0] }] },
+      ),
+    ).toThrow(/bank of a: embedding\/scale0 has shape \[2,2\] and 3 values/);
+  });
+});
