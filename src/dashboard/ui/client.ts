@@ -154,6 +154,7 @@ export const APP_JS = `(function () {
         return { label: d.label, data: d.data, borderColor: colourOf(d.site), backgroundColor: colourOf(d.site), borderDash: DASHES[components.indexOf(d.comp) % DASHES.length], spanGaps: true, pointRadius: 2, borderWidth: 2 };
       })
     }, { scales: { y: { title: { display: true, text: "loss" } } } });
+    document.getElementById("dice-note").hidden = Object.keys(diceSets).length > 0;
     chart("chart-dice", "line", {
       labels: labels,
       datasets: Object.keys(diceSets).map(function (site) {
@@ -235,6 +236,7 @@ export const APP_JS = `(function () {
       return;
     }
     note.hidden = true;
+    document.getElementById("cosine-title").hidden = view.cosine.length === 0;
     setText("embeddings-round", "(fold " + view.fold + ", " + view.phase + ", round " + view.round + ")");
     view.scatter.forEach(function (sc) {
       var id = "chart-scatter-s" + sc.scale;

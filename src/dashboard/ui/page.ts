@@ -46,6 +46,7 @@ export const INDEX_HTML = `<!doctype html>
   </section>
   <section class="card">
     <h2>Validation Dice per site</h2>
+    <p id="dice-note" class="muted">no validation Dice reported yet (update loss keys containing "dice")</p>
     <div class="chart"><canvas id="chart-dice"></canvas></div>
   </section>
   <section class="card">
@@ -63,7 +64,7 @@ export const INDEX_HTML = `<!doctype html>
     <h2>Embeddings <span id="embeddings-round" class="muted"></span></h2>
     <p id="embeddings-note" class="muted">no embeddings yet</p>
     <div id="scatter-grid" class="grid3"></div>
-    <h3>Cosine similarity between sites, per scale</h3>
+    <h3 id="cosine-title" hidden>Cosine similarity between sites, per scale</h3>
     <div id="cosine-grid" class="cosine-grid"></div>
   </section>
   <section class="card wide">
@@ -115,7 +116,7 @@ td.num, th.num { text-align: right; }
 .cosine-grid table { width: auto; }
 .cosine-grid td { text-align: center; min-width: 56px; }
 .cosine-grid caption { text-align: left; font-weight: 600; padding: 2px 0; }
-#loo-tables { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 12px; }
+#loo-tables { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 12px; align-items: start; }
 #loo-tables caption { text-align: left; font-weight: 600; padding: 2px 0; }
 .events { margin: 0; padding-left: 0; list-style: none; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; max-height: 240px; overflow: auto; }
 .error { margin: 10px 20px 0; padding: 8px 12px; background: #ffebe9; border: 1px solid var(--bad); border-radius: 6px; color: var(--bad); }
