@@ -31,6 +31,8 @@ export interface SimulateOptions {
   base: number;
   depth: number;
   batch: number;
+  /** Adam learning rate of both phases (default Table 1). */
+  lr?: number;
   embeddings: number;
   mix: number;
   noise: number;
@@ -135,7 +137,14 @@ export async function simulate(o: SimulateOptions): Promise<SimulateSummary> {
     compression: o.compression,
     folds: o.folds,
     seed: o.seed,
-    model: { base: o.base, depth: o.depth, size: o.size, segBatch: o.batch, aeBatch: o.batch },
+    model: {
+      base: o.base,
+      depth: o.depth,
+      size: o.size,
+      segBatch: o.batch,
+      aeBatch: o.batch,
+      ...(o.lr !== undefined ? { segLr: o.lr, aeLr: o.lr } : {}),
+    },
     embeddings: { enabled: true, count: o.embeddings, mix: o.mix, noise: o.noise },
   };
   const config: StudyConfig = parseStudyConfig(input, "simulate options");

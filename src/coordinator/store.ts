@@ -24,13 +24,18 @@ export class StateStore {
     return path.join(this.dir, name);
   }
 
-  async writeAtomic(name: string, data: Uint8Array | string): Promise<void> {
+  /**
+   * Temp file + rename: atomic against the process being killed at any point. With `sync` the
+   * data is also fsync'ed before the rename (durable against power loss); the study syncs every
+   * aggregation and leaves per-update snapshots to the page cache (rename only).
+   */
+  async writeAtomic(name: string, data: Uint8Array | string, sync = true): Promise<void> {
     const target = this.file(name);
     const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
     const fh = await open(tmp, "w");
     try {
       await fh.writeFile(data);
-      await fh.sync();
+      if (sync) await fh.sync();
     } finally {
       await fh.close();
     }

@@ -500,9 +500,9 @@ export class Study {
     });
     this.count(u.site, u.ref, "sent", u.bytes);
     const file = `acc-${u.ref.fold}-${u.ref.phase}-${u.ref.round}-${this.aggregator.sites.length}.bin`;
-    await this.store.writeAtomic(file, this.aggregator.snapshot());
+    await this.store.writeAtomic(file, this.aggregator.snapshot(), false);
     st.accumulator = { ...u.ref, file };
-    await this.persist();
+    await this.persist(false);
     this.log.info(
       { site: u.site, ...u.ref, samples: u.samples, bytes: u.bytes, loss: u.loss },
       "update accepted",
@@ -562,19 +562,18 @@ export class Study {
         return { status: "rejected", code: "FJ_COORD_EMBEDDINGS", reason: problem };
       }
       const file = `emb-${ref.fold}-${ref.phase}-${ref.round}-${site}.bin`;
-      await this.store.writeAtomic(file, packTensorSet(tensors));
+      await this.store.writeAtomic(file, packTensorSet(tensors), false);
       bank.set(site, tensors);
       const vectors = tensors[0]?.shape[0] ?? 0;
       this.state.embeddings.push({ ...ref, site, file, vectors });
       this.count(site, ref, "sent", bytes);
       // Banks older than the previous round are no longer served.
       this.state.embeddings = this.state.embeddings.filter((e) => {
-        const keep =
-          !(e.fold === ref.fold && e.phase === ref.phase && e.round < ref.round - 1) && e.fold >= ref.fold;
+        const keep = e.fold === ref.fold && e.phase === ref.phase && e.round >= ref.round - 1;
         if (!keep) this.banks.delete(refKey(e));
         return keep;
       });
-      await this.persist();
+      await this.persist(false);
       await this.emit({ kind: "embeddings.received", site, ...ref, scales: tensors.length, vectors });
       return { status: "accepted" };
     });
@@ -874,9 +873,10 @@ export class Study {
     for (const f of w) f();
   }
 
-  private async persist(): Promise<void> {
+  /** Commits the state (state.json last); `sync` = fsync (aggregations, joins, evaluations). */
+  private async persist(sync = true): Promise<void> {
     const st = this.state;
-    await this.store.writeAtomic("state.json", `${JSON.stringify(st)}\n`);
+    await this.store.writeAtomic("state.json", `${JSON.stringify(st)}\n`, sync);
     const keep = new Set<string>([
       ...Object.values(st.models).map((m) => m.file),
       ...st.embeddings.map((e) => e.file),

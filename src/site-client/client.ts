@@ -182,19 +182,21 @@ export class SiteClient {
     const ref = task.ref!;
     const phase = ref.phase as Phase;
     const t = this.o.transport;
+    const tTask = performance.now();
     const trainer = await this.trainerFor(ref.fold);
-    if (phase === "seg" && task.aeRounds > 0 && this.aeLoaded !== ref.fold) {
-      trainer.setSharedTensors(
-        "ae",
-        await t.pullModel({ fold: ref.fold, phase: "ae", round: task.aeRounds }),
-      );
+    const needAe = phase === "seg" && task.aeRounds > 0 && this.aeLoaded !== ref.fold;
+    const [ae, model, bankTensors] = await Promise.all([
+      needAe ? t.pullModel({ fold: ref.fold, phase: "ae", round: task.aeRounds }) : undefined,
+      task.hasModel ? t.pullModel(ref) : undefined,
+      task.hasBank ? t.pullEmbeddings({ ...ref, round: ref.round - 1 }) : undefined,
+    ]);
+    if (ae) {
+      trainer.setSharedTensors("ae", ae);
       this.aeLoaded = ref.fold;
     }
-    if (task.hasModel) trainer.setSharedTensors(phase, await t.pullModel(ref));
-    const bank = task.hasBank
-      ? bankFromTensors(await t.pullEmbeddings({ ...ref, round: ref.round - 1 }))
-      : undefined;
-    let computeMs = 0;
+    if (model) trainer.setSharedTensors(phase, model);
+    const bank = bankTensors ? bankFromTensors(bankTensors) : undefined;
+    const pullMs = performance.now() - tTask;
     const t0 = performance.now();
     const valDiceBefore = phase === "seg" ? trainer.validate(this.o.joint).mean : undefined;
     const res = await trainer.trainSteps(phase, {
@@ -221,7 +223,33 @@ export class SiteClient {
       });
     }
     const shared = this.config!.method === "individual" ? [] : trainer.sharedTensors(phase);
-    computeMs += performance.now() - t0;
+    const computeMs = performance.now() - t0;
+    const tPush = performance.now();
+    if (embeddings) {
+      const e = this.config!.embeddings;
+      const ack = await t.pushEmbeddings(ref, embeddings, e.mix, e.noise);
+      if (ack.status === "rejected")
+        this.log.warn({ ...ref, code: ack.code, reason: ack.reason }, "embeddings rejected");
+    }
+    const loss: Record<string, number> = { total: res.loss.total, ce: res.loss.ce };
+    if (res.loss.msc !== undefined) loss.msc = res.loss.msc;
+    if (res.loss.mjap !== undefined) loss.mjap = res.loss.mjap;
+    const metrics: Record<string, number> = {
+      compute_ms: computeMs,
+      train_ms: res.computeMs,
+      pull_ms: pullMs,
+    };
+    if (valDiceBefore !== undefined) metrics.val_dice_before = valDiceBefore;
+    const ack = await t.pushUpdate(ref, res.samples, loss, metrics, shared);
+    const pushMs = performance.now() - tPush;
+    if (ack.status === "rejected") {
+      throw new ProtocolError(
+        ack.code || "FJ_SITE_REJECTED",
+        `update for fold ${ref.fold} ${phase} round ${ref.round} rejected: ${ack.reason}`,
+      );
+    }
+    // Γ_k is checkpointed after the push, off the round's critical path (the coordinator is
+    // aggregating meanwhile); killed in between, the site resumes with the previous round's Γ_k.
     await trainer.saveCheckpoint(
       this.state.checkpointDir(ref.fold),
       { domain: this.o.joint },
@@ -235,28 +263,6 @@ export class SiteClient {
       checkpoint: `gamma-fold${ref.fold}`,
       evaluated: this.summary.evaluations.map((e) => e.fold),
     });
-    if (embeddings) {
-      const ack = await t.pushEmbeddings(
-        ref,
-        embeddings,
-        this.config!.embeddings.mix,
-        this.config!.embeddings.noise,
-      );
-      if (ack.status === "rejected")
-        this.log.warn({ ...ref, code: ack.code, reason: ack.reason }, "embeddings rejected");
-    }
-    const loss: Record<string, number> = { total: res.loss.total, ce: res.loss.ce };
-    if (res.loss.msc !== undefined) loss.msc = res.loss.msc;
-    if (res.loss.mjap !== undefined) loss.mjap = res.loss.mjap;
-    const metrics: Record<string, number> = { compute_ms: computeMs, train_ms: res.computeMs };
-    if (valDiceBefore !== undefined) metrics.val_dice_before = valDiceBefore;
-    const ack = await t.pushUpdate(ref, res.samples, loss, metrics, shared);
-    if (ack.status === "rejected") {
-      throw new ProtocolError(
-        ack.code || "FJ_SITE_REJECTED",
-        `update for fold ${ref.fold} ${phase} round ${ref.round} rejected: ${ack.reason}`,
-      );
-    }
     this.summary.computeSeconds += computeMs / 1000;
     this.summary.rounds.push({
       ...ref,
@@ -276,6 +282,8 @@ export class SiteClient {
         samples: res.samples,
         loss,
         computeMs: Math.round(computeMs),
+        pullMs: Math.round(pullMs),
+        pushMs: Math.round(pushMs),
         valDiceBefore,
         ack: ack.status,
       },

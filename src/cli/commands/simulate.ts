@@ -18,6 +18,7 @@ interface SimulateFlags {
   base: number;
   depth: number;
   batch: number;
+  lr?: number;
   embeddings: number;
   mix: number;
   noise: number;
@@ -73,6 +74,11 @@ export function registerSimulate(program: Command): void {
     .option("--depth <n>", "levels incl. bottleneck", intOption("--depth", 2), d.depth)
     .option("--batch <n>", "local batch (SEG and AE)", intOption("--batch"), d.batch)
     .option(
+      "--lr <x>",
+      "Adam learning rate of both phases (default: Table 1, 5e-4 SEG / 1e-4 AE)",
+      numberOption("--lr"),
+    )
+    .option(
       "--embeddings <n>",
       "embedding vectors uploaded per site per round",
       intOption("--embeddings"),
@@ -123,6 +129,7 @@ export function registerSimulate(program: Command): void {
         base: f.base,
         depth: f.depth,
         batch: f.batch,
+        lr: f.lr,
         embeddings: f.embeddings,
         mix: f.mix,
         noise: f.noise,
