@@ -33,4 +33,4 @@ EXPOSE 7443 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:8080/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/dist/cli/coordinator.js"]
-CMD ["--config", "/etc/fedjoint/study.yaml", "--port", "7443", "--cert", "/certs/coordinator.pem", "--key", "/certs/coordinator.key", "--ca", "/certs/ca.pem", "--state", "/state", "--dashboard", ":8080"]
+CMD ["--config", "/etc/fedjoint/study.yaml", "--port", "7443", "--cert", "/certs/coordinator.pem", "--key", "/certs/coordinator.key", "--ca", "/certs/ca.pem", "--state", "/state", "--host", "0.0.0.0", "--dashboard", ":8080"]
