@@ -289,11 +289,45 @@ export class NatsBus implements EventBus {
     return { events, skipped };
   }
 
+  /**
+   * Stops subscriptions and drains the connection; bounded by `CLOSE_TIMEOUT_MS` so that a
+   * process whose NATS server is gone (the client keeps reconnecting) can still shut down.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([...this.subscriptions].map((s) => s.stop().catch(() => undefined)));
-    await this.nc.drain().catch(() => this.nc.close());
+    const graceful = (async () => {
+      await Promise.all([...this.subscriptions].map((s) => s.stop().catch(() => undefined)));
+      await this.nc.drain();
+    })();
+    const finished = await bounded(graceful, CLOSE_TIMEOUT_MS);
+    if (!finished && !this.nc.isClosed()) {
+      this.logger.warn({ nats: this.url }, "NATS did not drain in time; closing the connection");
+      await this.nc.close().catch(() => undefined);
+    }
+  }
+}
+
+/** How long `close()` waits for subscriptions to stop and the connection to drain. */
+const CLOSE_TIMEOUT_MS = 3_000;
+
+/** Resolves true when `p` settles within `ms`, false otherwise (never rejects). */
+async function bounded(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([
+      p.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -169,6 +169,16 @@ describe("NatsBus against a real nats-server -js", () => {
     );
   });
 
+  it("closes within its bound when the NATS server has gone away (the client is reconnecting)", async () => {
+    const own = await startNatsServer();
+    const bus = await NatsBus.connect(own.url);
+    await bus.subscribe("gone", () => undefined, { replay: true });
+    await own.stop();
+    const t0 = performance.now();
+    await bus.close();
+    expect(performance.now() - t0).toBeLessThan(6_000);
+  });
+
   it("refuses a publish with a study id that is not a subject token", async () => {
     const bus = await NatsBus.connect(server.url);
     const bad = { ...(wholeStudy("ok")[0] as StudyEvent), study: "bad.study" };
