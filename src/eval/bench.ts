@@ -25,6 +25,8 @@ export interface EvalBenchResult {
   postprocessSeconds: number;
   metricsSeconds: number;
   totalSeconds: number;
+  /** CPU time (user + system) of the three stages: what wall time would be on an idle core. */
+  cpuSeconds: number;
   meanDice: number;
 }
 
@@ -81,6 +83,7 @@ export function benchEvaluation(options: EvalBenchOptions = {}): EvalBenchResult
     }
     slices.push(s);
   }
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const pred = stackProbabilities(slices, C, { dims, trainSize: [T, T] });
   const t1 = performance.now();
@@ -90,6 +93,7 @@ export function benchEvaluation(options: EvalBenchOptions = {}): EvalBenchResult
   let dice = 0;
   for (const l of labels) dice += binaryMetrics(masks.get(l)!, maskOf(gt, l), dims, spacing).dice;
   const t3 = performance.now();
+  const cpu = process.cpuUsage(c0);
   return {
     dims,
     voxels: X * Y * Z,
@@ -98,6 +102,7 @@ export function benchEvaluation(options: EvalBenchOptions = {}): EvalBenchResult
     postprocessSeconds: (t2 - t1) / 1000,
     metricsSeconds: (t3 - t2) / 1000,
     totalSeconds: (t3 - t0) / 1000,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
     meanDice: dice / labels.length,
   };
 }

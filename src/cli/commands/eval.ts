@@ -272,7 +272,7 @@ export function registerEval(program: Command): void {
             `stack (bilinear + argmax): ${r.stackSeconds.toFixed(2)} s\n` +
             `post-process (largest component + ball(2) closing): ${r.postprocessSeconds.toFixed(2)} s\n` +
             `metrics (3D, all labels): ${r.metricsSeconds.toFixed(2)} s\n` +
-            `total: ${r.totalSeconds.toFixed(2)} s (mean Dice ${r.meanDice.toFixed(4)})\n`,
+            `total: ${r.totalSeconds.toFixed(2)} s wall, ${r.cpuSeconds.toFixed(2)} s CPU (mean Dice ${r.meanDice.toFixed(4)})\n`,
         );
     });
 }
