@@ -10,6 +10,9 @@ import { createEventBus } from "../coordinator/bus-nats.js";
 import { loadStudyConfig } from "../coordinator/config.js";
 import { startCoordinator } from "../coordinator/server.js";
 import { summarize } from "../coordinator/summary.js";
+import { parseDashboardAddress } from "../dashboard/auth.js";
+import { startDashboard } from "../dashboard/server.js";
+import type { DashboardHandle } from "../dashboard/types.js";
 import { createLogger } from "../log.js";
 import { intOption, printJson, runProgram } from "./run.js";
 
@@ -24,6 +27,10 @@ const program = new Command("coordinator")
   .option("--ca <file>", "CA certificate that signs the site certificates (PEM)")
   .option("--insecure", "plaintext gRPC without client authentication (local demos only)")
   .option("--nats <url>", "publish study events to NATS JetStream (else in-process)")
+  .option(
+    "--dashboard <[host]:port>",
+    "serve the study dashboard (token from FEDJOINT_DASHBOARD_TOKEN unless loopback)",
+  )
   .option("--json", "print the study summary as one JSON line when done")
   .action(
     async (f: {
@@ -36,6 +43,7 @@ const program = new Command("coordinator")
       ca?: string;
       insecure?: boolean;
       nats?: string;
+      dashboard?: string;
       json?: boolean;
     }) => {
       const log = createLogger({ name: "coordinator" });
@@ -59,8 +67,23 @@ const program = new Command("coordinator")
         bus,
         log,
       });
+      let dashboard: DashboardHandle | undefined;
+      if (f.dashboard) {
+        const { host, port } = parseDashboardAddress(f.dashboard, "--dashboard");
+        dashboard = await startDashboard({
+          bus,
+          study: config.study,
+          host,
+          port,
+          token: process.env.FEDJOINT_DASHBOARD_TOKEN || undefined,
+          embeddings: async () => coordinator.study.latestEmbeddings(),
+          logger: log,
+        });
+        log.info({ url: dashboard.url }, "dashboard listening");
+      }
       const stop = async (signal: string) => {
         log.info({ signal }, "stopping coordinator");
+        await dashboard?.close();
         await coordinator.close();
         await bus.close();
         process.exit(130);
@@ -68,9 +91,11 @@ const program = new Command("coordinator")
       process.once("SIGINT", () => void stop("SIGINT"));
       process.once("SIGTERM", () => void stop("SIGTERM"));
       await coordinator.study.done;
-      // let the sites receive "done" before the server goes away
-      await new Promise<void>((resolve) => setTimeout(resolve, 300));
+      // let every site receive "done" before the server goes away (a lost site is not waited for long)
+      const released = await coordinator.study.sitesReleased(10_000);
+      if (!released) log.warn("not every site collected its 'done' within 10 s; closing anyway");
       const summary = summarize(coordinator.study.snapshot());
+      await dashboard?.close();
       await coordinator.close();
       await bus.close();
       if (f.json) printJson(summary);

@@ -2,7 +2,7 @@
  * `fedjoint simulate`: a coordinator and one site-client process per site on loopback, mutual
  * TLS with freshly generated certificates, synthetic phantoms by default; returns one summary.
  */
-import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { synthesizeDataset } from "../data/phantoms.js";
@@ -80,7 +80,8 @@ export interface SimulateSummary {
   /** Median and max overhead over rounds after the first of each phase (round 0 includes data loading). */
   overhead: { median: number; max: number; firstRounds: number[] };
   wallSeconds: number;
-  workdir: string;
+  /** Where certs, data, state and logs are (null: a temporary directory, removed after success). */
+  workdir: string | null;
 }
 
 export function parseSite(spec: string): { name: string; joint: Joint } {
@@ -207,7 +208,15 @@ export async function simulate(o: SimulateOptions): Promise<SimulateSummary> {
     }
     const study = coordinator.json<StudySummary>();
     const siteSummaries = new Map(siteProcs.map((p) => [p.name, p.json<SiteSummary>()]));
-    return summarise(o.method, sites, study, siteSummaries, (performance.now() - t0) / 1000, work);
+    if (!o.workdir) await rm(work, { recursive: true, force: true });
+    return summarise(
+      o.method,
+      sites,
+      study,
+      siteSummaries,
+      (performance.now() - t0) / 1000,
+      o.workdir ? work : null,
+    );
   } finally {
     for (const p of procs) p.kill("SIGTERM");
   }
@@ -226,7 +235,7 @@ function summarise(
   study: StudySummary,
   siteSummaries: Map<string, SiteSummary>,
   wallSeconds: number,
-  workdir: string,
+  workdir: string | null,
 ): SimulateSummary {
   const rounds = study.rounds.map((r) => {
     const slowest = Math.max(0, ...Object.values(r.computeSeconds));

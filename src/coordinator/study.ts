@@ -184,6 +184,7 @@ export class Study {
   /** Resolves when the study is done. */
   readonly done: Promise<void>;
   private closed = false;
+  private readonly toldDone = new Set<string>();
 
   constructor(options: StudyOptions) {
     this.config = options.config;
@@ -365,7 +366,11 @@ export class Study {
 
   private taskFor(site: string): Task {
     const st = this.state;
-    if (st.status === "done" || this.closed) return { kind: "done" };
+    if (st.status === "done" || this.closed) {
+      this.toldDone.add(site);
+      this.notify();
+      return { kind: "done" };
+    }
     const finishedFolds = st.status === "finishing" ? this.config.folds : st.cursor.fold;
     for (let f = 0; f < finishedFolds; f++) {
       if (!st.evaluations.some((e) => e.site === site && e.fold === f)) {
@@ -616,6 +621,41 @@ export class Study {
       return { name: t.name, shape: t.shape, data };
     });
     return shuffled;
+  }
+
+  /**
+   * The most recent round's uploaded embeddings per site and scale (1-based), for the
+   * coordinator's dashboard (scatter and cosine matrices); null before any upload.
+   */
+  latestEmbeddings(): {
+    fold: number;
+    phase: Phase;
+    round: number;
+    scales: { scale: number; sites: Record<string, Float32Array[]> }[];
+  } | null {
+    const recs = this.state.embeddings;
+    if (recs.length === 0) return null;
+    const last = recs.reduce((a, b) => (this.order(b) > this.order(a) ? b : a));
+    const bank = this.banks.get(refKey(last));
+    if (!bank || bank.size === 0) return null;
+    const scales = new Map<number, Record<string, Float32Array[]>>();
+    for (const [site, tensors] of bank) {
+      for (const t of tensors) {
+        const s = Number(/^embedding\/scale(\d+)$/.exec(t.name)?.[1] ?? Number.NaN);
+        if (!Number.isInteger(s)) continue;
+        const [n, dim] = t.shape;
+        const rows = Array.from({ length: n }, (_, i) => t.data.subarray(i * dim, (i + 1) * dim));
+        const entry = scales.get(s + 1) ?? {};
+        entry[site] = rows;
+        scales.set(s + 1, entry);
+      }
+    }
+    return {
+      fold: last.fold,
+      phase: last.phase,
+      round: last.round,
+      scales: [...scales.entries()].sort((a, b) => a[0] - b[0]).map(([scale, sites]) => ({ scale, sites })),
+    };
   }
 
   noteBankSent(site: string, ref: Ref, bytes: number): void {
@@ -892,6 +932,23 @@ export class Study {
       await this.bus.publish(full as Parameters<EventBus["publish"]>[0]);
     } catch (err) {
       this.log.warn({ err, kind: event.kind }, "event bus publish failed");
+    }
+  }
+
+  /** Resolves once every joined site has been answered "done" (or after `maxMs`). */
+  async sitesReleased(maxMs: number): Promise<boolean> {
+    const deadline = Date.now() + maxMs;
+    for (;;) {
+      if (Object.keys(this.state.joined).every((s) => this.toldDone.has(s))) return true;
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.add(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
     }
   }
 

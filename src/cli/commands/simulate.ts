@@ -38,9 +38,11 @@ interface SimulateFlags {
 /** Embedded defaults: small enough for a laptop CPU in a few minutes. */
 export const SIMULATE_DEFAULTS = {
   sites: "ankle,knee,shoulder",
-  rounds: 3,
+  rounds: 4,
+  aeRounds: 1,
   method: "dsl+msc+mjap",
-  steps: 4,
+  steps: 10,
+  lr: 3e-3,
   subjects: 4,
   dataSize: 32,
   size: 32,
@@ -60,7 +62,7 @@ export function registerSimulate(program: Command): void {
     )
     .option("--sites <list>", "site names (joints) or name:joint, comma-separated", d.sites)
     .option("--rounds <n>", "SEG rounds per fold", intOption("--rounds"), d.rounds)
-    .option("--ae-rounds <n>", "AE rounds per fold (+mjap; default = --rounds)", intOption("--ae-rounds"))
+    .option("--ae-rounds <n>", "AE rounds per fold (+mjap methods)", intOption("--ae-rounds"), d.aeRounds)
     .option("--method <m>", METHODS.join(" | "), d.method)
     .option(
       "--data <dirs>",
@@ -75,8 +77,9 @@ export function registerSimulate(program: Command): void {
     .option("--batch <n>", "local batch (SEG and AE)", intOption("--batch"), d.batch)
     .option(
       "--lr <x>",
-      "Adam learning rate of both phases (default: Table 1, 5e-4 SEG / 1e-4 AE)",
+      "Adam learning rate of both phases (Table 1: 5e-4 SEG, 1e-4 AE; higher suits the tiny demo model)",
       numberOption("--lr"),
+      d.lr,
     )
     .option(
       "--embeddings <n>",
@@ -92,7 +95,10 @@ export function registerSimulate(program: Command): void {
     .option("--weighting <w>", "samples | uniform", "samples")
     .option("--folds <n>", "leave-one-out folds", intOption("--folds"), 1)
     .option("--seed <n>", "seed", intOption("--seed", 0), 0)
-    .option("--workdir <dir>", "keep certs, data, state and logs here (default: a temp dir)")
+    .option(
+      "--workdir <dir>",
+      "keep certs, data, state and logs here (default: a temp dir, removed after a successful run)",
+    )
     .option("--backend <name>", "auto|tensorflow|wasm|webgpu|cpu", process.env.FEDJOINT_BACKEND ?? "auto")
     .option("--threads <n>", "wasm threads per site process", intOption("--threads"), 1)
     .option("--insecure", "plaintext gRPC (no certificates)")
