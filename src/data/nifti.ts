@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
-import { gunzip, gzip } from "node:zlib";
+import { gunzip, gunzipSync, gzip } from "node:zlib";
 import * as nifti from "nifti-reader-js";
 import { DataError, InputError } from "../errors.js";
 import { writeFileAtomic } from "./atomic.js";
@@ -133,6 +133,12 @@ export async function readNifti(path: string): Promise<NiftiVolume> {
 async function maybeGunzip(raw: Buffer, path: string): Promise<Buffer> {
   if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
     try {
+      // The gzip trailer holds the uncompressed size: when plausible, inflate into one buffer of
+      // that size (no chunk list + concatenation, so about half the peak memory).
+      const isize = raw.length >= 18 ? raw.readUInt32LE(raw.length - 4) : 0;
+      if (isize >= 348 && isize <= 2 ** 30 && isize <= 1100 * raw.length) {
+        return gunzipSync(raw, { chunkSize: isize + 64 });
+      }
       return await gunzipAsync(raw);
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
@@ -149,6 +155,46 @@ async function maybeGunzip(raw: Buffer, path: string): Promise<Buffer> {
 
 /** Decodes an uncompressed NIfTI-1 byte buffer (exported for tests and in-memory use). */
 export function decodeNifti(buf: Buffer, path = "<buffer>"): NiftiVolume {
+  const raw = decodeNiftiRaw(buf, path);
+  const { values, slope, inter, ...rest } = raw;
+  const n = values.length;
+  const data = new Float32Array(n);
+  if (slope === 1 && inter === 0) {
+    data.set(values);
+  } else {
+    for (let i = 0; i < n; i++) data[i] = values[i] * slope + inter;
+  }
+  return { ...rest, data };
+}
+
+/**
+ * A volume whose voxel values are still the stored ones: `values[i] * slope + inter` is the
+ * scaled value. `values` is a typed view into the decoded file bytes where possible (no copy).
+ */
+export interface NiftiRawVolume extends Omit<NiftiVolume, "data"> {
+  values: NumArray;
+  slope: number;
+  inter: number;
+}
+
+/** Reads a NIfTI file without converting its values (memory: the file bytes only). */
+export async function readNiftiRaw(path: string): Promise<NiftiRawVolume> {
+  let raw: Buffer;
+  try {
+    raw = await readFile(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new DataError(
+      "FJ_DATA_MISSING",
+      path,
+      code === "ENOENT" ? "file not found" : `cannot read file (${code ?? String(err)})`,
+      { cause: err },
+    );
+  }
+  return decodeNiftiRaw(await maybeGunzip(raw, path), path);
+}
+
+function decodeNiftiRaw(buf: Buffer, path: string): NiftiRawVolume {
   if (buf.length < 348) {
     throw new DataError(
       "FJ_DATA_NIFTI_TRUNCATED",
@@ -243,7 +289,7 @@ export function decodeNifti(buf: Buffer, path = "<buffer>"): NiftiVolume {
     inter = 0;
   }
   if (!Number.isFinite(inter)) inter = 0;
-  const data = convertToFloat32(buf, offset, nvox, datatype, le, slope, inter);
+  const values = storedValues(buf, offset, nvox, datatype, le);
 
   const srow = [0, 1, 2].map((r) => [0, 1, 2, 3].map((c) => view.getFloat32(280 + 16 * r + 4 * c, le)));
   const qfac = h.pixDims[0] < 0 ? -1 : 1;
@@ -287,19 +333,17 @@ export function decodeNifti(buf: Buffer, path = "<buffer>"): NiftiVolume {
     calMin: h.cal_min,
     calMax: h.cal_max,
   };
-  return { dims, spacing, data, affine, datatype, header };
+  return { dims, spacing, values, slope, inter, affine, datatype, header };
 }
 
-function convertToFloat32(
+/** The stored values as a typed array: a view when the byte order matches, else a converted copy. */
+function storedValues(
   buf: Buffer,
   offset: number,
   n: number,
   datatype: NiftiDatatype,
   le: boolean,
-  slope: number,
-  inter: number,
-): Float32Array {
-  const out = new Float32Array(n);
+): NumArray {
   const bytes = BYTES[datatype];
   const start = buf.byteOffset + offset;
   const hostLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -313,21 +357,16 @@ function convertToFloat32(
       ab = copy.buffer;
       at = 0;
     }
-    const src = typedView(ab, at, n, datatype);
-    if (slope === 1 && inter === 0) {
-      for (let i = 0; i < n; i++) out[i] = src[i];
-    } else {
-      for (let i = 0; i < n; i++) out[i] = src[i] * slope + inter;
-    }
-    return out;
+    return typedView(ab, at, n, datatype);
   }
+  const out = datatype === "float64" ? new Float64Array(n) : new Float32Array(n);
   const view = new DataView(buf.buffer, start, n * bytes);
   const get = getter(view, datatype, le);
-  for (let i = 0; i < n; i++) out[i] = get(i * bytes) * slope + inter;
+  for (let i = 0; i < n; i++) out[i] = get(i * bytes);
   return out;
 }
 
-type NumArray =
+export type NumArray =
   | Uint8Array
   | Int8Array
   | Int16Array

@@ -12,7 +12,7 @@ import { open } from "node:fs/promises";
 import { createGunzip } from "node:zlib";
 import { DataError, InputError } from "../errors.js";
 import type { SiteDataset } from "./dataset.js";
-import { type NiftiVolume, readNifti } from "./nifti.js";
+import { type NiftiVolume, readNiftiRaw } from "./nifti.js";
 import { Rng } from "./rng.js";
 
 export type SliceAxis = 0 | 1 | 2;
@@ -176,14 +176,19 @@ function nearestTaps(n: number, size: number): Int32Array {
   return t;
 }
 
-/** Resizes every slice of a volume (bilinear) into `out` at `offset` (count·size² floats). */
+/**
+ * Resizes every slice of a volume (bilinear) into `out` at `offset` (count·size² floats), writing
+ * `scale·value + shift` (a linear map commutes with bilinear interpolation).
+ */
 export function resliceBilinear(
-  data: Float32Array,
+  data: ArrayLike<number>,
   dims: [number, number, number],
   axis: SliceAxis,
   size: number,
   out: Float32Array,
   offset = 0,
+  scale = 1,
+  shift = 0,
 ): number {
   const g = sliceGeometry(dims, axis);
   const r = bilinearTaps(g.rows, size);
@@ -203,7 +208,7 @@ export function resliceBilinear(
         const wx = c.w[x];
         const top = data[ra + ca] + (data[ra + cb] - data[ra + ca]) * wx;
         const bot = data[rb + ca] + (data[rb + cb] - data[rb + ca]) * wx;
-        out[row + x] = top + (bot - top) * wy;
+        out[row + x] = (top + (bot - top) * wy) * scale + shift;
       }
     }
   }
@@ -300,16 +305,33 @@ export async function loadSlices(
     const c = cases[ci];
     let dims: [number, number, number];
     {
-      const image = await readNifti(c.image);
+      // stored values, z-scored on the fly: no float copy of the exam is made
+      const image = await readNiftiRaw(c.image);
       dims = image.dims;
       if (dims[axis] !== counts[ci]) {
         throw new DataError("FJ_DATA_CHANGED", c.image, "file changed while loading slices");
       }
-      z_score(image.data);
-      resliceBilinear(image.data, dims, axis, size, images, at * plane);
+      const v = image.values;
+      let sum = 0;
+      let sq = 0;
+      for (let i = 0; i < v.length; i++) {
+        sum += v[i];
+        sq += v[i] * v[i];
+      }
+      const mean = sum / v.length;
+      const std = Math.sqrt(Math.max(sq / v.length - mean * mean, 0)) || 1;
+      if (!Number.isFinite(mean)) {
+        throw new DataError(
+          "FJ_DATA_NONFINITE",
+          c.image,
+          "has NaN or infinite intensities (run fedjoint data check)",
+        );
+      }
+      const scale = (image.slope < 0 ? -1 : 1) / std;
+      resliceBilinear(v, dims, axis, size, images, at * plane, scale, -mean * scale);
     }
     {
-      const label = await readNifti(c.label);
+      const label = await readNiftiRaw(c.label);
       if (label.dims.join("×") !== dims.join("×")) {
         throw new DataError(
           "FJ_DATA_SHAPE_MISMATCH",
@@ -317,18 +339,20 @@ export async function loadSlices(
           `shape ${label.dims.join("×")} differs from the image ${dims.join("×")}, expected the same grid`,
         );
       }
-      const d = label.data;
-      for (let i = 0; i < d.length; i++) {
-        const v = d[i];
-        if (!(Number.isInteger(v) && v >= 0 && v <= maxLabel)) {
+      const v = label.values;
+      const values = new Uint8Array(v.length);
+      for (let i = 0; i < v.length; i++) {
+        const x = v[i] * label.slope + label.inter;
+        if (!(Number.isInteger(x) && x >= 0 && x <= maxLabel)) {
           throw new DataError(
             "FJ_DATA_LABEL_UNKNOWN",
             c.label,
-            `has label ${v}, dataset.json declares 0–${maxLabel} (run fedjoint data check)`,
+            `has label ${x}, dataset.json declares 0–${maxLabel} (run fedjoint data check)`,
           );
         }
+        values[i] = x;
       }
-      resliceNearest(d, dims, axis, size, labels, at * plane);
+      resliceNearest(values, dims, axis, size, labels, at * plane);
     }
     for (let s = 0; s < counts[ci]; s++) {
       const k = at + s;
