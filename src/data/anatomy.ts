@@ -213,12 +213,12 @@ function buildAnkle(rng: Rng, subject: SubjectAnatomy, pixel: number): JointMode
   const flex = compose(pose, rotateAbout(rotation(0, 0, rng.uniform(-12, 12)), dome));
   const J = (v: number) => jit(rng, v * s, 0.07);
 
-  const talusDome = superquadric(flex, [2 * s, 7 * s, 0], [J(15), J(8), J(12.5)], 0.8, 0.9);
+  const talusDome = superquadric(flex, [2 * s, 8 * s, 0], [J(17), J(9.5), J(14)], 0.8, 0.9);
   const talus = union(
     5 * s,
     talusDome,
-    capsule(flex, [6 * s, 8 * s, 0], [22 * s, 13 * s, 1 * s], J(7), J(8.5)),
-    superquadric(flex, [24 * s, 14 * s, 1 * s], [J(7), J(7.5), J(9)]),
+    capsule(flex, [6 * s, 9 * s, 0], [22 * s, 13 * s, 1 * s], J(8), J(9)),
+    superquadric(flex, [24 * s, 14 * s, 1 * s], [J(8), J(8.5), J(10)]),
   );
   const tibiaRaw = union(
     6 * s,

@@ -248,9 +248,9 @@ export function synthesizeSubject(options: PhantomOptions): PhantomSubject {
   const margin = Math.max(model.gap + model.cartilage + 2 * sx, 6);
   const bones = model.bones;
   // Coarse-to-fine: each bone is evaluated on every other row and column first; cells whose four
-  // corners are all far outside are skipped, cells deep inside are interpolated, and only cells
-  // near a surface are evaluated voxel by voxel.
-  const deep = model.cortex + model.gap + 3 * sx;
+  // corners are all far outside are skipped, cells away from the surface are interpolated, and
+  // only cells within 3 voxels of a surface are evaluated voxel by voxel.
+  const exact = 3 * sx;
   const nearFar = margin + 1.5 * sx;
   const coarseW = Math.ceil(X / 2) + 1;
   const coarseH = Math.ceil(Y / 2) + 1;
@@ -302,10 +302,14 @@ export function synthesizeSubject(options: PhantomOptions): PhantomSubject {
           const c11 = coarse[a + cw + 1];
           let d: number;
           if (c00 > nearFar && c01 > nearFar && c10 > nearFar && c11 > nearFar) continue;
-          if (c00 < -deep && c01 < -deep && c10 < -deep && c11 < -deep) {
-            d = (c00 * (1 - tx) + c01 * tx) * (1 - ty) + (c10 * (1 - tx) + c11 * tx) * ty;
-          } else if (tx === 0 && ty === 0) {
+          if (tx === 0 && ty === 0) {
             d = c00;
+          } else if (
+            (c00 > exact && c01 > exact && c10 > exact && c11 > exact && c00 < nearFar) ||
+            (c00 < -exact && c01 < -exact && c10 < -exact && c11 < -exact)
+          ) {
+            // away from the surface the distance is smooth: bilinear from the coarse grid
+            d = (c00 * (1 - tx) + c01 * tx) * (1 - ty) + (c10 * (1 - tx) + c11 * tx) * ty;
           } else {
             d = shape.d(xs[i], y, z);
           }
