@@ -5,6 +5,7 @@
  * Runs (or resumes) a federated study and exits when it is done; with --json prints the study
  * summary as one JSON line on stdout.
  */
+import path from "node:path";
 import { Command } from "commander";
 import { createEventBus } from "../coordinator/bus-nats.js";
 import { loadStudyConfig } from "../coordinator/config.js";
@@ -13,6 +14,7 @@ import { summarize } from "../coordinator/summary.js";
 import { parseDashboardAddress } from "../dashboard/auth.js";
 import { startDashboard } from "../dashboard/server.js";
 import type { DashboardHandle } from "../dashboard/types.js";
+import { writeReport } from "../eval/report.js";
 import { createLogger } from "../log.js";
 import { intOption, printJson, runProgram } from "./run.js";
 
@@ -94,7 +96,10 @@ const program = new Command("coordinator")
       // let every site receive "done" before the server goes away (a lost site is not waited for long)
       const released = await coordinator.study.sitesReleased(10_000);
       if (!released) log.warn("not every site collected its 'done' within 10 s; closing anyway");
-      const summary = summarize(coordinator.study.snapshot());
+      const summary = summarize(coordinator.study.snapshot(), path.resolve(f.state, "results.json"));
+      // the study's tables (report.md, metrics.csv, metrics.json): `fedjoint report --runs` merges them
+      const report = await writeReport(path.resolve(f.state, "report"), coordinator.study.results());
+      log.info({ dir: report.dir, files: report.files }, "study report written");
       await dashboard?.close();
       await coordinator.close();
       await bus.close();

@@ -30,7 +30,7 @@ import { readTensorStream, writeTensorStream } from "../protocol/stream.js";
 import { encodeTensorSet, tapHeader } from "../protocol/tensors.js";
 import { type PeerAuth, peerIdentity } from "../protocol/tls.js";
 import type { EventBus } from "./events.js";
-import type { AckResult, Ref, Study, Task } from "./study.js";
+import { type AckResult, evaluationReportSchema, type Ref, type Study, type Task } from "./study.js";
 
 export class RpcError extends Error {
   readonly grpcCode: grpc.status;
@@ -258,13 +258,21 @@ export function federationHandlers(options: ServiceOptions): grpc.UntypedService
     ReportEvaluation: unary<EvaluationMsg, AckMsg>("ReportEvaluation", async (call) => {
       const req = call.request;
       const site = identify(call, req.site, "ReportEvaluation");
-      let metrics: Record<string, Record<string, number>>;
+      let parsed: unknown;
       try {
-        metrics = JSON.parse(req.metricsJson) as Record<string, Record<string, number>>;
+        parsed = JSON.parse(req.metricsJson);
       } catch {
         throw new ProtocolError("FJ_PROTOCOL_EVALUATION", "metrics_json is not JSON");
       }
-      return ack(await study.reportEvaluation(site, req.fold, req.meanDice, metrics));
+      const report = evaluationReportSchema.safeParse(parsed);
+      if (!report.success) {
+        const iss = report.error.issues[0];
+        throw new ProtocolError(
+          "FJ_PROTOCOL_EVALUATION",
+          `metrics_json.${iss.path.join(".")}: ${iss.message}`,
+        );
+      }
+      return ack(await study.reportEvaluation(site, req.fold, req.meanDice, report.data));
     }),
 
     Watch: serverStream<WatchRequestMsg, StudyEventMsg>("Watch", async (call) => {

@@ -61,6 +61,8 @@ export interface SimulateSummary {
       /** Mean validation Dice of the final aggregate (last fold's evaluation). */
       finalDice: number | null;
       finalDicePerLabel: Record<string, number>;
+      /** 3D Dice per bone on the last fold's test exam (post-processed), final aggregate + Γ_k. */
+      testDicePerLabel: Record<string, number>;
       computeSeconds: number;
       bytes: { sent: number; received: number };
     }
@@ -80,6 +82,8 @@ export interface SimulateSummary {
   /** Median and max overhead over rounds after the first of each phase (round 0 includes data loading). */
   overhead: { median: number; max: number; firstRounds: number[] };
   wallSeconds: number;
+  /** The coordinator's results.json (eval format) when the workdir is kept. */
+  results: string | null;
   /** Where certs, data, state and logs are (null: a temporary directory, removed after success). */
   workdir: string | null;
 }
@@ -264,6 +268,7 @@ function summarise(
       initialDice: first ? first.valDiceBefore[s.name] : null,
       finalDice: final ? final.meanDice : null,
       finalDicePerLabel: final ? final.dice : {},
+      testDicePerLabel: final ? final.testDice : {},
       computeSeconds: ss?.computeSeconds ?? 0,
       bytes: ss?.bytes ?? { sent: 0, received: 0 },
     };
@@ -279,6 +284,7 @@ function summarise(
       firstRounds: rounds.filter((r) => r.round === 0).map((r) => r.overhead),
     },
     wallSeconds,
+    results: workdir ? study.results : null,
     workdir,
   };
 }

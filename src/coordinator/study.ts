@@ -6,6 +6,7 @@
  * keyed by (site, fold, phase, round).
  */
 import { randomInt } from "node:crypto";
+import { z } from "zod";
 import {
   type RoundAggregator,
   type Strategy,
@@ -15,6 +16,8 @@ import {
   validateUpdate,
 } from "../aggregation/index.js";
 import { InputError, ProtocolError } from "../errors.js";
+import { planFolds } from "../eval/folds.js";
+import { examResultSchema, STUDY_RESULTS_SCHEMA, type StudyResults } from "../eval/types.js";
 import { type Logger, silentLogger } from "../log.js";
 import type { Joint, NamedTensor, Phase } from "../model/api.js";
 import { phasesOf } from "../model/trainer.js";
@@ -56,11 +59,17 @@ export interface AggregationRecord extends Ref {
   durationMs: number;
 }
 
-export interface EvaluationRecord {
+/** A site's evaluation of a fold: validation Dice per label and its test exam's metrics. */
+export const evaluationReportSchema = z.object({
+  validation: z.record(z.string(), z.object({ dice: z.number().min(0).max(1) })),
+  test: examResultSchema,
+});
+export type EvaluationReport = z.infer<typeof evaluationReportSchema>;
+
+export interface EvaluationRecord extends EvaluationReport {
   site: string;
   fold: number;
   meanDice: number;
-  metrics: Record<string, Record<string, number>>;
   reportedAt: string;
 }
 
@@ -272,6 +281,38 @@ export class Study {
     await this.persist();
     await this.emit({ kind: "study.started", config: this.config as unknown as Record<string, unknown> });
     return { resumed: false };
+  }
+
+  /**
+   * The study's results in the eval format (`fedjoint report` reads it): per fold and site the
+   * test exam's metrics, and the leave-one-out plan (π_k from the seed and each site's exam count).
+   */
+  results(): StudyResults {
+    const st = this.state;
+    const joined = Object.entries(st.joined).map(([site, j]) => ({ site, nExams: j.exams }));
+    const plan =
+      joined.length > 0
+        ? planFolds({ sites: joined, seed: this.config.seed, folds: this.config.folds })
+        : undefined;
+    const folds = Array.from({ length: this.config.folds }, (_, fold) => ({
+      fold,
+      sites: st.evaluations
+        .filter((e) => e.fold === fold)
+        .map((e) => ({
+          site: e.site,
+          joint: this.config.sites.find((s) => s.name === e.site)!.joint,
+          exams: [e.test],
+        })),
+    }));
+    return {
+      schema: STUDY_RESULTS_SCHEMA,
+      study: this.config.study,
+      createdAt: new Date().toISOString(),
+      ...(plan
+        ? { foldPlan: { seed: plan.seed, nFolds: plan.nFolds, permutations: plan.permutations } }
+        : {}),
+      methods: [{ method: this.config.method, backbone: "att-unet", folds }],
+    };
   }
 
   /** A read-only copy of the persisted state (tests, summaries). */
@@ -683,7 +724,7 @@ export class Study {
     site: string,
     fold: number,
     meanDice: number,
-    metrics: Record<string, Record<string, number>>,
+    report: EvaluationReport,
   ): Promise<AckResult> {
     return this.mutex.run(async () => {
       if (!Number.isInteger(fold) || fold < 0 || fold >= this.config.folds) {
@@ -711,7 +752,18 @@ export class Study {
           reason: `fold ${fold} has not finished training`,
         };
       }
-      this.state.evaluations.push({ site, fold, meanDice, metrics, reportedAt: new Date().toISOString() });
+      this.state.evaluations.push({ site, fold, meanDice, ...report, reportedAt: new Date().toISOString() });
+      const metrics: Record<string, Record<string, number>> = {};
+      for (const [label, m] of Object.entries(report.test.labels)) {
+        metrics[label] = {
+          dice: m.dice,
+          sensitivity: m.sensitivity,
+          specificity: m.specificity,
+          mssd: m.mssd,
+          assd: m.assd,
+        };
+        if (m.ravd !== null) metrics[label].ravd = m.ravd;
+      }
       const joint = this.config.sites.find((s) => s.name === site)!.joint;
       await this.emit({ kind: "evaluation.reported", site, joint, fold, metrics });
       this.log.info({ site, fold, meanDice }, "evaluation reported");
@@ -886,6 +938,7 @@ export class Study {
     if (this.timer) clearTimeout(this.timer);
     this.state.status = "done";
     this.state.finishedAt = new Date().toISOString();
+    await this.store.writeAtomic("results.json", `${JSON.stringify(this.results())}\n`);
     await this.persist();
     const durationMs =
       Date.parse(this.state.finishedAt) - Date.parse(this.state.startedAt ?? this.state.finishedAt);

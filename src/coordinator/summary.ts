@@ -24,11 +24,20 @@ export interface StudySummary {
   status: string;
   aggregations: number;
   rounds: RoundSummary[];
-  evaluations: { site: string; fold: number; meanDice: number; dice: Record<string, number> }[];
+  /** Per site and fold: validation Dice (mean and per label) and the test exam's 3D Dice per label. */
+  evaluations: {
+    site: string;
+    fold: number;
+    meanDice: number;
+    dice: Record<string, number>;
+    testDice: Record<string, number>;
+  }[];
+  /** results.json in the state directory (eval format, for `fedjoint report`), when done. */
+  results: string | null;
   wallSeconds: number | null;
 }
 
-export function summarize(st: StudyState): StudySummary {
+export function summarize(st: StudyState, resultsFile: string | null = null): StudySummary {
   const rounds: RoundSummary[] = st.aggregations.map((a) => {
     const key = `${a.fold}/${a.phase}/${a.round}`;
     const entries = st.ledger.filter((e) => e.fold === a.fold && e.phase === a.phase && e.round === a.round);
@@ -57,7 +66,8 @@ export function summarize(st: StudyState): StudySummary {
     site: e.site,
     fold: e.fold,
     meanDice: e.meanDice,
-    dice: Object.fromEntries(Object.entries(e.metrics).map(([label, m]) => [label, m.dice ?? Number.NaN])),
+    dice: Object.fromEntries(Object.entries(e.validation).map(([label, m]) => [label, m.dice])),
+    testDice: Object.fromEntries(Object.entries(e.test.labels).map(([label, m]) => [label, m.dice])),
   }));
   const wall =
     st.startedAt && st.finishedAt ? (Date.parse(st.finishedAt) - Date.parse(st.startedAt)) / 1000 : null;
@@ -68,6 +78,7 @@ export function summarize(st: StudyState): StudySummary {
     aggregations: st.aggregations.length,
     rounds,
     evaluations,
+    results: st.status === "done" ? resultsFile : null,
     wallSeconds: wall,
   };
 }

@@ -9,7 +9,12 @@
 import { randomInt } from "node:crypto";
 import type { StudyConfig } from "../coordinator/config.js";
 import { studyConfigSchema } from "../coordinator/config.js";
+import { readNifti } from "../data/nifti.js";
+import { subsetSlices } from "../data/slices.js";
 import { ProtocolError } from "../errors.js";
+import { evaluateExam } from "../eval/exam.js";
+import { stackLabels } from "../eval/stack.js";
+import type { ExamResult } from "../eval/types.js";
 import { type Logger, silentLogger } from "../log.js";
 import type { Joint, NamedTensor, Phase } from "../model/api.js";
 import { type LabelSpec, PAPER_LABELS } from "../model/labels.js";
@@ -17,7 +22,14 @@ import { mulberry32 } from "../model/params.js";
 import { SegmentationTrainer, trainerConfig } from "../model/trainer.js";
 import type { TaskMsg } from "../protocol/proto.js";
 import { anonymiseEmbeddings, bankFromTensors } from "./anonymise.js";
-import { foldData, loadSiteSlices, type SiteData, samplerFactory, type ValidatedData } from "./data.js";
+import {
+  foldData,
+  loadSiteSlices,
+  type SiteData,
+  samplerFactory,
+  testCaseOf,
+  type ValidatedData,
+} from "./data.js";
 import { SiteState } from "./state.js";
 import type { Transport } from "./transport.js";
 
@@ -36,9 +48,20 @@ export interface SiteSummary {
   site: string;
   joint: Joint;
   rounds: RoundReport[];
-  evaluations: { fold: number; meanDice: number; dice: Record<string, number> }[];
+  evaluations: {
+    fold: number;
+    meanDice: number;
+    dice: Record<string, number>;
+    testDice: Record<string, number>;
+  }[];
   computeSeconds: number;
   bytes: { sent: number; received: number };
+}
+
+/** What a site reports per fold: validation Dice per label and the test exam's metrics. */
+export interface EvaluationReport {
+  validation: Record<string, { dice: number }>;
+  test: ExamResult;
 }
 
 export interface SiteClientOptions {
@@ -296,11 +319,40 @@ export class SiteClient {
     const trainer = await this.trainerFor(ref.fold);
     if (task.hasModel) trainer.setSharedTensors("seg", await this.o.transport.pullModel(ref));
     const v = trainer.validate(this.o.joint);
-    const metrics = Object.fromEntries(Object.entries(v.dice).map(([label, d]) => [label, { dice: d }]));
-    const ack = await this.o.transport.reportEvaluation(ref.fold, v.mean, metrics);
+    const test = await this.evaluateTestExam(trainer, ref.fold);
+    const report: EvaluationReport = {
+      validation: Object.fromEntries(Object.entries(v.dice).map(([label, d]) => [label, { dice: d }])),
+      test,
+    };
+    const ack = await this.o.transport.reportEvaluation(ref.fold, v.mean, report);
     if (ack.status === "rejected")
       throw new ProtocolError(ack.code, `evaluation of fold ${ref.fold} rejected: ${ack.reason}`);
-    this.summary.evaluations.push({ fold: ref.fold, meanDice: v.mean, dice: v.dice });
-    this.log.info({ site: this.o.site, fold: ref.fold, meanDice: v.mean, dice: v.dice }, "fold evaluated");
+    const testDice = Object.fromEntries(Object.entries(test.labels).map(([l, m]) => [l, m.dice]));
+    this.summary.evaluations.push({ fold: ref.fold, meanDice: v.mean, dice: v.dice, testDice });
+    this.log.info(
+      { site: this.o.site, fold: ref.fold, meanDice: v.mean, dice: v.dice, testDice },
+      "fold evaluated",
+    );
+  }
+
+  /**
+   * The fold's test exam: predict its slices, stack them back onto the exam's grid, post-process
+   * (largest component, closing) and compute the 3D metrics and per-slice scores (src/eval).
+   * Only these numbers leave the site, keyed by fold index (`exam` = 0, never an id).
+   */
+  private async evaluateTestExam(trainer: SegmentationTrainer, fold: number): Promise<ExamResult> {
+    const data = this.data!;
+    const id = testCaseOf(data, this.o.site, this.config!.seed, fold);
+    const slices = subsetSlices(data.slices, [id]);
+    const size = slices.size;
+    const px = size * size;
+    const pred = trainer.predictSlices(this.o.joint, slices.images);
+    const planes = Array.from({ length: slices.count }, (_, i) => pred.subarray(i * px, (i + 1) * px));
+    const c = data.dataset.cases.find((x) => x.id === id)!;
+    const label = await readNifti(c.label);
+    const volume = stackLabels(planes, { dims: label.dims, trainSize: [size, size], axis: slices.axis });
+    return evaluateExam(volume, label.data, label.dims, label.spacing, data.dataset.labels, {
+      axis: slices.axis,
+    });
   }
 }

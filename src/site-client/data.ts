@@ -48,6 +48,11 @@ export async function loadSiteSlices(valid: ValidatedData, size: number): Promis
   return { ...valid, slices: await loadSlices(valid.dataset, { size }) };
 }
 
+/** Id of this site's test exam in fold `fold` (never sent: only its metrics are). */
+export function testCaseOf(data: SiteData, site: string, seed: number, fold: number): string {
+  return data.slices.caseIds[siteFold(sitePermutation(seed, site, data.exams), fold).test];
+}
+
 /** Training and validation slices of this site in fold `fold` (exam ids never leave the site). */
 export function foldData(
   data: SiteData,

@@ -263,11 +263,7 @@ export class Transport {
     return this.push("PushEmbeddings", (t) => ({ site: this.site, ref, tensors: t, mix, noise }), tensors);
   }
 
-  async reportEvaluation(
-    fold: number,
-    meanDice: number,
-    metrics: Record<string, Record<string, number>>,
-  ): Promise<AckMsg> {
+  async reportEvaluation(fold: number, meanDice: number, metrics: unknown): Promise<AckMsg> {
     return this.retry(
       "ReportEvaluation",
       (c) =>

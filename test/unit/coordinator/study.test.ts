@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -6,6 +6,7 @@ import { InProcessBus } from "../../../src/coordinator/bus-memory.js";
 import { loadStudyConfig, parseStudyConfig, type StudyConfigInput } from "../../../src/coordinator/config.js";
 import type { StudyEvent } from "../../../src/coordinator/events.js";
 import { type Ref, Study, type UpdateInput } from "../../../src/coordinator/study.js";
+import { studyResultsSchema } from "../../../src/eval/types.js";
 import type { NamedTensor } from "../../../src/model/api.js";
 import { encodeTensorSet } from "../../../src/protocol/tensors.js";
 
@@ -167,7 +168,26 @@ describe("study state machine", () => {
   });
 
   it("asks every site to evaluate each finished fold, then is done", async () => {
-    const { study, next } = await open(config({ rounds: 1 }));
+    const { study, next, stateDir } = await open(config({ rounds: 1 }));
+    const bone = {
+      dice: 0.5,
+      sensitivity: 0.5,
+      specificity: 1,
+      mssd: 2,
+      assd: 1,
+      ravd: 10,
+      predVoxels: 5,
+      gtVoxels: 5,
+      status: "ok" as const,
+    };
+    const report = {
+      validation: { bone: { dice: 0.4 } },
+      test: {
+        exam: 0,
+        labels: { bone },
+        slices: { axis: 2 as const, dice: [0.5], sensitivity: [0.5], specificity: [1] },
+      },
+    };
     await joinAll(study);
     for (const s of SITES) await study.pushUpdate(update(s.name, r0, 1));
     expect(study.status).toBe("finishing");
@@ -179,12 +199,16 @@ describe("study state machine", () => {
     });
     const done = next("study.done");
     for (const s of SITES) {
-      expect(await study.reportEvaluation(s.name, 0, 0.5, { bone: { dice: 0.5 } })).toEqual({
-        status: "accepted",
-      });
+      expect(await study.reportEvaluation(s.name, 0, 0.5, report)).toEqual({ status: "accepted" });
     }
     expect(await done).toMatchObject({ kind: "study.done", rounds: 1 });
     await study.done;
+    const results = studyResultsSchema.parse(
+      JSON.parse(await readFile(path.join(stateDir, "results.json"), "utf8")),
+    );
+    expect(results.methods[0].folds[0].sites.map((x) => x.site).sort()).toEqual(["a", "k", "s"]);
+    expect(results.methods[0].folds[0].sites[0].exams[0].labels.bone.dice).toBe(0.5);
+    expect(Object.keys(results.foldPlan!.permutations).sort()).toEqual(["a", "k", "s"]);
     expect(await study.nextTask("k")).toEqual({ kind: "done" });
   });
 });
