@@ -257,8 +257,15 @@ export class Study {
         },
         "resumed study from state directory",
       );
-      if (this.state.status === "running") this.armTimer(true);
-      if (this.state.status === "finishing") this.armFinishTimer();
+      if (this.state.status === "running") {
+        this.armTimer(true);
+        // killed after the last update of a round but before its aggregation: close it now
+        await this.mutex.run(() => this.maybeClose());
+      }
+      if (this.state.status === "finishing") {
+        this.armFinishTimer();
+        await this.mutex.run(() => this.maybeFinish());
+      }
       if (this.state.status === "done") this.doneResolve();
       return { resumed: true };
     }
