@@ -102,11 +102,38 @@ export interface ServiceOptions {
   bus: EventBus;
   insecure: boolean;
   log: Logger;
+  /**
+   * Updates received (buffered, decoded, validated) at the same time; the others wait unread,
+   * held back by HTTP/2 flow control. Bounds the coordinator's memory to
+   * O(|Θ| · maxConcurrentUploads) however many sites push at once (default 4).
+   */
+  maxConcurrentUploads?: number;
+}
+
+/** A counting semaphore. */
+class Semaphore {
+  private free: number;
+  private readonly queue: (() => void)[] = [];
+  constructor(n: number) {
+    this.free = n;
+  }
+  async use<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.queue.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      const next = this.queue.shift();
+      if (next) next();
+      else this.free++;
+    }
+  }
 }
 
 export function federationHandlers(options: ServiceOptions): grpc.UntypedServiceImplementation {
   const { study, bus, insecure, log } = options;
   const phases = study.phases;
+  const uploads = new Semaphore(options.maxConcurrentUploads ?? 4);
 
   /** The caller's identity; with mTLS the certificate CN, which must equal any claimed site. */
   function identify(call: PeerAuth, claimed: string, rpc: string): string {
@@ -204,32 +231,35 @@ export function federationHandlers(options: ServiceOptions): grpc.UntypedService
       await writeTensorStream(call, { header: enc.header }, enc.payload);
     }),
 
-    PushUpdate: clientStream<UpdateStreamMsg, AckMsg>("PushUpdate", async (call) => {
-      let site = "";
-      const got = await readTensorStream<UpdateHeaderMsg>(
-        call,
-        "PushUpdate",
-        (h) => h.tensors,
-        (h) => {
-          site = identify(call, h.site, "PushUpdate");
-          tapHeader("received", "PushUpdate", h);
-        },
-      );
-      const h = got.header;
-      const ref = parseRef(h.ref, phases);
-      const result = await study.pushUpdate({
-        site,
-        ref,
-        samples: Number(h.samples),
-        loss: h.loss ?? {},
-        metrics: h.metrics ?? {},
-        sha256: h.tensors?.sha256 ?? "",
-        dtypes: (h.tensors?.tensors ?? []).map((t) => t.dtype),
-        bytes: got.bytes,
-        tensors: got.tensors,
-      });
-      return ack(result);
-    }),
+    PushUpdate: clientStream<UpdateStreamMsg, AckMsg>("PushUpdate", (call) =>
+      // receive, decode, validate and fold in under the upload limit: memory O(|Θ| · limit)
+      uploads.use(async () => {
+        let site = "";
+        const got = await readTensorStream<UpdateHeaderMsg>(
+          call,
+          "PushUpdate",
+          (h) => h.tensors,
+          (h) => {
+            site = identify(call, h.site, "PushUpdate");
+            tapHeader("received", "PushUpdate", h);
+          },
+        );
+        const h = got.header;
+        const ref = parseRef(h.ref, phases);
+        const result = await study.pushUpdate({
+          site,
+          ref,
+          samples: Number(h.samples),
+          loss: h.loss ?? {},
+          metrics: h.metrics ?? {},
+          sha256: h.tensors?.sha256 ?? "",
+          dtypes: (h.tensors?.tensors ?? []).map((t) => t.dtype),
+          bytes: got.bytes,
+          tensors: got.tensors,
+        });
+        return ack(result);
+      }),
+    ),
 
     PushEmbeddings: clientStream<EmbeddingStreamMsg, AckMsg>("PushEmbeddings", async (call) => {
       let site = "";
