@@ -88,6 +88,39 @@ export interface SimulateSummary {
   workdir: string | null;
 }
 
+/**
+ * The embedded defaults of `fedjoint simulate` (and `npm run demo`): three phantom sites, the full
+ * method (AE then SEG), a model small enough for a laptop CPU in well under a minute.
+ */
+export function demoOptions(overrides: Partial<SimulateOptions> = {}): SimulateOptions {
+  return {
+    sites: ["ankle", "knee", "shoulder"],
+    method: "dsl+msc+mjap",
+    rounds: 4,
+    aeRounds: 1,
+    steps: 10,
+    lr: 3e-3,
+    subjects: 4,
+    dataSize: 32,
+    size: 32,
+    base: 8,
+    depth: 3,
+    batch: 6,
+    embeddings: 16,
+    mix: 1,
+    noise: 0,
+    roundTimeoutS: 600,
+    compression: "none",
+    weighting: "samples",
+    folds: 1,
+    seed: 0,
+    backend: process.env.FEDJOINT_BACKEND ?? "auto",
+    threads: 1,
+    insecure: false,
+    ...overrides,
+  };
+}
+
 export function parseSite(spec: string): { name: string; joint: Joint } {
   const [name, joint = name] = spec.split(":");
   if (!(JOINTS as readonly string[]).includes(joint)) {

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { simulate } from "../../coordinator/simulate.js";
+import { demoOptions, simulate } from "../../coordinator/simulate.js";
 import { InputError } from "../../errors.js";
 import { createLogger } from "../../log.js";
 import { METHODS, type Method } from "../../model/api.js";
@@ -35,22 +35,23 @@ interface SimulateFlags {
   json?: boolean;
 }
 
-/** Embedded defaults: small enough for a laptop CPU in a few minutes. */
+const demo = demoOptions();
+/** Embedded defaults (src/coordinator/simulate.ts demoOptions), as flag defaults. */
 export const SIMULATE_DEFAULTS = {
-  sites: "ankle,knee,shoulder",
-  rounds: 4,
-  aeRounds: 1,
-  method: "dsl+msc+mjap",
-  steps: 10,
-  lr: 3e-3,
-  subjects: 4,
-  dataSize: 32,
-  size: 32,
-  base: 8,
-  depth: 3,
-  batch: 6,
-  embeddings: 16,
-} as const;
+  sites: demo.sites.join(","),
+  rounds: demo.rounds,
+  aeRounds: demo.aeRounds!,
+  method: demo.method,
+  steps: demo.steps,
+  lr: demo.lr!,
+  subjects: demo.subjects,
+  dataSize: demo.dataSize,
+  size: demo.size,
+  base: demo.base,
+  depth: demo.depth,
+  batch: demo.batch,
+  embeddings: demo.embeddings,
+};
 
 /** `fedjoint simulate`: coordinator + one site-client process per site on loopback mTLS. */
 export function registerSimulate(program: Command): void {
