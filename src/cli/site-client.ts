@@ -46,7 +46,7 @@ const program = new Command("site-client")
   .option("--cert <file>", "site certificate (PEM; its subject CN is the site name)")
   .option("--key <file>", "site private key (PEM)")
   .option("--ca <file>", "CA certificate of the coordinator (PEM)")
-  .option("--site <name>", "site name (default: the certificate CN; required meaning with --insecure)")
+  .option("--site <name>", "site name (default: the certificate CN; with --insecure: the joint)")
   .option("--insecure", "plaintext gRPC, no authentication (local demos only)")
   .option("--backend <name>", "auto|tensorflow|wasm|webgpu|cpu", process.env.FEDJOINT_BACKEND ?? "auto")
   .option(
