@@ -40,8 +40,12 @@ describe("site loss and rejoin", () => {
     const knee = startSite(env, "knee", port);
     const shoulder = startSite(env, "shoulder", port);
     procs.push(ankle, knee, shoulder);
-    // mid-round: shoulder has received round 1 and is training it
+    // mid-round: shoulder has checkpointed round 0 and is training round 1
     await coord.waitFor((l) => l.msg === "round opened" && l.round === 1, "round 1");
+    await shoulder.waitFor(
+      (l) => l.msg === "round trained" && l.round === 0,
+      "shoulder's round 0 checkpoint",
+    );
     shoulder.kill("SIGKILL");
     await shoulder.exited;
     const closed = await coord.waitFor(
@@ -64,5 +68,9 @@ describe("site loss and rejoin", () => {
     expect(st.aggregations[3].sites).toContain("shoulder");
     expect(st.ledger.some((e) => e.site === "shoulder" && e.round === 1)).toBe(false);
     expect(again.logLines().some((l) => l.msg === "joined study")).toBe(true);
+    // it resumed its own Γ (DSBN, heads) from the state directory written after its round-0 push
+    expect(again.logLines().some((l) => l.msg === "resumed Γ from the site state" && l.round === 0)).toBe(
+      true,
+    );
   });
 });
