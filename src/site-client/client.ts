@@ -265,6 +265,11 @@ export class SiteClient {
     if (valDiceBefore !== undefined) metrics.val_dice_before = valDiceBefore;
     const ack = await t.pushUpdate(ref, res.samples, loss, metrics, shared);
     const pushMs = performance.now() - tPush;
+    if (ack.status === "rejected" && ack.code === "FJ_PROTOCOL_STALE") {
+      // too slow: the round closed after roundTimeout without this site; go on with the next one
+      this.log.warn({ site: this.o.site, ...ref, reason: ack.reason }, "round closed without this site's update");
+      return;
+    }
     if (ack.status === "rejected") {
       throw new ProtocolError(
         ack.code || "FJ_SITE_REJECTED",
