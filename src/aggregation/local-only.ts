@@ -31,8 +31,8 @@ class Counter implements RoundAggregator {
   result(): NamedTensor[] {
     return [];
   }
-  snapshot(): Buffer {
-    return Buffer.from(JSON.stringify({ sites: this.added, samples: this.samples }), "utf8");
+  snapshot(): Uint8Array[] {
+    return [Buffer.from(JSON.stringify({ sites: this.added, samples: this.samples }), "utf8")];
   }
   static restore(buf: Buffer): Counter {
     const c = new Counter();

@@ -28,8 +28,11 @@ export interface RoundAggregator {
   readonly totalSamples: number;
   /** The aggregate (throws when nothing was added). */
   result(): NamedTensor[];
-  /** Serialised state (accumulators + counters) for atomic persistence mid-round. */
-  snapshot(): Buffer;
+  /**
+   * Serialised state (accumulators + counters) for atomic persistence mid-round, as byte parts
+   * to be written one after the other (views of the accumulators: no copy of |Θ|).
+   */
+  snapshot(): Uint8Array[];
 }
 
 export interface Strategy {

@@ -77,15 +77,14 @@ export class WeightedMean implements RoundAggregator {
     });
   }
 
-  snapshot(): Buffer {
+  snapshot(): Uint8Array[] {
     const meta = Buffer.from(
       JSON.stringify({ magic: MAGIC, weight: this.weight, samples: this.samples, sites: this.added }),
       "utf8",
     );
     const len = Buffer.alloc(4);
     len.writeUInt32LE(meta.length, 0);
-    const parts = [len, meta, ...this.acc.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength))];
-    return Buffer.concat(parts);
+    return [len, meta, ...this.acc.map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength))];
   }
 
   /** Restores a snapshot of the same schema (throws on a size or format mismatch). */

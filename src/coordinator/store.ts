@@ -29,12 +29,14 @@ export class StateStore {
    * data is also fsync'ed before the rename (durable against power loss); the study syncs every
    * aggregation and leaves per-update snapshots to the page cache (rename only).
    */
-  async writeAtomic(name: string, data: Uint8Array | string, sync = true): Promise<void> {
+  async writeAtomic(name: string, data: Uint8Array | string | Uint8Array[], sync = true): Promise<void> {
     const target = this.file(name);
     const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
     const fh = await open(tmp, "w");
     try {
-      await fh.writeFile(data);
+      if (Array.isArray(data)) {
+        for (const part of data) await fh.write(part);
+      } else await fh.writeFile(data);
       if (sync) await fh.sync();
     } finally {
       await fh.close();
