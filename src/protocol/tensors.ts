@@ -4,6 +4,7 @@
  * is the only place that knows about bytes; everything else sees `NamedTensor`s.
  */
 import { createHash } from "node:crypto";
+import { endianness } from "node:os";
 import { ProtocolError } from "../errors.js";
 import type { NamedTensor } from "../model/api.js";
 import { fromHalf, toHalf } from "./float16.js";
@@ -12,6 +13,9 @@ import { wireTap } from "./wiretap.js";
 
 export type WireDtype = "float32" | "float16";
 export const WIRE_DTYPES: readonly WireDtype[] = ["float32", "float16"];
+
+/** The wire is little-endian; on little-endian hosts float32 data is copied as bytes. */
+const LITTLE_ENDIAN = endianness() === "LE";
 
 /** Hard ceiling on one tensor set (elements), against absurd headers. */
 export const MAX_SET_BYTES = 2 * 1024 * 1024 * 1024;
@@ -64,7 +68,10 @@ export function encodeTensorSet(
   const payload = Buffer.allocUnsafe(total);
   let o = 0;
   for (const t of tensors) {
-    if (dtype === "float32") {
+    if (dtype === "float32" && LITTLE_ENDIAN) {
+      payload.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), o);
+      o += t.data.byteLength;
+    } else if (dtype === "float32") {
       for (let i = 0; i < t.data.length; i++, o += 4) payload.writeFloatLE(t.data[i], o);
     } else {
       for (let i = 0; i < t.data.length; i++, o += 2) payload.writeUInt16LE(toHalf(t.data[i]), o);
@@ -173,7 +180,10 @@ export function decodePayload(header: TensorSetHeaderMsg, payload: Buffer): Name
   for (const s of header.tensors) {
     const n = elements(s.shape);
     const data = new Float32Array(n);
-    if (s.dtype === "float32") {
+    if (s.dtype === "float32" && LITTLE_ENDIAN) {
+      new Uint8Array(data.buffer).set(payload.subarray(o, o + 4 * n));
+      o += 4 * n;
+    } else if (s.dtype === "float32") {
       for (let i = 0; i < n; i++, o += 4) data[i] = payload.readFloatLE(o);
     } else {
       for (let i = 0; i < n; i++, o += 2) data[i] = fromHalf(payload.readUInt16LE(o));
