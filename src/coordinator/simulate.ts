@@ -47,6 +47,8 @@ export interface SimulateOptions {
   /** wasm threads per site process (default 1: the sites share the machine). */
   threads: number;
   insecure: boolean;
+  /** Publish the coordinator's study events to this NATS server (JetStream), else in-process. */
+  nats?: string;
   log?: Logger;
 }
 
@@ -201,6 +203,7 @@ export async function simulate(o: SimulateOptions): Promise<SimulateSummary> {
       "--port",
       "0",
       "--json",
+      ...(o.nats ? ["--nats", o.nats] : []),
       ...tls(certs.coordinator.cert, certs.coordinator.key),
     ],
     { logFile: path.join(work, "logs", "coordinator.log") },

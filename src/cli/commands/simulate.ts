@@ -32,6 +32,7 @@ interface SimulateFlags {
   backend: string;
   threads: number;
   insecure?: boolean;
+  nats?: string;
   json?: boolean;
 }
 
@@ -103,6 +104,7 @@ export function registerSimulate(program: Command): void {
     .option("--backend <name>", "auto|tensorflow|wasm|webgpu|cpu", process.env.FEDJOINT_BACKEND ?? "auto")
     .option("--threads <n>", "wasm threads per site process", intOption("--threads"), 1)
     .option("--insecure", "plaintext gRPC (no certificates)")
+    .option("--nats <url>", "publish study events to NATS JetStream (else in-process)")
     .option("--json", "print one JSON line")
     .action(async (f: SimulateFlags) => {
       if (!(METHODS as readonly string[]).includes(f.method)) {
@@ -150,6 +152,7 @@ export function registerSimulate(program: Command): void {
         backend: f.backend,
         threads: f.threads,
         insecure: f.insecure === true,
+        nats: f.nats,
         log,
       });
       if (f.json) printJson(summary);
