@@ -531,6 +531,7 @@ export class Study {
         schema: st.schema[u.ref.phase],
         maxNorm: this.config.maxUpdateNorm,
         dtypes: u.dtypes,
+        allowedDtypes: this.config.compression === "float16" ? ["float32", "float16"] : ["float32"],
       });
       if (!verdict.ok) return { status: "rejected", code: verdict.code, reason: verdict.reason };
       if (u.tensors.length === 0)
