@@ -144,8 +144,14 @@ export interface TrainSummary {
   epochs: EpochRecord[];
   /** Final validation Dice per joint: mean and per structure. */
   dice: Partial<Record<Joint, { mean: number; perLabel: Record<string, number> }>>;
-  /** Checkpoint directory per model ("all" scope; `individual` has one per joint). */
+  /** Checkpoint directory per model after the last epoch ("all" scope; `individual` has one per joint). */
   checkpoints: Record<string, string>;
+  /**
+   * Per model, the segmentation epoch with the highest validation Dice (mean over its joints), its
+   * Dice per joint and its checkpoint (`…-best`): model selection on the validation exam, as the
+   * paper selected its hyper-parameters.
+   */
+  best: Record<string, { epoch: number; dice: Partial<Record<Joint, number>>; checkpoint: string }>;
   /** tf.memory().numTensors identical at the end of every epoch of a phase (after its first). */
   numTensorsStable: boolean;
   seconds: number;
@@ -205,6 +211,7 @@ export async function trainCentralised(o: TrainOptions): Promise<TrainSummary> {
   const epochsFile = path.join(o.out, "epochs.jsonl");
   const records: EpochRecord[] = [];
   const checkpoints: Record<string, string> = {};
+  const best: TrainSummary["best"] = {};
   const finalDice: TrainSummary["dice"] = {};
   let stable = true;
   let config: TrainerConfig | undefined;
@@ -260,6 +267,18 @@ export async function trainCentralised(o: TrainOptions): Promise<TrainSummary> {
           else if (record.numTensors !== tensorsAfterFirst) stable = false;
           await trainer.saveCheckpoint(ckpt, "all", { fold: o.fold, phase, epoch });
           checkpoints[m.name] = ckpt;
+          if (record.dice) {
+            const dice = Object.fromEntries(m.joints.map((j) => [j, record.dice![j]!.mean])) as Partial<
+              Record<Joint, number>
+            >;
+            const mean = m.joints.reduce((a, j) => a + dice[j]!, 0) / m.joints.length;
+            const prev = best[m.name];
+            const prevMean = prev ? m.joints.reduce((a, j) => a + prev.dice[j]!, 0) / m.joints.length : -1;
+            if (mean > prevMean) {
+              await trainer.saveCheckpoint(`${ckpt}-best`, "all", { fold: o.fold, phase, epoch });
+              best[m.name] = { epoch, dice, checkpoint: `${ckpt}-best` };
+            }
+          }
           records.push(record);
           await writeFileAtomic(epochsFile, `${records.map((x) => JSON.stringify(x)).join("\n")}\n`);
           log.info(
@@ -298,6 +317,7 @@ export async function trainCentralised(o: TrainOptions): Promise<TrainSummary> {
     epochs: records,
     dice: finalDice,
     checkpoints,
+    best,
     numTensorsStable: stable,
     seconds: (performance.now() - t0) / 1000,
     backend: engine.backend,
@@ -486,6 +506,7 @@ export function registerTrain(program: Command): void {
           dice: summary.dice,
           loss: summary.epochs.at(-1)?.loss,
           checkpoints: summary.checkpoints,
+          best: summary.best,
           numTensorsStable: summary.numTensorsStable,
           seconds: Math.round(summary.seconds * 10) / 10,
           backend: summary.backend,
@@ -499,6 +520,10 @@ export function registerTrain(program: Command): void {
               .map(([k, v]) => `${k} ${v.toFixed(3)}`)
               .join(", ")})\n`,
           );
+        }
+        for (const [name, b] of Object.entries(summary.best)) {
+          const d = Object.entries(b.dice).map(([j, v]) => `${j} ${v!.toFixed(3)}`);
+          process.stdout.write(`best epoch of ${name}: ${b.epoch + 1} (${d.join(", ")}) → ${b.checkpoint}\n`);
         }
         process.stdout.write(`checkpoints: ${Object.values(summary.checkpoints).join(", ")}\n`);
       }
