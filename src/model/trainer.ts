@@ -174,7 +174,10 @@ export interface TrainStepsResult {
 
 export interface ValidationResult {
   joint: Joint;
-  /** Dice per structure (label name → Dice), pooled over every validation slice; background excluded. */
+  /**
+   * Dice per structure (label name → Dice), pooled over every validation slice (2·|P∩T| / (|P|+|T|)
+   * over all pixels); background excluded; 1 when a structure is absent from both.
+   */
   dice: Record<string, number>;
   /** Mean of `dice` over the structures. */
   mean: number;
@@ -551,6 +554,8 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   /** Dice per structure on the validation slices of `joint`, pooled over all its slices. */
   validate(joint: Joint): ValidationResult {
     const data = this.jointData(joint);
+    if (data.val.count === 0)
+      throw new ModelError("FJ_MODEL_NO_VALIDATION", `${joint} has no validation slices`);
     const pred = this.predictSlices(joint, data.val.images);
     const spec = data.labels;
     const inter = new Float64Array(spec.classes);
