@@ -35,13 +35,24 @@ describe("coordinator resume after SIGKILL", () => {
     await first.waitFor((l) => l.msg === "coordinator listening", "listening");
     const sites = SITES.map((s) => startSite(env, s.name, port));
     procs.push(...sites);
-    await first.waitFor((l) => l.msg === "update accepted" && l.round === 2, "an accepted update of round 2");
+    // Make "during round 2" deterministic: freeze knee and shoulder as round 2 opens, let ankle's
+    // round-2 update be accepted, then SIGKILL the coordinator with that update in its ledger.
+    await first.waitFor((l) => l.msg === "round opened" && l.round === 2, "round 2");
+    const [, knee, shoulder] = sites;
+    knee.child.kill("SIGSTOP");
+    shoulder.child.kill("SIGSTOP");
+    await first.waitFor(
+      (l) => l.msg === "update accepted" && l.round === 2 && l.site === "ankle",
+      "ankle's round-2 update",
+    );
     first.kill("SIGKILL");
     const killed = await first.exited;
     expect(killed.signal).toBe("SIGKILL");
     const mid = await readState(env);
     expect(mid.aggregations).toHaveLength(2);
-    expect(mid.ledger.filter((e) => e.round === 2).length).toBeGreaterThanOrEqual(1);
+    expect(mid.ledger.filter((e) => e.round === 2).map((e) => e.site)).toEqual(["ankle"]);
+    knee.child.kill("SIGCONT");
+    shoulder.child.kill("SIGCONT");
 
     const second = startCoordinator(env, config, port);
     procs.push(second);
