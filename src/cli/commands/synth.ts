@@ -25,7 +25,7 @@ export function registerSynth(program: Command): void {
     .option("--size <n>", "in-plane matrix (size × size)", intOption("--size", 16), 128)
     .option(
       "--depth <n>",
-      "number of slices (default: the joint's anatomy at its slice thickness)",
+      "number of slices (default: covers the joint's bones at its slice thickness; fewer crop them)",
       intOption("--depth", 4),
     )
     .option("--seed <n>", "random seed (the same seed gives the same dataset)", intOption("--seed", 0), 1)
