@@ -68,6 +68,27 @@ describe("loadDataset", () => {
   });
 });
 
+describe("synthesizeDataset output folder", () => {
+  it("replaces a previous phantom dataset but refuses a folder holding anything else", async () => {
+    const dir = await copy();
+    const ds = await synthesizeDataset({
+      joint: "shoulder",
+      subjects: 1,
+      size: 16,
+      depth: 4,
+      seed: 1,
+      out: dir,
+    });
+    expect(ds.cases.map((c) => c.id)).toEqual(["shoulder_001"]);
+    expect(ds.joint).toBe("shoulder");
+    const other = path.join(tmp, `other${n++}`);
+    await cp(path.join(good, "imagesTr"), other, { recursive: true });
+    await expect(
+      synthesizeDataset({ joint: "knee", subjects: 1, size: 16, depth: 4, seed: 1, out: other }),
+    ).rejects.toThrow(/FJ_DATA_OUT_EXISTS|is not empty or a previous phantom dataset/);
+  });
+});
+
 describe("checkDataset", () => {
   it("passes on a synthesised dataset and summarises it", async () => {
     const r = await checkDataset(good);
