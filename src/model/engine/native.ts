@@ -66,9 +66,25 @@ type ConvAttrs = {
   strides: number | [number, number];
   pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
   dataFormat: "NHWC" | "NCHW";
-  dilations: number | [number, number];
+  dilations?: number | [number, number];
   dimRoundingMode?: "floor" | "round" | "ceil";
 };
+
+type Shape4 = [number, number, number, number];
+
+/** TensorFlow's convolution geometry for an input and a filter shape under a kernel's attributes. */
+function convInfo(xShape: Shape4, filterShape: Shape4, a: ConvAttrs): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(
+    xShape,
+    filterShape,
+    a.strides,
+    a.dilations ?? 1,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    tf.backend_util.convertConv2DDataFormat(a.dataFormat),
+  );
+}
 
 /** [n,h,w,c, kh,kw,o, outH,outW, stride,dilation, padTop,padLeft] or undefined if unsupported. */
 function geometry(info: tf.backend_util.Conv2DInfo): number[] | undefined {
@@ -113,16 +129,7 @@ export function activateNativeConv(threads: number): string | undefined {
       const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
       const a = args.attrs as unknown as ConvAttrs;
       const backend = args.backend as BackendWasm;
-      const info = tf.backend_util.computeConv2DInfo(
-        x.shape as [number, number, number, number],
-        filter.shape as [number, number, number, number],
-        a.strides,
-        a.dilations,
-        a.pad,
-        a.dimRoundingMode,
-        false,
-        tf.backend_util.convertConv2DDataFormat(a.dataFormat),
-      );
+      const info = convInfo(x.shape as Shape4, filter.shape as Shape4, a);
       const g = geometry(info);
       if (!g || x.dtype !== "float32") return wasmConv.kernelFunc(args);
       const out = backend.makeOutput([...info.outShape], "float32");
@@ -135,22 +142,19 @@ export function activateNativeConv(threads: number): string | undefined {
     backendName: "wasm",
     kernelFunc: (args) => {
       const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
-      const a = args.attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
+      const a = args.attrs as unknown as ConvAttrs & { filterShape: Shape4 };
       const backend = args.backend as BackendWasm;
-      const info = tf.backend_util.computeConv2DInfo(
-        x.shape as [number, number, number, number],
-        a.filterShape,
-        a.strides,
-        1,
-        a.pad,
-        a.dimRoundingMode,
-        false,
-        tf.backend_util.convertConv2DDataFormat(a.dataFormat),
-      );
+      const info = convInfo(x.shape as Shape4, a.filterShape, a);
       const g = geometry(info);
       if (!g) throw new Error("native Conv2DBackpropFilter: unsupported geometry");
       const out = backend.makeOutput([...a.filterShape], "float32");
-      native.conv2dFilterGrad(heapOf(backend), offset(backend, x), offset(backend, dy), offset(backend, out), g);
+      native.conv2dFilterGrad(
+        heapOf(backend),
+        offset(backend, x),
+        offset(backend, dy),
+        offset(backend, out),
+        g,
+      );
       return out;
     },
   });
@@ -159,22 +163,19 @@ export function activateNativeConv(threads: number): string | undefined {
     backendName: "wasm",
     kernelFunc: (args) => {
       const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
-      const a = args.attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
+      const a = args.attrs as unknown as ConvAttrs & { inputShape: Shape4 };
       const backend = args.backend as BackendWasm;
-      const info = tf.backend_util.computeConv2DInfo(
-        a.inputShape,
-        filter.shape as [number, number, number, number],
-        a.strides,
-        1,
-        a.pad,
-        a.dimRoundingMode,
-        false,
-        tf.backend_util.convertConv2DDataFormat(a.dataFormat),
-      );
+      const info = convInfo(a.inputShape, filter.shape as Shape4, a);
       const g = geometry(info);
       if (!g) throw new Error("native Conv2DBackpropInput: unsupported geometry");
       const out = backend.makeOutput([...a.inputShape], "float32");
-      native.conv2dInputGrad(heapOf(backend), offset(backend, dy), offset(backend, filter), offset(backend, out), g);
+      native.conv2dInputGrad(
+        heapOf(backend),
+        offset(backend, dy),
+        offset(backend, filter),
+        offset(backend, out),
+        g,
+      );
       return out;
     },
   });
@@ -188,12 +189,25 @@ export function activateNativeConv(threads: number): string | undefined {
         const a = args.attrs as { filterSize: number | number[]; strides: number | number[]; pad: unknown };
         const [n, h, w, c] = input.shape;
         const two = (v: number | number[]) => (Array.isArray(v) ? v.every((e) => e === 2) : v === 2);
-        if (!two(a.filterSize) || !two(a.strides) || a.pad !== "valid" || h % 2 || w % 2 || input.dtype !== "float32") {
+        if (
+          !two(a.filterSize) ||
+          !two(a.strides) ||
+          a.pad !== "valid" ||
+          h % 2 ||
+          w % 2 ||
+          input.dtype !== "float32"
+        ) {
           return wasmMaxPoolGrad.kernelFunc(args);
         }
         const backend = args.backend as BackendWasm;
         const out = backend.makeOutput([n, h, w, c], "float32");
-        native.maxPool2x2Grad(heapOf(backend), offset(backend, input), offset(backend, dy), offset(backend, out), [n, h, w, c]);
+        native.maxPool2x2Grad(
+          heapOf(backend),
+          offset(backend, input),
+          offset(backend, dy),
+          offset(backend, out),
+          [n, h, w, c],
+        );
         return out;
       },
     });
@@ -222,7 +236,7 @@ export function nativeAdamStep(
   if (!active || !addon || tf.getBackend() !== "wasm") return false;
   const backend = tf.backend() as unknown as BackendWasm;
   const data = [p, g, m, v].map((t) => backend.dataIdMap.get(t.dataId));
-  if (data.some((d) => !d || d.dtype !== "float32") || p.size !== g.size) return false;
+  if (data.some((d) => d?.dtype !== "float32") || p.size !== g.size) return false;
   // p, m and v are written: nobody else may hold their buffers.
   if (data[0]!.refCount !== 1 || data[2]!.refCount !== 1 || data[3]!.refCount !== 1) return false;
   addon.adamStep(
