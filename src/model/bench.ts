@@ -1,11 +1,11 @@
 import { JOINTS, type Joint } from "./api.js";
 import { Adam } from "./engine/adam.js";
 import { tf } from "./engine/tf.js";
-import { type ForwardContext } from "./layers/context.js";
+import type { ForwardContext } from "./layers/context.js";
 import { applyStatUpdates } from "./layers/dsbn.js";
 import { domainCrossEntropy } from "./losses/ce.js";
 import { AttUNet } from "./nets/att-unet.js";
-import { ParamStore, mulberry32 } from "./params.js";
+import { mulberry32, ParamStore } from "./params.js";
 
 export interface TrainStepBenchOptions {
   base: number;
@@ -34,28 +34,41 @@ export interface TrainStepBenchResult {
  * shared/bench/torch_reference.py times.
  */
 export async function benchTrainStep(o: TrainStepBenchOptions): Promise<TrainStepBenchResult> {
-  if (o.domains < 1 || o.domains > JOINTS.length) throw new RangeError(`--domains must be 1..${JOINTS.length}`);
+  if (o.domains < 1 || o.domains > JOINTS.length)
+    throw new RangeError(`--domains must be 1..${JOINTS.length}`);
   const joints: Joint[] = JOINTS.slice(0, o.domains) as Joint[];
   const per = Math.max(Math.floor(o.batch / o.domains), 1);
   const images = per * o.domains;
   const params = new ParamStore(0);
   const classes = Object.fromEntries(joints.map((j) => [j, o.classes]));
-  const net = new AttUNet(params, { base: o.base, depth: o.depth, inChannels: 1, classes, sharedNorm: false });
+  const net = new AttUNet(params, {
+    base: o.base,
+    depth: o.depth,
+    inChannels: 1,
+    classes,
+    sharedNorm: false,
+  });
   net.build(joints);
   const optimizer = new Adam(5e-4);
   const rand = mulberry32(1);
-  const x = tf.tensor4d(Float32Array.from({ length: images * o.size * o.size }, () => rand() * 2 - 1), [
-    images,
-    o.size,
-    o.size,
-    1,
-  ]);
+  const x = tf.tensor4d(
+    Float32Array.from({ length: images * o.size * o.size }, () => rand() * 2 - 1),
+    [images, o.size, o.size, 1],
+  );
   const labels = joints.map(() =>
-    tf.tensor3d(Int32Array.from({ length: per * o.size * o.size }, () => Math.floor(rand() * o.classes)), [per, o.size, o.size], "int32"),
+    tf.tensor3d(
+      Int32Array.from({ length: per * o.size * o.size }, () => Math.floor(rand() * o.classes)),
+      [per, o.size, o.size],
+      "int32",
+    ),
   );
   const vars = params.trainable();
   const step = () => {
-    const ctx: ForwardContext = { groups: joints.map((joint) => ({ joint, count: per })), training: true, statUpdates: [] };
+    const ctx: ForwardContext = {
+      groups: joints.map((joint) => ({ joint, count: per })),
+      training: true,
+      statUpdates: [],
+    };
     const loss = optimizer.minimize(() => domainCrossEntropy(net.apply(x, ctx).logits, labels), true, vars);
     applyStatUpdates(ctx);
     const value = loss?.dataSync()[0];

@@ -48,7 +48,13 @@ export class Adam extends tf.Optimizer {
       ? variableGradients.map((e) => [e.name, e.tensor])
       : Object.entries(variableGradients);
     this.step++;
-    const h = { lr: this.learningRate, beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon, step: this.step };
+    const h = {
+      lr: this.learningRate,
+      beta1: this.beta1,
+      beta2: this.beta2,
+      epsilon: this.epsilon,
+      step: this.step,
+    };
     const c1 = 1 / (1 - this.beta1 ** this.step);
     const c2 = 1 / (1 - this.beta2 ** this.step);
     for (const [name, grad] of entries) {
@@ -62,7 +68,10 @@ export class Adam extends tf.Optimizer {
       tf.tidy(() => {
         const mNew = tf.add(tf.mul(m, this.beta1), tf.mul(grad, 1 - this.beta1));
         const vNew = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(grad), 1 - this.beta2));
-        const update = tf.div(tf.mul(mNew, this.learningRate * c1), tf.add(tf.sqrt(tf.mul(vNew, c2)), this.epsilon));
+        const update = tf.div(
+          tf.mul(mNew, this.learningRate * c1),
+          tf.add(tf.sqrt(tf.mul(vNew, c2)), this.epsilon),
+        );
         variable.assign(tf.sub(variable, update));
         m.assign(mNew);
         v.assign(vNew);

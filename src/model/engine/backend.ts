@@ -1,9 +1,9 @@
 import { createRequire } from "node:module";
 import os from "node:os";
-import { tf } from "./tf.js";
 import { EnvironmentError, InputError } from "../../errors.js";
 import { type Logger, silentLogger } from "../../log.js";
 import { activateNativeConv } from "./native.js";
+import { tf } from "./tf.js";
 
 export const BACKEND_CHOICES = ["auto", "tensorflow", "wasm", "webgpu", "cpu"] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -23,7 +23,10 @@ let active: EngineInfo | undefined;
 export function parseBackendChoice(value: string | undefined, field = "--backend"): BackendChoice {
   const v = (value ?? "auto").trim().toLowerCase();
   if ((BACKEND_CHOICES as readonly string[]).includes(v)) return v as BackendChoice;
-  throw new InputError("FJ_ENGINE_BACKEND", `${field} is '${value}', expected one of ${BACKEND_CHOICES.join("|")}`);
+  throw new InputError(
+    "FJ_ENGINE_BACKEND",
+    `${field} is '${value}', expected one of ${BACKEND_CHOICES.join("|")}`,
+  );
 }
 
 function tryResolve(pkg: string): string | undefined {
@@ -41,7 +44,10 @@ async function loadTensorflow(log: Logger): Promise<{ pkg: string; gpu: boolean 
     try {
       await import(pkg);
       if (tf.findBackend("tensorflow")) return { pkg, gpu: pkg.endsWith("-gpu") };
-      log.warn({ pkg }, "package loaded but registered no 'tensorflow' backend (tfjs-core version mismatch?)");
+      log.warn(
+        { pkg },
+        "package loaded but registered no 'tensorflow' backend (tfjs-core version mismatch?)",
+      );
     } catch (err) {
       log.warn({ pkg, err: String(err) }, "could not load libtensorflow bindings");
     }
@@ -52,7 +58,8 @@ async function loadTensorflow(log: Logger): Promise<{ pkg: string; gpu: boolean 
 async function initWasm(threads: number): Promise<string> {
   const wasm = await import("@tensorflow/tfjs-backend-wasm");
   wasm.setThreadsCount(threads);
-  if (!(await tf.setBackend("wasm"))) throw new EnvironmentError("FJ_ENGINE_WASM", "the wasm backend failed to initialise");
+  if (!(await tf.setBackend("wasm")))
+    throw new EnvironmentError("FJ_ENGINE_WASM", "the wasm backend failed to initialise");
   await tf.ready();
   const actual = wasm.getThreadsCount();
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
@@ -71,7 +78,8 @@ export async function initEngine(
 ): Promise<EngineInfo> {
   const log = options.log ?? silentLogger;
   if (active && (choice === "auto" || active.backend === choice)) return active;
-  const threads = options.threads ?? Math.max(1, Number(process.env.FEDJOINT_THREADS) || os.availableParallelism());
+  const threads =
+    options.threads ?? Math.max(1, Number(process.env.FEDJOINT_THREADS) || os.availableParallelism());
   tf.env().set("IS_TEST", false);
 
   let info: EngineInfo | undefined;
@@ -80,7 +88,11 @@ export async function initEngine(
     if (loaded) {
       await tf.setBackend("tensorflow");
       await tf.ready();
-      info = { backend: "tensorflow", device: loaded.gpu ? "libtensorflow (CUDA GPU)" : "libtensorflow (CPU)", provider: loaded.pkg };
+      info = {
+        backend: "tensorflow",
+        device: loaded.gpu ? "libtensorflow (CUDA GPU)" : "libtensorflow (CPU)",
+        provider: loaded.pkg,
+      };
     } else if (choice === "tensorflow") {
       throw new EnvironmentError(
         "FJ_ENGINE_TENSORFLOW",
@@ -99,7 +111,11 @@ export async function initEngine(
     await import("@tensorflow/tfjs-backend-cpu");
     await tf.setBackend("cpu");
     await tf.ready();
-    info = { backend: "cpu", device: "pure JavaScript (slow; last resort)", provider: "@tensorflow/tfjs-backend-cpu" };
+    info = {
+      backend: "cpu",
+      device: "pure JavaScript (slow; last resort)",
+      provider: "@tensorflow/tfjs-backend-cpu",
+    };
   }
   if (!info) throw new EnvironmentError("FJ_ENGINE_INIT", `backend '${choice}' could not be initialised`);
   active = info;
@@ -116,13 +132,17 @@ async function initWebgpu(): Promise<EngineInfo> {
     );
   }
   // Dawn's Node bindings expose navigator.gpu; the tfjs webgpu backend reads it from globalThis.
-  const dawn = (await import("webgpu" as string)) as { create: (flags: string[]) => unknown; globals: object };
+  const dawn = (await import("webgpu" as string)) as {
+    create: (flags: string[]) => unknown;
+    globals: object;
+  };
   Object.assign(globalThis, dawn.globals);
   if (!("navigator" in globalThis) || !(globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu) {
     Object.defineProperty(globalThis, "navigator", { value: { gpu: dawn.create([]) }, configurable: true });
   }
   await import("@tensorflow/tfjs-backend-webgpu" as string);
-  if (!(await tf.setBackend("webgpu"))) throw new EnvironmentError("FJ_ENGINE_WEBGPU", "no WebGPU adapter found");
+  if (!(await tf.setBackend("webgpu")))
+    throw new EnvironmentError("FJ_ENGINE_WEBGPU", "no WebGPU adapter found");
   await tf.ready();
   return { backend: "webgpu", device: "WebGPU (Dawn)", provider: "@tensorflow/tfjs-backend-webgpu" };
 }

@@ -23,7 +23,12 @@ function groupMean(x: tf.Tensor4D): tf.Tensor4D {
  * — two pooled reductions and a handful of element-wise kernels, instead of differentiating
  * through the moments.
  */
-export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor4D, beta: tf.Tensor4D, epsilon: number): NormalizeResult {
+export function batchNormTrain(
+  x: tf.Tensor4D,
+  gamma: tf.Tensor4D,
+  beta: tf.Tensor4D,
+  epsilon: number,
+): NormalizeResult {
   const [, a, b] = x.shape;
   const m = a * b;
   let stats: { mean: tf.Tensor4D; variance: tf.Tensor4D } | undefined;
@@ -42,7 +47,10 @@ export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor4D, beta: tf.Tens
       const meanDy = groupMean(dy4);
       const meanDyD = groupMean(tf.mul(dy4, ds));
       const gr = tf.mul(gs, rs);
-      const dx = tf.sub(tf.mul(tf.sub(dy4, meanDy), gr), tf.mul(ds, tf.mul(tf.mul(gr, tf.square(rs)), meanDyD)));
+      const dx = tf.sub(
+        tf.mul(tf.sub(dy4, meanDy), gr),
+        tf.mul(ds, tf.mul(tf.mul(gr, tf.square(rs)), meanDyD)),
+      );
       return [dx, tf.mul(tf.mul(meanDyD, rs), m), tf.mul(meanDy, m)];
     };
     return { value, gradFunc };

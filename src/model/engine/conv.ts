@@ -30,7 +30,14 @@ interface Pads {
 }
 
 /** TensorFlow's padding arithmetic for 'same' and 'valid'. */
-export function convPads(h: number, w: number, kh: number, kw: number, stride: number, padding: ConvPadding): Pads {
+export function convPads(
+  h: number,
+  w: number,
+  kh: number,
+  kw: number,
+  stride: number,
+  padding: ConvPadding,
+): Pads {
   if (padding === "valid") {
     const outH = Math.floor((h - kh) / stride) + 1;
     const outW = Math.floor((w - kw) / stride) + 1;
@@ -71,8 +78,20 @@ function inputGradient(
 ): tf.Tensor4D {
   const [kh, kw] = w.shape;
   if (nativeConvGradsAvailable()) {
-    const attrs = { strides: stride, pad: padding, dataFormat: "NHWC", dimRoundingMode: undefined, inputShape: xShape };
-    return tf.engine().runKernel("Conv2DBackpropInput", { dy, filter: w }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+    const attrs = {
+      strides: stride,
+      pad: padding,
+      dataFormat: "NHWC",
+      dimRoundingMode: undefined,
+      inputShape: xShape,
+    };
+    return tf
+      .engine()
+      .runKernel(
+        "Conv2DBackpropInput",
+        { dy, filter: w },
+        attrs as unknown as tf.NamedAttrMap,
+      ) as tf.Tensor4D;
   }
   // Rotate 180° and swap in/out channels: wT[a,b,o,c] = w[KH−1−a, KW−1−b, c, o].
   const wRot = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
@@ -118,8 +137,16 @@ function filterGradient(
   const [n, , , c] = x.shape;
   const [, outH, outW, o] = dy.shape;
   if (nativeConvGradsAvailable()) {
-    const attrs = { strides: stride, pad: padding, dataFormat: "NHWC", dimRoundingMode: undefined, filterShape: [kh, kw, c, o] };
-    return tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+    const attrs = {
+      strides: stride,
+      pad: padding,
+      dataFormat: "NHWC",
+      dimRoundingMode: undefined,
+      filterShape: [kh, kw, c, o],
+    };
+    return tf
+      .engine()
+      .runKernel("Conv2DBackpropFilter", { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
   }
   if (kh === 1 && kw === 1 && stride === 1) {
     const m = n * outH * outW;
@@ -137,7 +164,8 @@ function filterGradient(
   ]) as tf.Tensor4D;
   const kernel = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
   const full = tf.conv2d(xt, kernel, 1, "valid", "NHWC", stride); // [C, ≥KH, ≥KW, O]
-  const cropped = full.shape[1] === kh && full.shape[2] === kw ? full : tf.slice(full, [0, 0, 0, 0], [c, kh, kw, o]);
+  const cropped =
+    full.shape[1] === kh && full.shape[2] === kw ? full : tf.slice(full, [0, 0, 0, 0], [c, kh, kw, o]);
   return tf.transpose(cropped, [1, 2, 0, 3]) as tf.Tensor4D;
 }
 
@@ -155,7 +183,10 @@ export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, options: Conv2dOptions = 
       const [kh, kw] = ws.shape;
       const p = convPads(h, wd, kh, kw, stride, padding);
       const dy4 = dy as tf.Tensor4D;
-      return [inputGradient(dy4, ws, xs.shape, stride, padding, p), filterGradient(xs, dy4, kh, kw, stride, padding, p)];
+      return [
+        inputGradient(dy4, ws, xs.shape, stride, padding, p),
+        filterGradient(xs, dy4, kh, kw, stride, padding, p),
+      ];
     };
     return { value, gradFunc };
   });
