@@ -337,6 +337,32 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   }
 
   /**
+   * Re-estimates the served joints' DSBN running statistics for the current Θ: `batches` forward
+   * passes in training mode (no gradient, no optimiser) over training batches, the running mean
+   * and variance set to the average of their batch statistics. In a federation Θ changes at every
+   * aggregation while the running statistics were accumulated under the site's previous weights;
+   * validating, evaluating or embedding without this normalises with stale statistics.
+   */
+  recalibrateNorms(phase: Phase, batches = 8): void {
+    this.alive();
+    const per = this.perJoint(phase);
+    const groups = this.config.joints.map((joint) => ({ joint, count: per }));
+    for (let i = 0; i < batches; i++) {
+      const batch = this.drawBatch(phase, per);
+      tf.tidy(() => {
+        const ctx: ForwardContext = { groups, training: true, statUpdates: [], statMomentum: 1 / (i + 1) };
+        if (phase === "ae") this.ae!.apply(this.oneHots(batch.labels, phase), ctx);
+        else {
+          const x = tf.tensor4d(batch.images, [per * groups.length, this.config.size, this.config.size, 1]);
+          this.net.apply(x, ctx);
+        }
+        applyStatUpdates(ctx);
+      });
+      tf.dispose(batch.labels);
+    }
+  }
+
+  /**
    * Runs `steps` Adam steps of a phase. Each step draws batch/|joints| slices per joint (domain
    * groups contiguous), computes the phase's loss, steps the optimiser on this phase's trainable
    * variables and then applies the DSBN running-statistics updates. Yields to the event loop

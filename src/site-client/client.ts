@@ -221,6 +221,9 @@ export class SiteClient {
     const bank = bankTensors ? bankFromTensors(bankTensors) : undefined;
     const pullMs = performance.now() - tTask;
     const t0 = performance.now();
+    // New Θ, old running statistics: re-estimate this site's DSBN statistics before using them.
+    if (ae) trainer.recalibrateNorms("ae");
+    if (model) trainer.recalibrateNorms(phase);
     const valDiceBefore = phase === "seg" ? trainer.validate(this.o.joint).mean : undefined;
     const res = await trainer.trainSteps(phase, {
       steps: task.steps,
@@ -322,7 +325,10 @@ export class SiteClient {
   private async evaluate(task: TaskMsg): Promise<void> {
     const ref = task.ref!;
     const trainer = await this.trainerFor(ref.fold);
-    if (task.hasModel) trainer.setSharedTensors("seg", await this.o.transport.pullModel(ref));
+    if (task.hasModel) {
+      trainer.setSharedTensors("seg", await this.o.transport.pullModel(ref));
+      trainer.recalibrateNorms("seg");
+    }
     const v = trainer.validate(this.o.joint);
     const test = await this.evaluateTestExam(trainer, ref.fold);
     const report: EvaluationReport = {

@@ -22,6 +22,8 @@ export interface ForwardContext {
   training: boolean;
   /** Filled by normalisation layers when training; the caller applies and disposes them. */
   statUpdates: StatUpdate[];
+  /** Running-statistics momentum for this pass (default BN_MOMENTUM; 1/(i+1) averages passes). */
+  statMomentum?: number;
 }
 
 export function batchSize(ctx: ForwardContext): number {

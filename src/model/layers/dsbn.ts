@@ -74,8 +74,8 @@ export class DomainBatchNorm {
         tf.slice(variance, [i, 0, 0, 0], [1, 1, 1, c]).reshape([c]),
       ]);
       ctx.statUpdates.push(
-        { variable: v.mean, value: tf.keep(blend(v.mean, bm, 1)) },
-        { variable: v.variance, value: tf.keep(blend(v.variance, bv, unbiased)) },
+        { variable: v.mean, value: tf.keep(blend(v.mean, bm, 1, ctx.statMomentum)) },
+        { variable: v.variance, value: tf.keep(blend(v.variance, bv, unbiased, ctx.statMomentum)) },
       );
       tf.dispose([bm, bv]);
     });
@@ -98,8 +98,8 @@ export class DomainBatchNorm {
 }
 
 /** running ← (1 − m)·running + m·scale·batch */
-function blend(running: tf.Variable, batch: tf.Tensor, scale: number): tf.Tensor {
-  return tf.tidy(() => tf.add(tf.mul(running, 1 - BN_MOMENTUM), tf.mul(batch, BN_MOMENTUM * scale)));
+function blend(running: tf.Variable, batch: tf.Tensor, scale: number, momentum = BN_MOMENTUM): tf.Tensor {
+  return tf.tidy(() => tf.add(tf.mul(running, 1 - momentum), tf.mul(batch, momentum * scale)));
 }
 
 /** Applies and disposes the running-stat updates a training forward pass left in the context. */
