@@ -1,12 +1,6 @@
-/**
- * The coordinator's state directory. `state.json` is the single commit point: binary files
- * (models, the open round's accumulator, embeddings) are written first under unique names, then
- * state.json is replaced atomically (temp + fsync + rename), then files it no longer references
- * are deleted. Killed at any moment, the directory holds either the old or the new state, whole.
- */
-import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
+import { writeFileAtomic } from "../atomic-write.js";
 import { InputError } from "../errors.js";
 
 export class StateStore {
@@ -30,18 +24,7 @@ export class StateStore {
    * aggregation and leaves per-update snapshots to the page cache (rename only).
    */
   async writeAtomic(name: string, data: Uint8Array | string | Uint8Array[], sync = true): Promise<void> {
-    const target = this.file(name);
-    const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
-    const fh = await open(tmp, "w");
-    try {
-      if (Array.isArray(data)) {
-        for (const part of data) await fh.write(part);
-      } else await fh.writeFile(data);
-      if (sync) await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, target);
+    await writeFileAtomic(this.file(name), data, { sync });
   }
 
   async read(name: string): Promise<Buffer> {

@@ -2,8 +2,8 @@ import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { gunzip, gunzipSync, gzip } from "node:zlib";
 import * as nifti from "nifti-reader-js";
+import { writeFileAtomic } from "../atomic-write.js";
 import { DataError, InputError } from "../errors.js";
-import { writeFileAtomic } from "./atomic.js";
 
 const gunzipAsync = promisify(gunzip);
 const gzipAsync = promisify(gzip);

@@ -10,9 +10,9 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
+import { writeFileAtomic } from "../atomic-write.js";
 import { InputError } from "../errors.js";
 import { buildJoint, JOINT_GEOMETRY, JOINT_LABELS, type Joint, scaleForAge, type Tissue } from "./anatomy.js";
-import { writeFileAtomic } from "./atomic.js";
 import { keepLargestComponents } from "./components.js";
 import { type DatasetJson, loadDataset, type SiteDataset } from "./dataset.js";
 import { type NiftiVolume, writeNifti } from "./nifti.js";

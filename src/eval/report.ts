@@ -1,7 +1,7 @@
-import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
+import { writeFileAtomic } from "../atomic-write.js";
 import { DataError } from "../errors.js";
 import { CosineAccumulator, type CosineCell, scaleOrder } from "./cosine.js";
 import { ks2samp } from "./ks.js";
@@ -480,17 +480,6 @@ function stripEmbeddings(results: StudyResults): StudyResults {
   };
 }
 
-async function writeAtomic(path: string, data: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
-
 export interface WrittenReport {
   dir: string;
   files: string[];
@@ -521,9 +510,9 @@ export async function writeReport(
   };
   await mkdir(dir, { recursive: true });
   const files = [join(dir, "report.md"), join(dir, "metrics.csv"), join(dir, "metrics.json")];
-  await writeAtomic(files[0], renderMarkdown(studyResults.study, studyResults, summary, now));
-  await writeAtomic(files[1], renderCsv(studyResults.study, summary));
-  await writeAtomic(files[2], `${JSON.stringify(file)}\n`);
+  await writeFileAtomic(files[0], renderMarkdown(studyResults.study, studyResults, summary, now));
+  await writeFileAtomic(files[1], renderCsv(studyResults.study, summary));
+  await writeFileAtomic(files[2], `${JSON.stringify(file)}\n`);
   return { dir, files, summary };
 }
 

@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
+import { writeFileAtomic } from "../atomic-write.js";
 import { ModelError } from "../errors.js";
 import { JOINTS, type Joint, type NamedTensor, scopeOf } from "./api.js";
 
@@ -112,20 +113,9 @@ export async function writeCheckpoint(
     bytes: offset,
     sha256: createHash("sha256").update(bin).digest("hex"),
   };
-  await atomicWrite(path.join(dir, "tensors.bin"), bin);
-  await atomicWrite(path.join(dir, "manifest.json"), `${JSON.stringify(manifest, null, 1)}\n`);
+  await writeFileAtomic(path.join(dir, "tensors.bin"), bin);
+  await writeFileAtomic(path.join(dir, "manifest.json"), `${JSON.stringify(manifest, null, 1)}\n`);
   return manifest;
-}
-
-async function atomicWrite(file: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
 }
 
 /** Reads and verifies a checkpoint directory (format, version, sizes, SHA-256, finite values). */

@@ -5,9 +5,10 @@
  * X.509 v3 certificates (@peculiar/x509). Keys are written 0600, every file atomically.
  */
 import { webcrypto } from "node:crypto";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import { isIP } from "node:net";
 import path from "node:path";
+import { writeFileAtomic } from "../atomic-write.js";
 // @peculiar/x509 (via tsyringe) needs the Reflect metadata polyfill loaded first.
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
@@ -60,12 +61,6 @@ async function importKey(pem: string, file: string): Promise<CryptoKey> {
   } catch (err) {
     throw new InputError("FJ_CERTS_KEY", `${file}: not a PKCS#8 ECDSA P-256 private key`, { cause: err });
   }
-}
-
-async function writeAtomic(file: string, data: string, mode: number): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, data, { mode });
-  await rename(tmp, file);
 }
 
 function serial(): string {
@@ -171,8 +166,8 @@ export async function generateCerts(options: GenerateCertsOptions): Promise<Cert
       ],
     });
     caKey = keys.privateKey;
-    await writeAtomic(caKeyFile, await pemKey(caKey), 0o600);
-    await writeAtomic(caFile, ca.toString("pem"), 0o644);
+    await writeFileAtomic(caKeyFile, await pemKey(caKey), { mode: 0o600 });
+    await writeFileAtomic(caFile, ca.toString("pem"), { mode: 0o644 });
   }
   const files: CertFiles = {
     ca: caFile,
@@ -182,13 +177,13 @@ export async function generateCerts(options: GenerateCertsOptions): Promise<Cert
   };
   const hosts = [...new Set(["localhost", "127.0.0.1", "::1", ...(options.hosts ?? [])])];
   const coord = await leaf({ cn: "coordinator", ca, caKey, days, server: true, sans: hosts });
-  await writeAtomic(files.coordinator.key, coord.key, 0o600);
-  await writeAtomic(files.coordinator.cert, coord.cert, 0o644);
+  await writeFileAtomic(files.coordinator.key, coord.key, { mode: 0o600 });
+  await writeFileAtomic(files.coordinator.cert, coord.cert, { mode: 0o644 });
   for (const site of options.sites) {
     const c = await leaf({ cn: site, ca, caKey, days, server: false, sans: [] });
     const entry = { cert: path.join(out, `${site}.pem`), key: path.join(out, `${site}.key`) };
-    await writeAtomic(entry.key, c.key, 0o600);
-    await writeAtomic(entry.cert, c.cert, 0o644);
+    await writeFileAtomic(entry.key, c.key, { mode: 0o600 });
+    await writeFileAtomic(entry.cert, c.cert, { mode: 0o644 });
     files.sites[site] = entry;
   }
   return files;

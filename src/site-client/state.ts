@@ -5,7 +5,7 @@
  */
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { writeFileAtomic } from "../data/atomic.js";
+import { writeFileAtomic } from "../atomic-write.js";
 
 export interface SiteProgress {
   site: string;

@@ -2,7 +2,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import { writeFileAtomic } from "../../data/atomic.js";
+import { writeFileAtomic } from "../../atomic-write.js";
 import { loadDataset } from "../../data/dataset.js";
 import { loadSlices, makeBatchSampler, type SliceSet, subsetSlices } from "../../data/slices.js";
 import { InputError } from "../../errors.js";
