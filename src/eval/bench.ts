@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
+import { hashSeed, mulberry32 } from "../random.js";
 import { binaryMetrics } from "./metrics.js";
 import { postprocessLabels } from "./postprocess.js";
-import { hashSeed, mulberry32 } from "./random.js";
 import { stackProbabilities } from "./stack.js";
 import { type Dims3, maskOf, type Spacing3 } from "./volume.js";
 

@@ -1,4 +1,4 @@
-import { hashSeed, mulberry32, randomInt } from "./random.js";
+import { hashSeed, mulberry32, randomInt } from "../random.js";
 
 /**
  * Intra/inter-domain cosine similarity of embeddings (paper Table 5): for each pair of domains

@@ -1,5 +1,5 @@
 import { InputError } from "../errors.js";
-import { hashSeed, mulberry32, permutation } from "./random.js";
+import { hashSeed, mulberry32, permutation } from "../random.js";
 
 /**
  * Leave-one-out across sites (DESIGN §3). With n_k exams at site k, there are F = min_k n_k folds

@@ -1,3 +1,4 @@
+import { mulberry32 } from "../random.js";
 import { JOINTS, type Joint } from "./api.js";
 import { Adam } from "./engine/adam.js";
 import { tf } from "./engine/tf.js";
@@ -5,7 +6,7 @@ import type { ForwardContext } from "./layers/context.js";
 import { applyStatUpdates } from "./layers/dsbn.js";
 import { domainCrossEntropy } from "./losses/ce.js";
 import { AttUNet } from "./nets/att-unet.js";
-import { mulberry32, ParamStore } from "./params.js";
+import { ParamStore } from "./params.js";
 
 export interface TrainStepBenchOptions {
   base: number;

@@ -1,20 +1,9 @@
 import { ModelError } from "../errors.js";
+import { mulberry32 } from "../random.js";
 import { type NamedTensor, type Scope, scopeOf } from "./api.js";
 import { tf } from "./engine/tf.js";
 
 export type Initializer = "he" | "zeros" | "ones" | "glorot" | { uniform: number };
-
-/** Deterministic PRNG (mulberry32) so two sites built with the same seed start from the same Θ. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function initialValues(shape: number[], init: Initializer, rand: () => number): Float32Array {
   const size = shape.reduce((a, b) => a * b, 1);

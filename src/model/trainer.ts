@@ -1,5 +1,6 @@
 import { ModelError } from "../errors.js";
 import { type Logger, silentLogger } from "../log.js";
+import { mulberry32 } from "../random.js";
 import {
   type EmbeddingBank,
   isShared,
@@ -29,7 +30,7 @@ import { anatomicalPriorLoss } from "./losses/mjap.js";
 import { type BankScale, multiScaleContrastive } from "./losses/msc.js";
 import { AttUNet } from "./nets/att-unet.js";
 import { MultiJointAutoEncoder } from "./nets/auto-encoder.js";
-import { mulberry32, ParamStore } from "./params.js";
+import { ParamStore } from "./params.js";
 
 /* ------------------------------------------------------------------------------------------------
  * Data the trainer consumes. Structurally the `SliceSet` / `makeBatchSampler` of src/data/slices.ts:

@@ -18,9 +18,9 @@ import type { ExamResult } from "../eval/types.js";
 import { type Logger, silentLogger } from "../log.js";
 import type { Joint, NamedTensor, Phase } from "../model/api.js";
 import { type LabelSpec, PAPER_LABELS } from "../model/labels.js";
-import { mulberry32 } from "../model/params.js";
 import { SegmentationTrainer, trainerConfig } from "../model/trainer.js";
 import type { TaskMsg } from "../protocol/proto.js";
+import { mulberry32 } from "../random.js";
 import { anonymiseEmbeddings, bankFromTensors } from "./anonymise.js";
 import {
   foldData,
@@ -270,7 +270,10 @@ export class SiteClient {
     const pushMs = performance.now() - tPush;
     if (ack.status === "rejected" && ack.code === "FJ_PROTOCOL_STALE") {
       // too slow: the round closed after roundTimeout without this site; go on with the next one
-      this.log.warn({ site: this.o.site, ...ref, reason: ack.reason }, "round closed without this site's update");
+      this.log.warn(
+        { site: this.o.site, ...ref, reason: ack.reason },
+        "round closed without this site's update",
+      );
       return;
     }
     if (ack.status === "rejected") {

@@ -1,7 +1,7 @@
 import type { Joint } from "../../../src/model/api.js";
 import { PAPER_LABELS } from "../../../src/model/labels.js";
-import { mulberry32 } from "../../../src/model/params.js";
 import type { JointData, SamplerFactory, TrainerSlices } from "../../../src/model/trainer.js";
+import { mulberry32 } from "../../../src/random.js";
 
 /**
  * Tiny synthetic slices: per joint a different background intensity and `classes−1` discs at

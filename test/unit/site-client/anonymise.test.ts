@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { EmbeddingBank } from "../../../src/model/api.js";
-import { mulberry32 } from "../../../src/model/params.js";
+import { mulberry32 } from "../../../src/random.js";
 import { anonymiseEmbeddings, bankFromTensors } from "../../../src/site-client/anonymise.js";
 
 function unitBank(count: number, dims: number[]): EmbeddingBank {

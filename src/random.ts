@@ -1,5 +1,5 @@
 /**
- * A small seeded PRNG for evaluation (fold permutations, pair sampling): FNV-1a hash of a string
+ * The project's seeded PRNG (initial weights, fold permutations, pair sampling): FNV-1a hash of a string
  * seed → mulberry32. Deterministic across platforms; not cryptographic.
  */
 export function hashSeed(...parts: (string | number)[]): number {
