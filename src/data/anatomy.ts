@@ -301,8 +301,8 @@ function buildKnee(rng: Rng, subject: SubjectAnatomy, pixel: number): JointModel
   );
   const fibula = union(
     5 * s,
-    superquadric(leg, [32 * s, 28 * s, -17 * s], [J(8.5), J(10), J(8.5)]),
-    capsule(leg, [32 * s, 31 * s, -17 * s], [29 * s, 300, -15 * s], J(6)),
+    superquadric(leg, [33 * s, 28 * s, -17 * s], [J(10), J(11), J(10)]),
+    capsule(leg, [33 * s, 31 * s, -17 * s], [30 * s, 300, -15 * s], J(7.5), J(6.5)),
   );
   const patY = -14 * s + flexDeg * 0.35 * s;
   const patella = superquadric(
