@@ -56,8 +56,6 @@ export interface Pose {
   t: Vec3;
 }
 
-export const IDENTITY_POSE: Pose = { r: IDENTITY, t: [0, 0, 0] };
-
 /** Composes poses: (outer ∘ inner)(p) = outer(inner(p)). */
 export function compose(outer: Pose, inner: Pose): Pose {
   const t = apply3(outer.r, inner.t);
@@ -320,18 +318,6 @@ export function subtract(a: Shape, b: Shape): Shape {
       const da = a.d(x, y, z);
       const db = b.d(x, y, z);
       return Math.max(da, -db);
-    },
-  };
-}
-
-/** Keeps the part of `a` on the negative side of the plane n·p ≤ offset (world). */
-export function clipPlane(a: Shape, n: Vec3, offset: number): Shape {
-  const len = Math.hypot(n[0], n[1], n[2]);
-  const [nx, ny, nz] = [n[0] / len, n[1] / len, n[2] / len];
-  return {
-    box: a.box,
-    d(x, y, z) {
-      return Math.max(a.d(x, y, z), nx * x + ny * y + nz * z - offset / len);
     },
   };
 }
