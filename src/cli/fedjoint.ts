@@ -5,13 +5,13 @@ import { registerCerts } from "./commands/certs.js";
 import { registerDashboard } from "./commands/dashboard.js";
 import { registerData } from "./commands/data.js";
 import { registerDemo } from "./commands/demo.js";
-import { registerModel } from "./commands/model.js";
-import { registerTrain } from "./commands/train.js";
 import { registerEval } from "./commands/eval.js";
 import { registerEvents } from "./commands/events.js";
+import { registerModel } from "./commands/model.js";
 import { registerReport } from "./commands/report.js";
-import { registerSynth } from "./commands/synth.js";
 import { registerSimulate } from "./commands/simulate.js";
+import { registerSynth } from "./commands/synth.js";
+import { registerTrain } from "./commands/train.js";
 import { runProgram } from "./run.js";
 
 /**

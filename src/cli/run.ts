@@ -43,7 +43,8 @@ export function intOption(flag: string, min = 1) {
 export function numberOption(flag: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isFinite(n)) throw new FedjointError("FJ_CLI_ARG", `${flag} is '${value}', expected a number`);
+    if (!Number.isFinite(n))
+      throw new FedjointError("FJ_CLI_ARG", `${flag} is '${value}', expected a number`);
     return n;
   };
 }

@@ -26,10 +26,23 @@ export type StudyEvent = Base &
     | { kind: "site.joined"; site: string; joint: Joint; samples: number; backend: string }
     | { kind: "site.left"; site: string; reason: string }
     | ({ kind: "round.opened"; sites: string[] } & RoundRef)
-    | ({ kind: "update.accepted"; site: string; samples: number; bytes: number; loss: Record<string, number> } & RoundRef)
+    | ({
+        kind: "update.accepted";
+        site: string;
+        samples: number;
+        bytes: number;
+        loss: Record<string, number>;
+      } & RoundRef)
     | ({ kind: "update.rejected"; site: string; reason: string; code: string } & RoundRef)
     | ({ kind: "round.closed"; sites: string[]; missing: string[]; durationMs: number } & RoundRef)
-    | ({ kind: "round.aggregated"; sites: string[]; samples: number; bytesIn: number; bytesOut: number; durationMs: number } & RoundRef)
+    | ({
+        kind: "round.aggregated";
+        sites: string[];
+        samples: number;
+        bytesIn: number;
+        bytesOut: number;
+        durationMs: number;
+      } & RoundRef)
     | ({ kind: "embeddings.received"; site: string; scales: number; vectors: number } & RoundRef)
     | {
         kind: "evaluation.reported";
@@ -45,7 +58,11 @@ export type StudyEvent = Base &
 export type StudyEventKind = StudyEvent["kind"];
 
 /** Distributive Omit over the union, for publishers (seq and time are assigned by the bus owner). */
-export type StudyEventInput = StudyEvent extends infer E ? (E extends StudyEvent ? Omit<E, "seq" | "time"> : never) : never;
+export type StudyEventInput = StudyEvent extends infer E
+  ? E extends StudyEvent
+    ? Omit<E, "seq" | "time">
+    : never
+  : never;
 
 export interface EventBus {
   /** Publishes an event (resolves when the bus has accepted it durably, for durable buses). */
@@ -54,7 +71,11 @@ export interface EventBus {
    * Subscribes to a study's events. With `replay: true` first delivers every retained event of
    * the study in order, then live ones. Returns an unsubscribe function.
    */
-  subscribe(study: string, handler: (event: StudyEvent) => void, options?: { replay?: boolean }): Promise<() => void>;
+  subscribe(
+    study: string,
+    handler: (event: StudyEvent) => void,
+    options?: { replay?: boolean },
+  ): Promise<() => void>;
   close(): Promise<void>;
 }
 

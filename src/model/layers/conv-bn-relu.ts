@@ -10,7 +10,14 @@ export class ConvBnRelu {
   private readonly kernel: tf.Variable;
   private readonly bn: DomainBatchNorm;
 
-  constructor(params: ParamStore, path: string, cin: number, cout: number, sharedBn: boolean, kernelSize = 3) {
+  constructor(
+    params: ParamStore,
+    path: string,
+    cin: number,
+    cout: number,
+    sharedBn: boolean,
+    kernelSize = 3,
+  ) {
     this.kernel = params.create(`shared/${path}/kernel`, [kernelSize, kernelSize, cin, cout], "he");
     this.bn = new DomainBatchNorm(params, `${path}/bn`, cout, sharedBn);
   }

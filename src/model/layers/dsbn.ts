@@ -2,7 +2,7 @@ import type { Joint } from "../api.js";
 import { batchNormTrain } from "../engine/batch-norm.js";
 import { tf } from "../engine/tf.js";
 import type { ParamStore } from "../params.js";
-import { type ForwardContext, equalGroups } from "./context.js";
+import { equalGroups, type ForwardContext } from "./context.js";
 
 export const BN_EPSILON = 1e-5;
 /** PyTorch's convention: running = (1 − m)·running + m·batch, with the unbiased batch variance. */
@@ -58,13 +58,19 @@ export class DomainBatchNorm {
   }
 
   /** Equal-sized domain groups: one reshape to [D, n·H, W, C] and one normalisation for all. */
-  private trainGroups(x: tf.Tensor4D, groups: { joint: Joint; count: number }[], ctx: ForwardContext): tf.Tensor4D {
+  private trainGroups(
+    x: tf.Tensor4D,
+    groups: { joint: Joint; count: number }[],
+    ctx: ForwardContext,
+  ): tf.Tensor4D {
     const [n, h, w, c] = x.shape;
     const d = groups.length;
     const m = (n / d) * h * w;
     const vs = groups.map((g) => this.vars(g.joint));
     const stack = (key: "gamma" | "beta") =>
-      (d === 1 ? vs[0][key].reshape([1, 1, 1, c]) : tf.stack(vs.map((v) => v[key])).reshape([d, 1, 1, c])) as tf.Tensor4D;
+      (d === 1
+        ? vs[0][key].reshape([1, 1, 1, c])
+        : tf.stack(vs.map((v) => v[key])).reshape([d, 1, 1, c])) as tf.Tensor4D;
     const grouped = x.reshape([d, (n / d) * h, w, c]) as tf.Tensor4D;
     const { y, mean, variance } = batchNormTrain(grouped, stack("gamma"), stack("beta"), BN_EPSILON);
     const unbiased = m > 1 ? m / (m - 1) : 1;

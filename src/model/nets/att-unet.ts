@@ -1,6 +1,6 @@
 import type { Joint } from "../api.js";
-import { tf } from "../engine/tf.js";
 import { maxPool2x, upsample2x } from "../engine/resample.js";
+import { tf } from "../engine/tf.js";
 import { AttentionGate } from "../layers/attention-gate.js";
 import type { ForwardContext } from "../layers/context.js";
 import { ConvBnRelu, DoubleConv } from "../layers/conv-bn-relu.js";
@@ -64,7 +64,9 @@ export class AttUNet {
     });
     for (let l = depth - 2; l >= 0; l--) {
       this.up.push(new ConvBnRelu(params, `up${l}`, ch[l + 1], ch[l], sharedNorm));
-      this.gate.push(new AttentionGate(params, `gate${l}`, ch[l], ch[l], Math.max(Math.floor(ch[l] / 2), 1), sharedNorm));
+      this.gate.push(
+        new AttentionGate(params, `gate${l}`, ch[l], ch[l], Math.max(Math.floor(ch[l] / 2), 1), sharedNorm),
+      );
       this.dec.push(new DoubleConv(params, `dec${l}`, 2 * ch[l], ch[l], sharedNorm));
     }
     this.head = new DomainHead(params, "head", base, config.classes, sharedNorm);
@@ -95,10 +97,18 @@ export class AttUNet {
       h = this.dec[i].applyConcat([g, this.gate[i].apply(skip, g, ctx)], ctx);
       scales.push(h);
     }
-    const parts = ctx.groups.length === 1 ? [h] : (tf.split(h, ctx.groups.map((g) => g.count), 0) as tf.Tensor4D[]);
+    const parts =
+      ctx.groups.length === 1
+        ? [h]
+        : (tf.split(
+            h,
+            ctx.groups.map((g) => g.count),
+            0,
+          ) as tf.Tensor4D[]);
     const logits = parts.map((part, i) => this.head.apply(part, ctx.groups[i].joint));
     const out: AttUNetOutput = { logits };
-    if (options.embeddings) out.embeddings = scales.map((s) => l2Normalize(tf.mean(s, [1, 2]) as tf.Tensor2D));
+    if (options.embeddings)
+      out.embeddings = scales.map((s) => l2Normalize(tf.mean(s, [1, 2]) as tf.Tensor2D));
     return out;
   }
 }

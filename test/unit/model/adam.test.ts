@@ -20,7 +20,10 @@ function reference(p0: number[], c: number[], steps: number, lr: number): number
   return p;
 }
 
-async function run(backend: "cpu" | "wasm", steps: number): Promise<{ values: number[]; leaked: number; native: number }> {
+async function run(
+  backend: "cpu" | "wasm",
+  steps: number,
+): Promise<{ values: number[]; leaked: number; native: number }> {
   await tf.setBackend(backend);
   const p0 = [1, -2, 0.5, 3, -0.25, 0.125];
   const c = [1, 2, 3, 0.5, 4, 1];
@@ -29,7 +32,8 @@ async function run(backend: "cpu" | "wasm", steps: number): Promise<{ values: nu
   initial.dispose();
   const cs = tf.tensor(c);
   const opt = new Adam(0.05);
-  const step = () => opt.minimize(() => tf.mul(0.5, tf.sum(tf.mul(cs, tf.square(w)))) as tf.Scalar, false, [w]);
+  const step = () =>
+    opt.minimize(() => tf.mul(0.5, tf.sum(tf.mul(cs, tf.square(w)))) as tf.Scalar, false, [w]);
   step(); // creates the moment buffers
   const before = tf.memory().numTensors;
   for (let i = 1; i < steps; i++) step();
@@ -47,7 +51,7 @@ describe("Adam (engine optimiser)", () => {
   it("cpu: matches PyTorch's Adam formula", async () => {
     const { values, leaked, native } = await run("cpu", 25);
     expect(native).toBe(0);
-    values.forEach((v, i) => expect(v).toBeCloseTo(expected[i], 4));
+    for (const [i, v] of values.entries()) expect(v).toBeCloseTo(expected[i], 4);
     expect(leaked).toBe(0);
   });
 
@@ -55,7 +59,7 @@ describe("Adam (engine optimiser)", () => {
     if (process.env.CI === "true") expect(loadNativeConv()).toBeDefined();
     activateNativeConv(1);
     const { values, leaked, native } = await run("wasm", 25);
-    values.forEach((v, i) => expect(v).toBeCloseTo(expected[i], 4));
+    for (const [i, v] of values.entries()) expect(v).toBeCloseTo(expected[i], 4);
     expect(leaked).toBe(0);
     if (loadNativeConv()) expect(native).toBe(25);
   });

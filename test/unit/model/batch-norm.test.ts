@@ -27,11 +27,12 @@ describe("batchNormTrain (grouped, closed-form gradient)", () => {
         const { mean, variance } = tf.moments(x, [1, 2], true);
         expect(tf.max(tf.abs(tf.sub(ours.mean, mean))).dataSync()[0]).toBeLessThan(1e-4);
         expect(tf.max(tf.abs(tf.sub(ours.variance, variance))).dataSync()[0]).toBeLessThan(1e-3);
-        const gOurs = tf.grads((xi, gi, bi) => batchNormTrain(xi as tf.Tensor4D, gi as tf.Tensor4D, bi as tf.Tensor4D, 1e-5).y)(
-          [x, g, b],
-          dy,
-        );
-        const gRef = tf.grads((xi, gi, bi) => reference(xi as tf.Tensor4D, gi as tf.Tensor4D, bi as tf.Tensor4D))([x, g, b], dy);
+        const gOurs = tf.grads(
+          (xi, gi, bi) => batchNormTrain(xi as tf.Tensor4D, gi as tf.Tensor4D, bi as tf.Tensor4D, 1e-5).y,
+        )([x, g, b], dy);
+        const gRef = tf.grads((xi, gi, bi) =>
+          reference(xi as tf.Tensor4D, gi as tf.Tensor4D, bi as tf.Tensor4D),
+        )([x, g, b], dy);
         for (let i = 0; i < 3; i++) {
           const scale = Math.max(1e-6, tf.max(tf.abs(gRef[i])).dataSync()[0]);
           expect(tf.max(tf.abs(tf.sub(gOurs[i], gRef[i]))).dataSync()[0] / scale).toBeLessThan(1e-4);

@@ -53,10 +53,15 @@ function reference(c: Case, x: Float32Array, w: Float32Array, g: Float32Array): 
   return tf.tidy(() => {
     const xt = tf.tensor4d(x, [c.n, c.h, c.w, c.c]);
     const wt = tf.tensor4d(w, [c.k, c.k, c.c, c.o]);
-    const f = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.padding);
+    const f = (a: tf.Tensor, b: tf.Tensor) =>
+      tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.padding);
     const y = f(xt, wt);
     const [dx, dw] = tf.grads(f)([xt, wt], tf.tensor(g, y.shape));
-    return { y: y.dataSync() as Float32Array, dx: dx.dataSync() as Float32Array, dw: dw.dataSync() as Float32Array };
+    return {
+      y: y.dataSync() as Float32Array,
+      dx: dx.dataSync() as Float32Array,
+      dw: dw.dataSync() as Float32Array,
+    };
   });
 }
 
@@ -68,7 +73,11 @@ function ours(c: Case, x: Float32Array, w: Float32Array, gFor: (shape: number[])
       conv2d(a as tf.Tensor4D, b as tf.Tensor4D, { stride: c.stride, padding: c.padding });
     const y = f(xt, wt);
     const [dx, dw] = tf.grads(f)([xt, wt], tf.tensor(gFor(y.shape), y.shape));
-    return { y: y.dataSync() as Float32Array, dx: dx.dataSync() as Float32Array, dw: dw.dataSync() as Float32Array };
+    return {
+      y: y.dataSync() as Float32Array,
+      dx: dx.dataSync() as Float32Array,
+      dw: dw.dataSync() as Float32Array,
+    };
   });
 }
 
@@ -102,8 +111,14 @@ describe("conv2d with project gradients", () => {
         const x = seeded([c.n, c.h, c.w, c.c], 1 + c.k * 7 + c.stride);
         const w = seeded([c.k, c.k, c.c, c.o], 99 + c.h);
         await tf.setBackend("cpu");
-        const probe = tf.tidy(() =>
-          tf.conv2d(tf.zeros([c.n, c.h, c.w, c.c]) as tf.Tensor4D, tf.zeros([c.k, c.k, c.c, c.o]) as tf.Tensor4D, c.stride, c.padding).shape,
+        const probe = tf.tidy(
+          () =>
+            tf.conv2d(
+              tf.zeros([c.n, c.h, c.w, c.c]) as tf.Tensor4D,
+              tf.zeros([c.k, c.k, c.c, c.o]) as tf.Tensor4D,
+              c.stride,
+              c.padding,
+            ).shape,
         );
         const g = seeded(probe, 7);
         const ref = reference(c, x, w, g);
@@ -123,7 +138,9 @@ describe("conv2d with project gradients", () => {
     const run = () =>
       tf.tidy(() => {
         const x = tf.tensor4d(values, [2, 6, 4, 3]);
-        const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(t as tf.Tensor4D, 2, 2, "valid"), tf.range(1, 19).reshape([2, 3, 1, 3]))));
+        const g = tf.grad((t: tf.Tensor) =>
+          tf.sum(tf.mul(tf.maxPool(t as tf.Tensor4D, 2, 2, "valid"), tf.range(1, 19).reshape([2, 3, 1, 3]))),
+        );
         return g(x).dataSync() as Float32Array;
       });
     await tf.setBackend("cpu");
@@ -140,8 +157,8 @@ describe("conv2d with project gradients", () => {
     const target = tf.randomNormal([2, 8, 8, 4], 0, 1, "float32", 3);
     const step = () =>
       tf.tidy(() => {
-        const { value, grads } = tf.variableGrads(() =>
-          tf.mean(tf.square(tf.sub(conv2d(x, w as unknown as tf.Tensor4D), target))) as tf.Scalar,
+        const { value, grads } = tf.variableGrads(
+          () => tf.mean(tf.square(tf.sub(conv2d(x, w as unknown as tf.Tensor4D), target))) as tf.Scalar,
         );
         w.assign(tf.sub(w, tf.mul(grads[w.name], 0.1)));
         return value.dataSync()[0];

@@ -42,7 +42,9 @@ describe("SegmentationTrainer.recalibrateNorms (new Θ, stale running statistics
     site
       .domainTensors("seg")
       .filter((x) => !/moving_/.test(x.name))
-      .forEach((x, i) => expect(Array.from(x.data)).toEqual(Array.from(trainable[i].data)));
+      .forEach((x, i) => {
+        expect(Array.from(x.data)).toEqual(Array.from(trainable[i].data));
+      });
     // A fresh site recalibrated on the same Θ ends with valid (positive) running variances.
     const again = make();
     again.setSharedTensors("seg", other.sharedTensors("seg"));
@@ -51,6 +53,6 @@ describe("SegmentationTrainer.recalibrateNorms (new Θ, stale running statistics
     for (const variance of a.filter((x) => x.name.endsWith("moving_variance"))) {
       expect(Math.min(...variance.data)).toBeGreaterThan(0);
     }
-    [site, other, again].forEach((t) => t.dispose());
+    for (const t of [site, other, again]) t.dispose();
   });
 });
