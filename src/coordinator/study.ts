@@ -567,7 +567,11 @@ export class Study {
       ...u.ref,
       samples: u.samples,
       bytes: u.bytes,
-      loss: u.loss,
+      // The dashboard plots any key with "dice": the site's validation Dice of the round's model.
+      loss:
+        u.metrics.val_dice_before === undefined
+          ? u.loss
+          : { ...u.loss, "val.dice": u.metrics.val_dice_before },
     });
     await this.maybeClose();
     return { status: "accepted" };
