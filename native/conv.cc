@@ -236,46 +236,47 @@ bool InBounds(size_t heapLen, int64_t off, int64_t floats) {
   return off >= 0 && floats >= 0 && static_cast<uint64_t>(off) + static_cast<uint64_t>(floats) * 4 <= heapLen;
 }
 
-napi_value Conv2d(napi_env env, napi_callback_info info) {
+enum class Role { Input, Filter, Output };
+
+int64_t Floats(Role r, const Geometry& g) {
+  switch (r) {
+    case Role::Input: return g.n * g.h * g.w * g.c;
+    case Role::Filter: return g.kh * g.kw * g.c * g.o;
+    case Role::Output: return g.n * g.outH * g.outW * g.o;
+  }
+  return 0;
+}
+
+// The three convolution entry points share one shape: (heap, a, b, out, geometry), where a, b and
+// out play the roles given; each is bounds-checked against the heap before the kernel runs.
+template <void (*Kernel)(const float*, const float*, float*, const Geometry&)>
+napi_value RunConv(napi_env env, napi_callback_info info, const char* name, Role a, Role b, Role out) {
   uint8_t* heap;
   size_t len;
   int64_t off[3];
   Geometry g;
-  if (!ReadArgs(env, info, &heap, &len, off, &g)) return Throw(env, "conv2d: bad arguments");
-  if (!InBounds(len, off[0], g.n * g.h * g.w * g.c) || !InBounds(len, off[1], g.kh * g.kw * g.c * g.o) ||
-      !InBounds(len, off[2], g.n * g.outH * g.outW * g.o))
-    return Throw(env, "conv2d: tensor outside the heap");
-  convForward(reinterpret_cast<float*>(heap + off[0]), reinterpret_cast<float*>(heap + off[1]),
-              reinterpret_cast<float*>(heap + off[2]), g);
+  if (!ReadArgs(env, info, &heap, &len, off, &g)) return Throw(env, name);
+  if (!InBounds(len, off[0], Floats(a, g)) || !InBounds(len, off[1], Floats(b, g)) ||
+      !InBounds(len, off[2], Floats(out, g)))
+    return Throw(env, name);
+  Kernel(reinterpret_cast<float*>(heap + off[0]), reinterpret_cast<float*>(heap + off[1]),
+         reinterpret_cast<float*>(heap + off[2]), g);
   return nullptr;
+}
+
+napi_value Conv2d(napi_env env, napi_callback_info info) {
+  return RunConv<convForward>(env, info, "conv2d: bad arguments or tensor outside the heap", Role::Input,
+                              Role::Filter, Role::Output);
 }
 
 napi_value Conv2dFilterGrad(napi_env env, napi_callback_info info) {
-  uint8_t* heap;
-  size_t len;
-  int64_t off[3];
-  Geometry g;
-  if (!ReadArgs(env, info, &heap, &len, off, &g)) return Throw(env, "conv2dFilterGrad: bad arguments");
-  if (!InBounds(len, off[0], g.n * g.h * g.w * g.c) || !InBounds(len, off[1], g.n * g.outH * g.outW * g.o) ||
-      !InBounds(len, off[2], g.kh * g.kw * g.c * g.o))
-    return Throw(env, "conv2dFilterGrad: tensor outside the heap");
-  convFilterGrad(reinterpret_cast<float*>(heap + off[0]), reinterpret_cast<float*>(heap + off[1]),
-                 reinterpret_cast<float*>(heap + off[2]), g);
-  return nullptr;
+  return RunConv<convFilterGrad>(env, info, "conv2dFilterGrad: bad arguments or tensor outside the heap",
+                                 Role::Input, Role::Output, Role::Filter);
 }
 
 napi_value Conv2dInputGrad(napi_env env, napi_callback_info info) {
-  uint8_t* heap;
-  size_t len;
-  int64_t off[3];
-  Geometry g;
-  if (!ReadArgs(env, info, &heap, &len, off, &g)) return Throw(env, "conv2dInputGrad: bad arguments");
-  if (!InBounds(len, off[0], g.n * g.outH * g.outW * g.o) || !InBounds(len, off[1], g.kh * g.kw * g.c * g.o) ||
-      !InBounds(len, off[2], g.n * g.h * g.w * g.c))
-    return Throw(env, "conv2dInputGrad: tensor outside the heap");
-  convInputGrad(reinterpret_cast<float*>(heap + off[0]), reinterpret_cast<float*>(heap + off[1]),
-                reinterpret_cast<float*>(heap + off[2]), g);
-  return nullptr;
+  return RunConv<convInputGrad>(env, info, "conv2dInputGrad: bad arguments or tensor outside the heap",
+                                Role::Output, Role::Filter, Role::Input);
 }
 
 // args: heap, xOff, dyOff, dxOff, [n, h, w, c]

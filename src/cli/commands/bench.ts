@@ -4,20 +4,12 @@ import path from "node:path";
 import type { Command } from "commander";
 import { InputError } from "../../errors.js";
 import { createLogger } from "../../log.js";
-import { benchTrainStep } from "../../model/bench.js";
+import { benchTrainStep, type TrainStepBenchOptions } from "../../model/bench.js";
 import { initEngine, parseBackendChoice } from "../../model/engine/backend.js";
 import { intOption, printJson } from "../run.js";
 
-interface TrainStepFlags {
+interface TrainStepFlags extends TrainStepBenchOptions {
   arch: string;
-  base: number;
-  depth: number;
-  size: number;
-  batch: number;
-  domains: number;
-  classes: number;
-  steps: number;
-  warmup: number;
   backend: string;
   json?: boolean;
 }
