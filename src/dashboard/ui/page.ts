@@ -116,7 +116,8 @@ td.num, th.num { text-align: right; }
 .cosine-grid table { width: auto; }
 .cosine-grid td { text-align: center; min-width: 56px; }
 .cosine-grid caption { text-align: left; font-weight: 600; padding: 2px 0; }
-#loo-tables { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 12px; align-items: start; }
+#loo-tables { display: grid; grid-template-columns: minmax(0, 1fr); gap: 12px; align-items: start; overflow-x: auto; }
+#loo-tables table { width: 100%; }
 #loo-tables caption { text-align: left; font-weight: 600; padding: 2px 0; }
 .events { margin: 0; padding-left: 0; list-style: none; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; max-height: 240px; overflow: auto; }
 .error { margin: 10px 20px 0; padding: 8px 12px; background: #ffebe9; border: 1px solid var(--bad); border-radius: 6px; color: var(--bad); }
