@@ -31,10 +31,19 @@ export function randomInt(rand: () => number, n: number): number {
 
 /** Fisher–Yates permutation of 0..n-1. */
 export function permutation(n: number, rand: () => number): number[] {
-  const p = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
+  return shuffle(
+    Array.from({ length: n }, (_, i) => i),
+    rand,
+  );
+}
+
+/** Fisher–Yates shuffle of `items` in place (returned for chaining), with uniforms from `rand`. */
+export function shuffle<A extends { length: number; [i: number]: unknown }>(items: A, rand: () => number): A {
+  for (let i = items.length - 1; i > 0; i--) {
     const j = randomInt(rand, i + 1);
-    [p[i], p[j]] = [p[j], p[i]];
+    const t = items[i];
+    items[i] = items[j];
+    items[j] = t;
   }
-  return p;
+  return items;
 }

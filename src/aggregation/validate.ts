@@ -9,8 +9,8 @@ import type { TensorSchema } from "./strategy.js";
 export type Verdict = { ok: true; norm: number } | { ok: false; code: string; reason: string };
 
 export interface ValidationOptions {
-  /** Expected schema; undefined → the first accepted update defines it (names must still be shared). */
-  schema?: TensorSchema;
+  /** Expected schema of the phase, computed from the study config before any update arrives. */
+  schema: TensorSchema;
   /** Bound on the L2 norm of the whole set. */
   maxNorm: number;
   /** Wire dtypes of the received tensors (from the header), checked against `allowedDtypes`. */
@@ -33,7 +33,7 @@ export function validateUpdate(tensors: readonly NamedTensor[], options: Validat
       };
     }
   }
-  if (options.schema) {
+  {
     const want = new Map(options.schema.tensors.map((t) => [t.name, t.shape]));
     const seen = new Set<string>();
     for (const t of tensors) {
@@ -79,9 +79,4 @@ export function validateUpdate(tensors: readonly NamedTensor[], options: Validat
     };
   }
   return { ok: true, norm };
-}
-
-/** Schema (names and shapes, in order) of a tensor set. */
-export function schemaOf(tensors: readonly NamedTensor[]): TensorSchema {
-  return { tensors: tensors.map((t) => ({ name: t.name, shape: [...t.shape] })) };
 }

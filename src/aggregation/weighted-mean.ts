@@ -3,11 +3,16 @@
  * total) plus the weight sum; each update is folded in and can be dropped. Memory O(|Θ|),
  * independent of the number of sites.
  */
+import { z } from "zod";
 import { ProtocolError } from "../errors.js";
 import type { NamedTensor } from "../model/api.js";
-import type { ClientUpdate, RoundAggregator, TensorSchema } from "./strategy.js";
+import type { RoundAggregator, SiteResult, TensorSchema } from "./strategy.js";
 
 const MAGIC = "FJACC1";
+
+/** How results weigh in the mean: by sample count (FedAvg) or uniform (every site/joint alike). */
+export const weightingSchema = z.enum(["samples", "uniform"]).default("samples");
+export type Weighting = z.output<typeof weightingSchema>;
 
 export class WeightedMean implements RoundAggregator {
   private readonly schema: TensorSchema;
@@ -17,6 +22,11 @@ export class WeightedMean implements RoundAggregator {
   private weight = 0;
   private samples = 0;
   private readonly added: string[] = [];
+
+  /** The weight function of a weighting. */
+  static weightOf(weighting: Weighting): (u: { samples: number }) => number {
+    return weighting === "uniform" ? () => 1 : (u) => u.samples;
+  }
 
   constructor(schema: TensorSchema, weightOf: (u: { samples: number }) => number) {
     this.schema = schema;
@@ -30,14 +40,11 @@ export class WeightedMean implements RoundAggregator {
   get sites(): readonly string[] {
     return this.added;
   }
-  get totalWeight(): number {
-    return this.weight;
-  }
   get totalSamples(): number {
     return this.samples;
   }
 
-  add(update: ClientUpdate): void {
+  add(update: SiteResult): void {
     const w = this.weightOf(update);
     if (!(w > 0) || !Number.isFinite(w)) {
       throw new ProtocolError(

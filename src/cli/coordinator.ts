@@ -7,15 +7,15 @@
  */
 import path from "node:path";
 import { Command } from "commander";
-import { createEventBus } from "../coordinator/bus-nats.js";
-import { loadStudyConfig } from "../coordinator/config.js";
 import { startCoordinator } from "../coordinator/server.js";
 import { summarize } from "../coordinator/summary.js";
 import { parseDashboardAddress } from "../dashboard/auth.js";
 import { startDashboard } from "../dashboard/server.js";
 import type { DashboardHandle } from "../dashboard/types.js";
 import { writeReport } from "../eval/report.js";
+import { createEventBus } from "../events/bus-nats.js";
 import { createLogger } from "../log.js";
+import { loadStudyConfig } from "../study/config.js";
 import { intOption, printJson, runProgram } from "./run.js";
 
 const program = new Command("coordinator")

@@ -14,8 +14,8 @@ import { createLogger } from "../log.js";
 import { JOINTS, type Joint } from "../model/api.js";
 import { initEngine, parseBackendChoice } from "../model/engine/backend.js";
 import { SiteClient } from "../site-client/client.js";
-import { validateSiteData } from "../site-client/data.js";
 import { Transport } from "../site-client/transport.js";
+import { validateSiteData } from "../study/site-data.js";
 import { intOption, printJson, runProgram } from "./run.js";
 
 async function certificateCn(file: string): Promise<string> {

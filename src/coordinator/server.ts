@@ -4,11 +4,11 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { EnvironmentError } from "../errors.js";
+import type { EventBus } from "../events/events.js";
 import { type Logger, silentLogger } from "../log.js";
 import { CHANNEL_OPTIONS, federationService } from "../protocol/proto.js";
 import { serverCredentials, type TlsFiles } from "../protocol/tls.js";
-import type { StudyConfig } from "./config.js";
-import type { EventBus } from "./events.js";
+import type { StudyConfig } from "../study/config.js";
 import { federationHandlers } from "./service.js";
 import { Study } from "./study.js";
 

@@ -6,8 +6,8 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { FedjointError, ProtocolError } from "../errors.js";
+import type { EventBus } from "../events/events.js";
 import type { Logger } from "../log.js";
-import type { Phase } from "../model/api.js";
 import type {
   AckMsg,
   EmbeddingHeaderMsg,
@@ -29,7 +29,7 @@ import type {
 import { readTensorStream, writeTensorStream } from "../protocol/stream.js";
 import { encodeTensorSet, tapHeader } from "../protocol/tensors.js";
 import { type PeerAuth, peerIdentity } from "../protocol/tls.js";
-import type { EventBus } from "./events.js";
+import type { Phase } from "../study/methods.js";
 import { type AckResult, evaluationReportSchema, type Ref, type Study, type Task } from "./study.js";
 
 export class RpcError extends Error {
@@ -76,22 +76,21 @@ function taskMsg(t: Task): TaskMsg {
   const base: TaskMsg = {
     kind: t.kind,
     ref: null,
-    steps: 0,
     hasModel: false,
     hasBank: false,
     aeRounds: 0,
-    embed: false,
+    train: null,
   };
-  if (t.kind === "evaluate") return { ...base, ref: t.ref, hasModel: t.hasModel };
+  if (t.kind === "evaluate")
+    return { ...base, ref: { ...t.ref, round: t.instructions.round }, hasModel: t.hasModel };
   if (t.kind === "train") {
     return {
       ...base,
       ref: t.ref,
-      steps: t.steps,
       hasModel: t.hasModel,
       hasBank: t.hasBank,
       aeRounds: t.aeRounds,
-      embed: t.embed,
+      train: { ...t.instructions },
     };
   }
   return base;
@@ -226,7 +225,7 @@ export function federationHandlers(options: ServiceOptions): grpc.UntypedService
     PullModel: serverStream<ModelRequestMsg, TensorStreamMsg>("PullModel", async (call) => {
       const site = identify(call, call.request.site, "PullModel");
       const ref = parseRef(call.request.ref, phases);
-      const enc = study.model(site, ref);
+      const enc = await study.model(site, ref);
       tapHeader("sent", "PullModel", enc.header);
       await writeTensorStream(call, { header: enc.header }, enc.payload);
     }),
@@ -279,7 +278,7 @@ export function federationHandlers(options: ServiceOptions): grpc.UntypedService
     PullEmbeddings: serverStream<EmbeddingRequestMsg, TensorStreamMsg>("PullEmbeddings", async (call) => {
       const site = identify(call, call.request.site, "PullEmbeddings");
       const ref = parseRef(call.request.ref, phases);
-      const enc = encodeTensorSet(study.bank(site, ref), study.wireDtype);
+      const enc = encodeTensorSet(study.bankFor(site, ref), study.wireDtype);
       tapHeader("sent", "PullEmbeddings", enc.header);
       await writeTensorStream(call, { header: enc.header }, enc.payload);
       study.noteBankSent(site, ref, enc.payload.length);

@@ -26,13 +26,13 @@ import {
 import { createServer as createHttpsServer } from "node:https";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { assertStudyId } from "../coordinator/bus-memory.js";
-import type { StudyEvent } from "../coordinator/events.js";
-import { createMetrics, writeMetrics } from "../coordinator/metrics.js";
 import { EnvironmentError, InputError } from "../errors.js";
+import { assertStudyId } from "../events/bus-memory.js";
+import type { StudyEvent } from "../events/events.js";
 import { silentLogger } from "../log.js";
 import { hasVerifiedClientCert, isLoopback, presentedToken, tokenMatches } from "./auth.js";
 import { embeddingView } from "./embeddings.js";
+import { createMetrics, writeMetrics } from "./metrics.js";
 import { DashboardStateBuilder } from "./state.js";
 import type { DashboardHandle, DashboardOptions, EmbeddingView } from "./types.js";
 import { APP_JS } from "./ui/client.js";

@@ -2,10 +2,11 @@
  * Public types of the dashboard: what the coordinator passes in (options, the embedding
  * snapshot callback) and what the browser reads (`/api/state`, `/api/embeddings`).
  */
-import type { EventBus, StudyEvent } from "../coordinator/events.js";
-import type { StudyMetrics } from "../coordinator/metrics.js";
+import type { EventBus, StudyEvent } from "../events/events.js";
 import type { Logger } from "../log.js";
-import type { Joint, Phase } from "../model/api.js";
+import type { Joint } from "../model/api.js";
+import type { Phase } from "../study/methods.js";
+import type { StudyMetrics } from "./metrics.js";
 
 /**
  * The coordinator's embedding bank for one round, as the dashboard needs it: per scale
@@ -139,7 +140,10 @@ export interface LossPoint {
   /** Round key. */
   key: string;
   site: string;
+  /** Loss components of the round (means over its steps). */
   values: Record<string, number>;
+  /** The site's validation Dice of the model it trained from (SEG rounds). */
+  validationDice?: number;
 }
 
 export interface LooSummary {

@@ -427,14 +427,28 @@ export interface AugmentParams {
   flipY: boolean;
 }
 
-/** Random augmentation parameters as in the paper: rotation ±22.5°, shift ±10 %, flips. */
-export function randomAugment(rng: Rng, size: number): AugmentParams {
+/** Ranges of the on-the-fly augmentation (the paper: rotation ±22.5°, shift ±10 %, flips on both axes). */
+export interface AugmentRanges {
+  rotationDeg: number;
+  /** Fraction of the slice side. */
+  shift: number;
+  flip: boolean;
+}
+
+export const PAPER_AUGMENTATION: AugmentRanges = { rotationDeg: 22.5, shift: 0.1, flip: true };
+
+/** Random augmentation parameters within `ranges`. */
+export function randomAugment(
+  rng: Rng,
+  size: number,
+  ranges: AugmentRanges = PAPER_AUGMENTATION,
+): AugmentParams {
   return {
-    angle: ((rng.next() * 2 - 1) * 22.5 * Math.PI) / 180,
-    shiftX: (rng.next() * 2 - 1) * 0.1 * size,
-    shiftY: (rng.next() * 2 - 1) * 0.1 * size,
-    flipX: rng.next() < 0.5,
-    flipY: rng.next() < 0.5,
+    angle: ((rng.next() * 2 - 1) * ranges.rotationDeg * Math.PI) / 180,
+    shiftX: (rng.next() * 2 - 1) * ranges.shift * size,
+    shiftY: (rng.next() * 2 - 1) * ranges.shift * size,
+    flipX: ranges.flip && rng.next() < 0.5,
+    flipY: ranges.flip && rng.next() < 0.5,
   };
 }
 
@@ -489,14 +503,14 @@ export function augmentSlice(
  * Seeded batch sampler over a SliceSet (optionally only `indices`). Without
  * `foregroundFraction` it walks shuffled epochs over all slices; with it, each batch holds
  * round(batch·fraction) slices with foreground and the rest without (falling back to the other pool
- * when one is empty). `augment` applies the paper's augmentation to every item.
+ * when one is empty). `augment` applies the augmentation to every item (`true`: the paper's ranges).
  */
 export function makeBatchSampler(
   set: SliceSet,
   options: {
     batch: number;
     seed: number;
-    augment: boolean;
+    augment: boolean | AugmentRanges;
     foregroundFraction?: number;
     indices?: ArrayLike<number>;
   },
@@ -564,7 +578,7 @@ export function makeBatchSampler(
             img,
             lab,
             size,
-            randomAugment(rng, size),
+            randomAugment(rng, size, augment === true ? PAPER_AUGMENTATION : augment),
             images.subarray(b * plane, (b + 1) * plane),
             labels.subarray(b * plane, (b + 1) * plane),
           );

@@ -2,9 +2,7 @@
  * Public API of src/eval (metrics, post-processing, stacking, leave-one-out plan, statistics,
  * reports). Everything here is pure over typed arrays except `writeReport` / `readMetricsFile`.
  */
-export { CosineAccumulator, type CosineCell, cosineTable } from "./cosine.js";
-export { squaredEdt } from "./edt.js";
-export { type EvaluateExamOptions, evaluateExam } from "./exam.js";
+
 export {
   type Fold,
   type FoldPlan,
@@ -14,7 +12,10 @@ export {
   type SiteFold,
   siteFold,
   sitePermutation,
-} from "./folds.js";
+} from "../study/folds.js";
+export { CosineAccumulator, type CosineCell, cosineTable } from "./cosine.js";
+export { squaredEdt } from "./edt.js";
+export { type EvaluateExamOptions, evaluateExam } from "./exam.js";
 export { type KsResult, kolmogorovSf, ks2samp } from "./ks.js";
 export {
   binaryMetrics,

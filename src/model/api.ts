@@ -10,21 +10,6 @@
 export type Joint = "ankle" | "knee" | "shoulder";
 export const JOINTS: readonly Joint[] = ["ankle", "knee", "shoulder"];
 
-/** The paper's methods (Table 2/3 rows). */
-export const METHODS = [
-  "individual",
-  "shared",
-  "dsl",
-  "dsl+ssc",
-  "dsl+msc",
-  "dsl+mjap",
-  "dsl+msc+mjap",
-] as const;
-export type Method = (typeof METHODS)[number];
-
-/** Training phase of a fold: the multi-joint auto-encoder (only for +mjap methods) then segmentation. */
-export type Phase = "ae" | "seg";
-
 /**
  * Partition scope of a variable. Names are `shared/<path>` or `domain/<joint>/<path>`; the scope
  * is derived from the name and nothing else.

@@ -1,16 +1,17 @@
 import { ModelError } from "../errors.js";
 import { type Logger, silentLogger } from "../log.js";
-import { mulberry32 } from "../random.js";
+import { hashSeed, mulberry32 } from "../random.js";
+import { perDomainBatch, type StudyConfig, type TrainingConfig } from "../study/config.js";
+import { contrastiveScales, type Method, type MethodSpec, methodSpec, type Phase } from "../study/methods.js";
 import {
   type EmbeddingBank,
   isShared,
   JOINTS,
   type Joint,
   type LossComponents,
-  type Method,
   type NamedTensor,
-  type Phase,
 } from "./api.js";
+import { attUNetVariables, autoEncoderVariables, type NetSpec, type VariableSpec } from "./architecture.js";
 import {
   type CheckpointManifest,
   type CheckpointScope,
@@ -63,7 +64,7 @@ export interface TrainerSampler {
  */
 export type SamplerFactory<S extends TrainerSlices = TrainerSlices> = (
   set: S,
-  options: { batch: number; seed: number; augment: boolean },
+  options: { batch: number; seed: number },
 ) => TrainerSampler;
 
 /** What the trainer needs of one joint: training and validation slices and the label set. */
@@ -74,82 +75,62 @@ export interface JointData<S extends TrainerSlices = TrainerSlices> {
 }
 
 /* ------------------------------------------------------------------------------------------------
- * Configuration (Table 1 defaults)
+ * Configuration: resolved from the study config (src/study) and the MethodSpec
  * --------------------------------------------------------------------------------------------- */
 
 export interface TrainerConfig {
   method: Method;
-  /** Joints this trainer trains on (a site: its own; centralised: all). Batch split equally between them. */
+  /** Joints this trainer trains on (a site: its own; centralised: all), in canonical order. */
   joints: Joint[];
   /**
-   * Label sets of every joint of the study (⊇ joints). Only the "shared" method's union head reads
-   * the joints a trainer does not serve (so that every site builds the same union head).
+   * Label sets of the joints the heads serve (⊇ joints). Only the "shared" method's union head reads
+   * the joints a trainer does not train (so that every site builds the same union head).
    */
   labels: Partial<Record<Joint, LabelSpec>>;
-  /** Att-UNet / AE first-level filters (paper 32) and levels incl. bottleneck (paper 5). */
+  /** Att-UNet / AE first-level filters and levels incl. bottleneck. */
   base: number;
   depth: number;
   /** Slice side in pixels; divisible by 2^(depth−1). */
   size: number;
-  /** Seeds the initial weights (same seed ⇒ same Θ at every site) and the samplers. */
+  /** Seeds the initial weights (same seed ⇒ same Θ_0 everywhere) and the samplers. */
   seed: number;
-  /** Segmentation phase: Adam learning rate (5e-4) and batch (18, split equally between joints). */
-  segLr: number;
-  segBatch: number;
-  /** Auto-encoder phase: Adam learning rate (1e-4) and batch (24). */
-  aeLr: number;
-  aeBatch: number;
-  /** λ1: L_MSC weight in the AE loss (0.05). */
-  lambdaAeMsc: number;
-  /** λ2: L_MSC weight in the segmentation loss for dsl+msc methods (0.5 for Att-UNet). */
-  lambdaMsc: number;
-  /** L_SSC weight for dsl+ssc (0.1, Boutillon et al. 2021b). */
-  lambdaSsc: number;
-  /** λ3: L_MJAP weight (0.1). */
-  lambdaMjap: number;
-  /** Contrastive temperature τ (0.1). */
-  tau: number;
-  /** L_MSC scales (0-based indices into the 2·depth−1 scales); default all; dsl+ssc: the bottleneck. */
-  scales?: number[];
-  /** On-the-fly augmentation in training batches (paper: on). */
-  augment: boolean;
+  /** Slices drawn per joint in one step of each phase (the paper's batch split between joints). */
+  batch: Record<Phase, number>;
+  /** Adam learning rate of each phase (a federated round's instructions may override it). */
+  lr: Record<Phase, number>;
+  /** λ1, λ2, λ_SSC, λ3 and the contrastive temperature τ. */
+  training: Pick<TrainingConfig, "lambdaAeMsc" | "lambdaMsc" | "lambdaSsc" | "lambdaMjap" | "tau" | "scales">;
 }
 
-/** Paper Table 1 / §3.3 hyper-parameters for Att-UNet and the auto-encoder. */
-export const TABLE1 = {
-  base: 32,
-  depth: 5,
-  size: 256,
-  segLr: 5e-4,
-  segBatch: 18,
-  segEpochs: 6,
-  aeLr: 1e-4,
-  aeBatch: 24,
-  aeEpochs: 8,
-  lambdaAeMsc: 0.05,
-  lambdaMsc: 0.5,
-  lambdaSsc: 0.1,
-  lambdaMjap: 0.1,
-  tau: 0.1,
-} as const;
-
-/** A full config from the required fields plus overrides; everything else from TABLE1. */
+/**
+ * The trainer's settings for `joints` of a study: sizes and seed from `model`, per-joint batch
+ * (perDomainBatch: batch / |study joints|), learning rates and loss weights from `training`.
+ */
 export function trainerConfig(
-  required: Pick<TrainerConfig, "method" | "joints" | "labels">,
-  overrides: Partial<Omit<TrainerConfig, "method" | "joints" | "labels">> = {},
+  study: StudyConfig,
+  joints: readonly Joint[],
+  labels: Partial<Record<Joint, LabelSpec>>,
 ): TrainerConfig {
-  const { segEpochs: _s, aeEpochs: _a, ...defaults } = TABLE1;
-  return { ...defaults, seed: 0, augment: true, ...overrides, ...required };
-}
-
-/** Whether a method has the auto-encoder phase (L_MJAP). */
-export function usesMjap(method: Method): boolean {
-  return method.endsWith("+mjap");
-}
-
-/** Phases of one fold for a method, in order: ["ae", "seg"] with +mjap, else ["seg"]. */
-export function phasesOf(method: Method): Phase[] {
-  return usesMjap(method) ? ["ae", "seg"] : ["seg"];
+  const t = study.training;
+  return {
+    method: study.method,
+    joints: JOINTS.filter((j) => joints.includes(j)),
+    labels,
+    base: study.model.base,
+    depth: study.model.depth,
+    size: study.model.size,
+    seed: study.seed,
+    batch: { seg: perDomainBatch(study, "seg"), ae: perDomainBatch(study, "ae") },
+    lr: { seg: t.seg.lr, ae: t.ae.lr },
+    training: {
+      lambdaAeMsc: t.lambdaAeMsc,
+      lambdaMsc: t.lambdaMsc,
+      lambdaSsc: t.lambdaSsc,
+      lambdaMjap: t.lambdaMjap,
+      tau: t.tau,
+      scales: t.scales,
+    },
+  };
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -158,6 +139,8 @@ export function phasesOf(method: Method): Phase[] {
 
 export interface TrainStepsOptions {
   steps: number;
+  /** Adam learning rate for these steps (default: the phase's rate from the study config). */
+  lr?: number;
   /** Other sites' per-scale embeddings: extra L_MSC negatives without gradient. */
   bank?: EmbeddingBank;
   /** Called after each step with that step's loss components (index from 0). */
@@ -191,8 +174,9 @@ export interface ValidationResult {
 
 interface PhaseState {
   params: ParamStore;
-  optimizer?: tf.Optimizer;
-  samplers: Map<Joint, TrainerSampler>;
+  optimizer?: Adam;
+  /** Samplers by `<stream>/<joint>`. */
+  samplers: Map<string, TrainerSampler>;
 }
 
 const SCOPE_ALL: CheckpointScope = "all";
@@ -215,6 +199,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   readonly ae?: MultiJointAutoEncoder;
   /** The "shared" method's union label space (undefined for the other methods). */
   readonly union?: UnionLabels;
+  private readonly spec: MethodSpec;
   private readonly phases = new Map<Phase, PhaseState>();
   private readonly log: Logger;
   private readonly makeSampler?: SamplerFactory<S>;
@@ -235,40 +220,36 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   ) {
     validateConfig(config, data);
     this.config = { ...config, joints: [...config.joints] };
+    this.spec = methodSpec(config.method);
     this.data = data;
     this.log = options.log ?? silentLogger;
     this.makeSampler = options.makeSampler;
-    const sharedNorm = config.method === "shared";
-    const classes = Object.fromEntries(
-      JOINTS.filter((j) => config.labels[j]).map((j) => [j, config.labels[j]!.classes]),
-    ) as Partial<Record<Joint, number>>;
-    if (sharedNorm) this.union = unionLabels(config.labels);
-    const seg = new ParamStore(config.seed);
-    this.net = new AttUNet(seg, {
+    const net: NetSpec = {
       base: config.base,
       depth: config.depth,
-      inChannels: 1,
-      classes,
-      sharedNorm,
-    });
+      classes: Object.fromEntries(
+        JOINTS.filter((j) => config.labels[j]).map((j) => [j, config.labels[j]!.classes]),
+      ),
+      sharedNorm: this.spec.sharedNorm,
+    };
+    if (net.sharedNorm) this.union = unionLabels(config.labels);
+    const seg = new ParamStore(config.seed);
+    this.net = new AttUNet(seg, { ...net, inChannels: 1 });
     this.net.build(config.joints);
+    checkArchitecture(seg, attUNetVariables(net, config.joints), "att-unet");
     this.phases.set("seg", { params: seg, samplers: new Map() });
-    if (usesMjap(config.method)) {
-      const ae = new ParamStore((config.seed ^ 0x5eed) >>> 0);
-      this.ae = new MultiJointAutoEncoder(ae, {
-        base: config.base,
-        depth: config.depth,
-        classes,
-        sharedNorm,
-      });
+    if (this.spec.phases.includes("ae")) {
+      const ae = new ParamStore(config.seed);
+      this.ae = new MultiJointAutoEncoder(ae, net);
       this.ae.build(config.joints);
+      checkArchitecture(ae, autoEncoderVariables(net, config.joints), "auto-encoder");
       this.phases.set("ae", { params: ae, samplers: new Map() });
     }
   }
 
   /** Phases this method trains, in order. */
   get phaseList(): Phase[] {
-    return phasesOf(this.config.method);
+    return [...this.spec.phases];
   }
 
   /** Number of scales of both networks (2·depth − 1). */
@@ -278,21 +259,14 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
 
   /** L_MSC scale indices of a phase ([] when the phase has no contrastive term). */
   contrastiveScales(phase: Phase): number[] {
-    const all = this.net.dims.map((_, i) => i);
-    const m = this.config.method;
-    if (phase === "ae") return this.config.scales ?? all;
-    if (m === "dsl+ssc") return this.config.scales ?? [this.config.depth - 1];
-    if (m === "dsl+msc" || m === "dsl+msc+mjap") return this.config.scales ?? all;
-    return [];
+    const term = this.spec.phase[phase].contrastive;
+    return term ? contrastiveScales(term, this.config.depth, this.config.training.scales) : [];
   }
 
   /** Weight of the contrastive term of a phase (λ1, λ2, λ_SSC, or 0). */
   contrastiveWeight(phase: Phase): number {
-    if (phase === "ae") return this.config.lambdaAeMsc;
-    const m = this.config.method;
-    if (m === "dsl+ssc") return this.config.lambdaSsc;
-    if (m === "dsl+msc" || m === "dsl+msc+mjap") return this.config.lambdaMsc;
-    return 0;
+    const term = this.spec.phase[phase].contrastive;
+    return term ? this.config.training[term.weight] : 0;
   }
 
   /** The parameter store of a phase (throws for "ae" when the method has no auto-encoder). */
@@ -349,7 +323,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     const per = this.perJoint(phase);
     const groups = this.config.joints.map((joint) => ({ joint, count: per }));
     for (let i = 0; i < batches; i++) {
-      const batch = this.drawBatch(phase, per);
+      const batch = this.drawBatch(phase, per, "recalibrate");
       tf.tidy(() => {
         const ctx: ForwardContext = { groups, training: true, statUpdates: [], statMomentum: 1 / (i + 1) };
         if (phase === "ae") this.ae!.apply(this.oneHots(batch.labels, phase), ctx);
@@ -373,15 +347,15 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   async trainSteps(phase: Phase, options: TrainStepsOptions): Promise<TrainStepsResult> {
     this.alive();
     const st = this.state(phase);
-    const lr = phase === "ae" ? this.config.aeLr : this.config.segLr;
-    st.optimizer ??= new Adam(lr);
+    st.optimizer ??= new Adam(this.config.lr[phase]);
     const optimizer = st.optimizer;
+    optimizer.learningRate = options.lr ?? this.config.lr[phase];
     const per = this.perJoint(phase);
     const joints = this.config.joints;
     const scales = this.contrastiveScales(phase);
     const wMsc = this.contrastiveWeight(phase);
     const useMsc = wMsc > 0 && scales.length > 0;
-    const useMjap = phase === "seg" && usesMjap(this.config.method);
+    const useMjap = this.spec.phase[phase].mjap;
     const bank = useMsc ? this.bankTensors(options.bank, scales) : undefined;
     if (useMsc && joints.length === 1 && (!bank || bank.size === 0) && !this.warnedInBatch) {
       this.warnedInBatch = true;
@@ -433,12 +407,16 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
             let total: tf.Scalar = ce;
             parts.push(tf.keep(ce.clone()));
             if (useMsc && embeddings) {
-              const msc = multiScaleContrastive(embeddings, domains, { tau: this.config.tau, scales, bank });
+              const msc = multiScaleContrastive(embeddings, domains, {
+                tau: this.config.training.tau,
+                scales,
+                bank,
+              });
               total = tf.add(total, tf.mul(msc, wMsc));
               parts.push(tf.keep(msc.clone()));
             }
             if (mjap) {
-              total = tf.add(total, tf.mul(mjap, this.config.lambdaMjap));
+              total = tf.add(total, tf.mul(mjap, this.config.training.lambdaMjap));
               parts.push(tf.keep(mjap.clone()));
             }
             return total;
@@ -716,16 +694,23 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   }
 
   private perJoint(phase: Phase): number {
-    const batch = phase === "ae" ? this.config.aeBatch : this.config.segBatch;
-    return Math.max(1, Math.floor(batch / this.config.joints.length));
+    return this.config.batch[phase];
   }
 
   private chunkSize(phase: Phase): number {
     return Math.max(this.perJoint(phase) * this.config.joints.length, 1);
   }
 
-  /** Draws per-joint batches and assembles one domain-grouped batch (labels as int32 tensors). */
-  private drawBatch(phase: Phase, per: number): { images: Float32Array; labels: tf.Tensor3D[] } {
+  /**
+   * Draws per-joint batches and assembles one domain-grouped batch (labels as int32 tensors). Each
+   * (stream, phase, joint) has its own seeded sampler, so recalibrating DSBN statistics never moves
+   * the training batches: the same seed gives the same training batches at a site and centrally.
+   */
+  private drawBatch(
+    phase: Phase,
+    per: number,
+    stream: "train" | "recalibrate" = "train",
+  ): { images: Float32Array; labels: tf.Tensor3D[] } {
     if (!this.makeSampler) {
       throw new ModelError(
         "FJ_MODEL_SAMPLER",
@@ -739,17 +724,11 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     const images = new Float32Array(per * joints.length * px);
     const labels: tf.Tensor3D[] = [];
     joints.forEach((joint, k) => {
-      let sampler = st.samplers.get(joint);
+      let sampler = st.samplers.get(`${stream}/${joint}`);
       if (!sampler) {
-        const seed =
-          (this.config.seed * 7919 + (phase === "ae" ? 1 : 2) * 104729 + JOINTS.indexOf(joint) * 15485863) >>>
-          0;
-        sampler = this.makeSampler!(this.jointData(joint).train, {
-          batch: per,
-          seed,
-          augment: this.config.augment,
-        });
-        st.samplers.set(joint, sampler);
+        const seed = hashSeed("fedjoint-sampler", stream, this.config.seed, phase, joint);
+        sampler = this.makeSampler!(this.jointData(joint).train, { batch: per, seed });
+        st.samplers.set(`${stream}/${joint}`, sampler);
       }
       const b = sampler.next();
       if (b.n !== per || b.images.length !== per * px || b.labels.length !== per * px) {
@@ -827,9 +806,9 @@ function validateConfig(config: TrainerConfig, data: Partial<Record<Joint, Joint
   if (config.joints.length === 0) fail("trainer config: joints is empty");
   if (new Set(config.joints).size !== config.joints.length)
     fail(`trainer config: joints repeat (${config.joints.join(",")})`);
-  if (config.method === "individual" && config.joints.length !== 1) {
+  if (!methodSpec(config.method).pooled && config.joints.length !== 1) {
     fail(
-      `method individual trains one joint per model, got ${config.joints.join(",")} (build one trainer per joint)`,
+      `method ${config.method} trains one joint per model, got ${config.joints.join(",")} (build one trainer per joint)`,
     );
   }
   if (config.depth < 2) fail(`depth is ${config.depth}, expected ≥ 2`);
@@ -861,10 +840,37 @@ function validateConfig(config: TrainerConfig, data: Partial<Record<Joint, Joint
       }
     }
   }
-  const n = (config.scales ?? []).find((s) => !Number.isInteger(s) || s < 0 || s >= 2 * config.depth - 1);
+  const n = (config.training.scales ?? []).find(
+    (s) => !Number.isInteger(s) || s < 0 || s >= 2 * config.depth - 1,
+  );
   if (n !== undefined)
     fail(`scale ${n} does not exist: depth ${config.depth} has scales 0..${2 * config.depth - 2}`);
-  if (!(config.tau > 0)) fail(`tau is ${config.tau}, expected > 0`);
+  if (!(config.training.tau > 0)) fail(`tau is ${config.training.tau}, expected > 0`);
+  for (const phase of ["seg", "ae"] as const) {
+    if (!(Number.isInteger(config.batch[phase]) && config.batch[phase] >= 1))
+      fail(`${phase} batch per joint is ${config.batch[phase]}, expected an integer ≥ 1`);
+  }
+}
+
+/**
+ * The variables the layers created must be exactly the architecture's (./architecture.ts), which
+ * the coordinator uses as the tensor schema and Θ_0 without building the network.
+ */
+function checkArchitecture(params: ParamStore, specs: readonly VariableSpec[], what: string): void {
+  const built = new Map(params.specs().map((v) => [v.name, v]));
+  for (const v of specs) {
+    const b = built.get(v.name);
+    if (!b || b.shape.join() !== v.shape.join() || b.trainable !== v.trainable) {
+      throw new ModelError(
+        "FJ_MODEL_ARCHITECTURE",
+        `${what}: ${v.name} [${v.shape}] of the architecture ${b ? `was built as [${b.shape}]` : "was not built"}`,
+      );
+    }
+    built.delete(v.name);
+  }
+  const extra = [...built.keys()][0];
+  if (extra !== undefined)
+    throw new ModelError("FJ_MODEL_ARCHITECTURE", `${what}: ${extra} is not in the architecture`);
 }
 
 function gather(set: TrainerSlices, idx: number[]): { images: Float32Array; labels: Uint8Array } {

@@ -55,14 +55,18 @@ export interface TaskRequestMsg {
   site: string;
 }
 export type TaskKind = "train" | "evaluate" | "wait" | "done";
+export interface TrainInstructionsMsg {
+  steps: number;
+  lr: number;
+  embed: boolean;
+}
 export interface TaskMsg {
   kind: TaskKind;
   ref: RoundRefMsg | null;
-  steps: number;
   hasModel: boolean;
   hasBank: boolean;
   aeRounds: number;
-  embed: boolean;
+  train: TrainInstructionsMsg | null;
 }
 export interface ModelRequestMsg {
   site: string;

@@ -7,29 +7,30 @@
  * and push Θ_r^k with the sample count, the loss components and compute time. Γ_k never leaves.
  */
 import { randomInt } from "node:crypto";
-import type { StudyConfig } from "../coordinator/config.js";
-import { studyConfigSchema } from "../coordinator/config.js";
 import { readNifti } from "../data/nifti.js";
-import { subsetSlices } from "../data/slices.js";
+import { type SliceSet, subsetSlices } from "../data/slices.js";
 import { ProtocolError } from "../errors.js";
 import { evaluateExam } from "../eval/exam.js";
 import { stackLabels } from "../eval/stack.js";
 import type { ExamResult } from "../eval/types.js";
 import { type Logger, silentLogger } from "../log.js";
-import type { Joint, NamedTensor, Phase } from "../model/api.js";
-import { type LabelSpec, PAPER_LABELS } from "../model/labels.js";
+import type { Joint, NamedTensor } from "../model/api.js";
+import type { LabelSpec } from "../model/labels.js";
 import { SegmentationTrainer, trainerConfig } from "../model/trainer.js";
 import type { TaskMsg } from "../protocol/proto.js";
 import { mulberry32 } from "../random.js";
-import { anonymiseEmbeddings, bankFromTensors } from "./anonymise.js";
+import { parseStudyConfig, type StudyConfig } from "../study/config.js";
+import { federates, methodSpec, type Phase } from "../study/methods.js";
+import { studyLabels } from "../study/model.js";
 import {
   foldData,
+  foldSplit,
   loadSiteSlices,
   type SiteData,
   samplerFactory,
-  testCaseOf,
   type ValidatedData,
-} from "./data.js";
+} from "../study/site-data.js";
+import { anonymiseEmbeddings, bankFromTensors } from "./anonymise.js";
 import { SiteState } from "./state.js";
 import type { Transport } from "./transport.js";
 
@@ -90,7 +91,7 @@ export class SiteClient {
   private readonly state: SiteState;
   private config?: StudyConfig;
   private data?: SiteData;
-  private trainer?: SegmentationTrainer;
+  private trainer?: SegmentationTrainer<SliceSet>;
   private trainerFold = -1;
   private aeLoaded = -1;
   private readonly summary: SiteSummary;
@@ -119,7 +120,7 @@ export class SiteClient {
       backend: this.o.backend,
       version: "0.1.0",
     });
-    this.config = studyConfigSchema.parse(JSON.parse(reply.configJson));
+    this.config = parseStudyConfig(JSON.parse(reply.configJson), "the coordinator's study config");
     t.dtype = this.config.compression === "float16" ? "float16" : "float32";
     this.data = await loadSiteSlices(this.o.data, this.config.model.size);
     this.log.info({ site: this.o.site, study: reply.study, method: this.config.method }, "joined study");
@@ -142,40 +143,22 @@ export class SiteClient {
     return this.summary;
   }
 
+  /** Label sets the heads serve: this site's own; the "shared" method's union head: every study joint. */
   private labelsFor(): Partial<Record<Joint, LabelSpec>> {
-    const labels: Partial<Record<Joint, LabelSpec>> = { [this.o.joint]: this.o.data.labels };
-    if (this.config!.method === "shared") {
-      // the union head must be identical at every site: every study joint's label set
-      for (const s of this.config!.sites)
-        if (s.joint !== this.o.joint) labels[s.joint] = PAPER_LABELS[s.joint];
-    }
-    return labels;
+    const own = { [this.o.joint]: this.o.data.labels };
+    return methodSpec(this.config!.method).sharedNorm ? { ...studyLabels(this.config!), ...own } : own;
   }
 
   /** The trainer of `fold`, fresh (seeded Θ_0) or with Γ_k restored from this site's state dir. */
-  private async trainerFor(fold: number): Promise<SegmentationTrainer> {
+  private async trainerFor(fold: number): Promise<SegmentationTrainer<SliceSet>> {
     if (this.trainer && this.trainerFold === fold) return this.trainer;
     this.trainer?.dispose();
     const c = this.config!;
     const data = foldData(this.data!, this.o.site, c.seed, fold);
-    const cfg = trainerConfig(
-      { method: c.method, joints: [this.o.joint], labels: this.labelsFor() },
-      {
-        base: c.model.base,
-        depth: c.model.depth,
-        size: c.model.size,
-        seed: c.seed,
-        segBatch: c.model.segBatch,
-        aeBatch: c.model.aeBatch,
-        segLr: c.model.segLr,
-        aeLr: c.model.aeLr,
-        augment: c.model.augment,
-      },
-    );
     const trainer = new SegmentationTrainer(
-      cfg,
+      trainerConfig(c, [this.o.joint], this.labelsFor()),
       { [this.o.joint]: data },
-      { makeSampler: samplerFactory, log: this.log },
+      { makeSampler: samplerFactory(c.training), log: this.log },
     );
     const progress = await this.state.read();
     if (progress && progress.fold === fold && progress.checkpoint) {
@@ -194,7 +177,7 @@ export class SiteClient {
         fold,
         trainSlices: data.train.count,
         valSlices: data.val.count,
-        trainExams: data.trainExams,
+        trainExams: data.split.train.length,
       },
       "fold data ready",
     );
@@ -213,20 +196,25 @@ export class SiteClient {
       task.hasModel ? t.pullModel(ref) : undefined,
       task.hasBank ? t.pullEmbeddings({ ...ref, round: ref.round - 1 }) : undefined,
     ]);
-    if (ae) {
-      trainer.setSharedTensors("ae", ae);
-      this.aeLoaded = ref.fold;
-    }
+    if (ae) trainer.setSharedTensors("ae", ae);
     if (model) trainer.setSharedTensors(phase, model);
     const bank = bankTensors ? bankFromTensors(bankTensors) : undefined;
     const pullMs = performance.now() - tTask;
     const t0 = performance.now();
-    // New Θ, old running statistics: re-estimate this site's DSBN statistics before using them.
-    if (ae) trainer.recalibrateNorms("ae");
-    if (model) trainer.recalibrateNorms(phase);
+    // The study's rule, the same as centralised training (src/cli/commands/train.ts): before a
+    // round trains, validates or uses the frozen auto-encoder, the DSBN running statistics are
+    // re-estimated for the current Θ (a new aggregate, or this site's own last steps).
+    if (needAe) {
+      trainer.recalibrateNorms("ae");
+      this.aeLoaded = ref.fold;
+    }
+    trainer.recalibrateNorms(phase);
     const valDiceBefore = phase === "seg" ? trainer.validate(this.o.joint).mean : undefined;
+    const instructions = task.train;
+    if (!instructions) throw new ProtocolError("FJ_PROTOCOL_TASK", "train task without instructions");
     const res = await trainer.trainSteps(phase, {
-      steps: task.steps,
+      steps: instructions.steps,
+      lr: instructions.lr,
       bank,
       onStep: (step, loss) =>
         this.o.onProgress?.({
@@ -234,12 +222,12 @@ export class SiteClient {
           phase,
           round: ref.round,
           step: step + 1,
-          steps: task.steps,
+          steps: instructions.steps,
           loss: loss.total,
         }),
     });
     let embeddings: NamedTensor[] | undefined;
-    if (task.embed) {
+    if (instructions.embed) {
       const e = this.config!.embeddings;
       const seed = randomInt(2 ** 31);
       embeddings = anonymiseEmbeddings(trainer.embeddings(phase, { count: e.count, seed }), {
@@ -248,7 +236,7 @@ export class SiteClient {
         random: mulberry32(seed ^ 0x9e3779b9),
       });
     }
-    const shared = this.config!.method === "individual" ? [] : trainer.sharedTensors(phase);
+    const shared = federates(this.config!.method) ? trainer.sharedTensors(phase) : [];
     const computeMs = performance.now() - t0;
     const tPush = performance.now();
     if (embeddings) {
@@ -301,7 +289,7 @@ export class SiteClient {
     this.summary.rounds.push({
       ...ref,
       phase,
-      steps: task.steps,
+      steps: instructions.steps,
       samples: res.samples,
       loss,
       computeMs,
@@ -328,10 +316,8 @@ export class SiteClient {
   private async evaluate(task: TaskMsg): Promise<void> {
     const ref = task.ref!;
     const trainer = await this.trainerFor(ref.fold);
-    if (task.hasModel) {
-      trainer.setSharedTensors("seg", await this.o.transport.pullModel(ref));
-      trainer.recalibrateNorms("seg");
-    }
+    if (task.hasModel) trainer.setSharedTensors("seg", await this.o.transport.pullModel(ref));
+    trainer.recalibrateNorms("seg");
     const v = trainer.validate(this.o.joint);
     const test = await this.evaluateTestExam(trainer, ref.fold);
     const report: EvaluationReport = {
@@ -354,9 +340,9 @@ export class SiteClient {
    * (largest component, closing) and compute the 3D metrics and per-slice scores (src/eval).
    * Only these numbers leave the site, keyed by fold index (`exam` = 0, never an id).
    */
-  private async evaluateTestExam(trainer: SegmentationTrainer, fold: number): Promise<ExamResult> {
+  private async evaluateTestExam(trainer: SegmentationTrainer<SliceSet>, fold: number): Promise<ExamResult> {
     const data = this.data!;
-    const id = testCaseOf(data, this.o.site, this.config!.seed, fold);
+    const id = foldSplit(data, this.o.site, this.config!.seed, fold).test;
     const slices = subsetSlices(data.slices, [id]);
     const size = slices.size;
     const px = size * size;

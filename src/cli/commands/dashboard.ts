@@ -1,10 +1,10 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { NatsBus } from "../../coordinator/bus-nats.js";
 import { parseDashboardAddress } from "../../dashboard/auth.js";
 import { startDashboard } from "../../dashboard/server.js";
 import type { DashboardTls } from "../../dashboard/types.js";
 import { InputError } from "../../errors.js";
+import { NatsBus } from "../../events/bus-nats.js";
 import { createLogger } from "../../log.js";
 
 interface DashboardFlags {

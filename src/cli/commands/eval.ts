@@ -2,13 +2,13 @@ import type { Command } from "commander";
 import { readNifti } from "../../data/nifti.js";
 import { InputError } from "../../errors.js";
 import { benchEvaluation } from "../../eval/bench.js";
-import { planFolds } from "../../eval/folds.js";
 import { binaryMetrics } from "../../eval/metrics.js";
 import type { Connectivity } from "../../eval/morphology.js";
 import { postprocessLabels } from "../../eval/postprocess.js";
 import { meanStd } from "../../eval/stats.js";
 import { type LabelMetrics, METRIC_NAMES, type MetricName } from "../../eval/types.js";
 import { type Dims3, maskOf } from "../../eval/volume.js";
+import { planFolds } from "../../study/folds.js";
 import { printJson } from "../run.js";
 
 interface MetricsFlags {

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { NatsBus } from "../../coordinator/bus-nats.js";
-import type { StudyEvent, StudyEventKind } from "../../coordinator/events.js";
 import { InputError } from "../../errors.js";
+import { NatsBus } from "../../events/bus-nats.js";
+import type { StudyEvent, StudyEventKind } from "../../events/events.js";
 import { createLogger } from "../../log.js";
 import { printJson } from "../run.js";
 

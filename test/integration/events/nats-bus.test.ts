@@ -2,10 +2,10 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatEvent, readAuditLog } from "../../../src/cli/commands/events.js";
-import { InProcessBus } from "../../../src/coordinator/bus-memory.js";
-import { createEventBus, DEFAULT_STREAM, NatsBus } from "../../../src/coordinator/bus-nats.js";
-import type { StudyEvent } from "../../../src/coordinator/events.js";
 import { EnvironmentError } from "../../../src/errors.js";
+import { InProcessBus } from "../../../src/events/bus-memory.js";
+import { createEventBus, DEFAULT_STREAM, NatsBus } from "../../../src/events/bus-nats.js";
+import type { StudyEvent } from "../../../src/events/events.js";
 import { EventClock, roundEvents, wholeStudy } from "../../unit/dashboard/study-events.js";
 import { freePort, type NatsServer, startNatsServer } from "./nats-server.js";
 

@@ -7,31 +7,44 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { trainCentralised } from "../../../src/cli/commands/train.js";
+import { loadTrainSites, trainCentralised } from "../../../src/cli/commands/train.js";
 import { synthesizeDataset } from "../../../src/data/phantoms.js";
 import { silentLogger } from "../../../src/log.js";
-import type { Joint, Method } from "../../../src/model/api.js";
+import type { Joint } from "../../../src/model/api.js";
 import { readCheckpoint } from "../../../src/model/checkpoint.js";
 import { initEngine } from "../../../src/model/engine/backend.js";
 import { tf } from "../../../src/model/engine/tf.js";
+import { parseStudyConfig } from "../../../src/study/config.js";
+import type { Method } from "../../../src/study/methods.js";
 
 const JOINTS: Joint[] = ["ankle", "knee", "shoulder"];
 let tmp: string;
 
-const run = (method: Method, out: string) =>
-  trainCentralised({
-    data: JOINTS.map((j) => path.join(tmp, j)),
+const run = async (method: Method, out: string) => {
+  const study = parseStudyConfig({
+    study: "t",
     method,
-    epochs: 2,
-    aeEpochs: 1,
-    stepsPerEpoch: 2,
-    aeStepsPerEpoch: 1,
+    sites: JOINTS.map((j) => ({ name: j, joint: j })),
+    rounds: 2,
+    aeRounds: 1,
+    localSteps: 2,
+    aeLocalSteps: 1,
+    seed: 3,
+    model: { size: 32, base: 4, depth: 3 },
+    training: { seg: { batch: 6 }, ae: { batch: 6 } },
+  });
+  return trainCentralised({
+    study,
+    sites: await loadTrainSites(
+      study,
+      JOINTS.map((j) => path.join(tmp, j)),
+    ),
     fold: 1,
     out: path.join(tmp, out),
-    overrides: { size: 32, base: 4, depth: 3, segBatch: 6, aeBatch: 6, seed: 3 },
     progress: false,
     log: silentLogger,
   });
+};
 
 describe("fedjoint train: individual, shared, dsl+ssc", () => {
   beforeAll(async () => {

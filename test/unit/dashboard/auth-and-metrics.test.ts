@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { InProcessBus } from "../../../src/coordinator/bus-memory.js";
-import type { StudyEvent } from "../../../src/coordinator/events.js";
-import { createMetrics } from "../../../src/coordinator/metrics.js";
 import { isLoopback, parseDashboardAddress, tokenMatches } from "../../../src/dashboard/auth.js";
+import { createMetrics } from "../../../src/dashboard/metrics.js";
 import { InputError } from "../../../src/errors.js";
+import { InProcessBus } from "../../../src/events/bus-memory.js";
+import type { StudyEvent } from "../../../src/events/events.js";
 import { wholeStudy } from "./study-events.js";
 
 /** Parses Prometheus text into "name{labels}" → value. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { InProcessBus } from "../../../src/coordinator/bus-memory.js";
-import type { StudyEvent } from "../../../src/coordinator/events.js";
 import { InputError } from "../../../src/errors.js";
+import { InProcessBus } from "../../../src/events/bus-memory.js";
+import type { StudyEvent } from "../../../src/events/events.js";
 import { wholeStudy } from "./study-events.js";
 
 describe("InProcessBus", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { StudyEvent } from "../../../src/coordinator/events.js";
 import { DashboardStateBuilder, meanStd, reduceEvents, roundKey } from "../../../src/dashboard/state.js";
+import type { StudyEvent } from "../../../src/events/events.js";
 import { EventClock, joinEvents, roundEvents, wholeStudy } from "./study-events.js";
 
 describe("dashboard view model", () => {

@@ -1,5 +1,5 @@
 /** Test fixture: the events of a small, plausible 3-site study, in coordinator order. */
-import type { StudyEvent, StudyEventInput } from "../../../src/coordinator/events.js";
+import type { StudyEvent, StudyEventInput } from "../../../src/events/events.js";
 import type { Joint } from "../../../src/model/api.js";
 
 export const SITES: { site: string; joint: Joint; samples: number }[] = [
@@ -69,8 +69,8 @@ export function roundEvents(
             ce: 1 / (round + 1) + i * 0.1,
             msc: 0.5 / (round + 1),
             total: 1.2 / (round + 1),
-            "val.dice": 0.5 + 0.1 * round + i * 0.05,
           },
+          validationDice: 0.5 + 0.1 * round + i * 0.05,
         },
         2_500,
       ),

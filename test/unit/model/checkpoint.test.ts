@@ -7,8 +7,8 @@ import { readCheckpoint, writeCheckpoint } from "../../../src/model/checkpoint.j
 import { initEngine } from "../../../src/model/engine/backend.js";
 import { tf } from "../../../src/model/engine/tf.js";
 import { labelSpecFromDatasetJson, PAPER_LABELS, unionLabels } from "../../../src/model/labels.js";
-import { SegmentationTrainer, trainerConfig } from "../../../src/model/trainer.js";
-import { toyData, toySampler } from "./helpers.js";
+import { SegmentationTrainer } from "../../../src/model/trainer.js";
+import { testTrainerConfig, toyData, toySampler } from "./helpers.js";
 
 let dir: string;
 const make = (
@@ -18,10 +18,7 @@ const make = (
   base = 4,
 ) =>
   new SegmentationTrainer(
-    trainerConfig(
-      { method, joints, labels: PAPER_LABELS },
-      { base, depth: 3, size: 16, seed, segBatch: 2 * joints.length },
-    ),
+    testTrainerConfig(method, joints, { base, depth: 3, size: 16, seed, segBatch: 2 * joints.length }),
     toyData(joints, 16, 4, 2),
     { makeSampler: toySampler },
   );

@@ -1,16 +1,12 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { initEngine } from "../../../src/model/engine/backend.js";
 import { tf } from "../../../src/model/engine/tf.js";
-import { PAPER_LABELS } from "../../../src/model/labels.js";
-import { SegmentationTrainer, trainerConfig } from "../../../src/model/trainer.js";
-import { toyData, toySampler } from "./helpers.js";
+import { SegmentationTrainer } from "../../../src/model/trainer.js";
+import { testTrainerConfig, toyData, toySampler } from "./helpers.js";
 
 const make = () =>
   new SegmentationTrainer(
-    trainerConfig(
-      { method: "dsl", joints: ["knee"], labels: PAPER_LABELS },
-      { base: 4, depth: 3, size: 16, segBatch: 4, augment: false, seed: 3 },
-    ),
+    testTrainerConfig("dsl", ["knee"], { base: 4, depth: 3, size: 16, segBatch: 4, seed: 3 }),
     toyData(["knee"], 16, 6, 3),
     { makeSampler: toySampler },
   );

@@ -2,9 +2,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { JOINTS } from "../../../src/model/api.js";
 import { initEngine } from "../../../src/model/engine/backend.js";
 import { tf } from "../../../src/model/engine/tf.js";
-import { PAPER_LABELS } from "../../../src/model/labels.js";
-import { phasesOf, SegmentationTrainer, trainerConfig } from "../../../src/model/trainer.js";
-import { toyData, toySampler } from "./helpers.js";
+import { SegmentationTrainer } from "../../../src/model/trainer.js";
+import { methodSpec } from "../../../src/study/methods.js";
+import { testTrainerConfig, toyData, toySampler } from "./helpers.js";
 
 const all = ["ankle", "knee", "shoulder"] as const;
 
@@ -15,10 +15,7 @@ describe("SegmentationTrainer", () => {
 
   it("keeps tf.memory().numTensors flat over steps of both phases, embeddings, validation", async () => {
     const t = new SegmentationTrainer(
-      trainerConfig(
-        { method: "dsl+msc+mjap", joints: [...all], labels: PAPER_LABELS },
-        { base: 4, depth: 3, size: 16, segBatch: 6, aeBatch: 6, augment: false },
-      ),
+      testTrainerConfig("dsl+msc+mjap", [...all], { base: 4, depth: 3, size: 16, segBatch: 6, aeBatch: 6 }),
       toyData([...all], 16, 6, 3),
       { makeSampler: toySampler },
     );
@@ -55,17 +52,14 @@ describe("SegmentationTrainer", () => {
 
   it("partitions Θ and Γ_k: shared names only in sharedTensors, one site's Θ fits another's", async () => {
     const cfg = (joint: (typeof all)[number]) =>
-      trainerConfig(
-        { method: "dsl+mjap", joints: [joint], labels: PAPER_LABELS },
-        { base: 4, depth: 3, size: 16, seed: 7 },
-      );
+      testTrainerConfig("dsl+mjap", [joint], { base: 4, depth: 3, size: 16, seed: 7 });
     const knee = new SegmentationTrainer(cfg("knee"), toyData(["knee"], 16, 4, 2), {
       makeSampler: toySampler,
     });
     const ankle = new SegmentationTrainer(cfg("ankle"), toyData(["ankle"], 16, 4, 2), {
       makeSampler: toySampler,
     });
-    for (const phase of phasesOf("dsl+mjap")) {
+    for (const phase of methodSpec("dsl+mjap").phases) {
       const theta = knee.sharedTensors(phase);
       expect(theta.every((t) => t.name.startsWith("shared/"))).toBe(true);
       expect(knee.domainTensors(phase).every((t) => t.name.startsWith("domain/knee/"))).toBe(true);
@@ -92,10 +86,7 @@ describe("SegmentationTrainer", () => {
       warn: (_o: unknown, msg: string) => warnings.push(msg),
     } as unknown as import("pino").Logger;
     const t = new SegmentationTrainer(
-      trainerConfig(
-        { method: "dsl+msc", joints: ["knee"], labels: PAPER_LABELS },
-        { base: 4, depth: 3, size: 16, segBatch: 4 },
-      ),
+      testTrainerConfig("dsl+msc", ["knee"], { base: 4, depth: 3, size: 16, segBatch: 4 }),
       toyData(["knee"], 16, 4, 2),
       { makeSampler: toySampler, log },
     );
@@ -104,10 +95,7 @@ describe("SegmentationTrainer", () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/in-batch terms only/);
     const other = new SegmentationTrainer(
-      trainerConfig(
-        { method: "dsl+msc", joints: ["ankle"], labels: PAPER_LABELS },
-        { base: 4, depth: 3, size: 16 },
-      ),
+      testTrainerConfig("dsl+msc", ["ankle"], { base: 4, depth: 3, size: 16 }),
       toyData(["ankle"], 16, 4, 2),
       { makeSampler: toySampler },
     );
@@ -125,10 +113,7 @@ describe("SegmentationTrainer", () => {
 
   it("shared baseline: one union head, no domain tensors, predictions mapped back to the joint's labels", async () => {
     const t = new SegmentationTrainer(
-      trainerConfig(
-        { method: "shared", joints: ["knee", "shoulder"], labels: PAPER_LABELS },
-        { base: 4, depth: 3, size: 16 },
-      ),
+      testTrainerConfig("shared", ["knee", "shoulder"], { base: 4, depth: 3, size: 16 }),
       toyData(["knee", "shoulder"], 16, 4, 2),
       { makeSampler: toySampler },
     );
@@ -146,7 +131,7 @@ describe("SegmentationTrainer", () => {
       (o: object, method: "individual" | "dsl" = "dsl", joints: (typeof all)[number][] = ["knee"]) =>
       () =>
         new SegmentationTrainer(
-          trainerConfig({ method, joints, labels: PAPER_LABELS }, { base: 4, depth: 3, size: 16, ...o }),
+          testTrainerConfig(method, joints, { base: 4, depth: 3, size: 16, ...o }),
           data,
         );
     expect(mk({ size: 18 })).toThrow(/divisible by 2\^\(depth−1\) = 4/);

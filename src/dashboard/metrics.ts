@@ -6,8 +6,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { presentedToken, tokenMatches } from "../dashboard/auth.js";
-import type { EventBus, StudyEvent } from "./events.js";
+import type { EventBus, StudyEvent } from "../events/events.js";
+import { presentedToken, tokenMatches } from "./auth.js";
 
 const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 

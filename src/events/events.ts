@@ -3,7 +3,8 @@
  * The coordinator publishes; buses (in-process, NATS) deliver. Subjects are
  * `fedjoint.<study>.<kind>` with `kind` as below (dots in kinds become subject tokens).
  */
-import type { Joint, Phase } from "../model/api.js";
+import type { Joint } from "../model/api.js";
+import type { Phase } from "../study/methods.js";
 
 interface Base {
   /** Study id (subject token: [A-Za-z0-9_-]+). */
@@ -32,6 +33,8 @@ export type StudyEvent = Base &
         samples: number;
         bytes: number;
         loss: Record<string, number>;
+        /** The site's mean validation Dice of the model it trained from (SEG rounds). */
+        validationDice?: number;
       } & RoundRef)
     | ({ kind: "update.rejected"; site: string; reason: string; code: string } & RoundRef)
     | ({ kind: "round.closed"; sites: string[]; missing: string[]; durationMs: number } & RoundRef)

@@ -5,43 +5,25 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import type { StudySummary } from "../coordinator/summary.js";
 import { synthesizeDataset } from "../data/phantoms.js";
 import { EnvironmentError, InputError } from "../errors.js";
 import { type Logger, silentLogger } from "../log.js";
-import { JOINTS, type Joint, type Method } from "../model/api.js";
+import { JOINTS, type Joint } from "../model/api.js";
 import { generateCerts } from "../protocol/certs.js";
 import type { SiteSummary } from "../site-client/client.js";
-import { parseStudyConfig, type StudyConfig, type StudyConfigInput } from "./config.js";
+import { parseStudyConfig, type StudyConfig, type StudyConfigInput } from "../study/config.js";
+import type { Method } from "../study/methods.js";
 import { Proc } from "./processes.js";
-import type { StudySummary } from "./summary.js";
 
 export interface SimulateOptions {
-  /** `name` or `name:joint` (the name must then be a joint). */
-  sites: string[];
-  method: Method;
-  rounds: number;
-  aeRounds?: number;
-  steps: number;
-  /** Dataset directories, one per site (default: synthesised phantoms). */
+  /** The study every process runs (the coordinator's --config; sites receive it at Join). */
+  study: StudyConfig;
+  /** Dataset directories, one per site in the study's order (default: synthesised phantoms). */
   data?: string[];
+  /** Phantom exams per site and matrix size (voxels) when no --data is given. */
   subjects: number;
-  /** Phantom matrix size (voxels) and model slice size. */
   dataSize: number;
-  size: number;
-  base: number;
-  depth: number;
-  batch: number;
-  /** Adam learning rate of both phases (default Table 1). */
-  lr?: number;
-  embeddings: number;
-  mix: number;
-  noise: number;
-  minSites?: number;
-  roundTimeoutS: number;
-  compression: "none" | "float16";
-  weighting: "samples" | "uniform";
-  folds: number;
-  seed: number;
   workdir?: string;
   backend: string;
   /** wasm threads per site process (default 1: the sites share the machine). */
@@ -91,38 +73,30 @@ export interface SimulateSummary {
 }
 
 /**
- * The embedded defaults of `fedjoint simulate` (and `npm run demo`): three phantom sites, the full
- * method (AE then SEG), a model small enough for a laptop CPU in well under a minute.
+ * The embedded study of `fedjoint simulate` (and `npm run demo`): three phantom sites, the full
+ * method (AE then SEG), a model small enough for a laptop CPU in well under a minute. The batch is
+ * the pooled one (18 = 6 slices per site and step).
  */
-export function demoOptions(overrides: Partial<SimulateOptions> = {}): SimulateOptions {
-  return {
-    sites: ["ankle", "knee", "shoulder"],
-    method: "dsl+msc+mjap",
-    rounds: 4,
-    aeRounds: 1,
-    steps: 10,
-    lr: 3e-3,
-    subjects: 4,
-    dataSize: 32,
-    size: 32,
-    base: 8,
-    depth: 3,
-    batch: 6,
-    embeddings: 16,
-    mix: 1,
-    noise: 0,
-    roundTimeoutS: 600,
-    compression: "none",
-    weighting: "samples",
-    folds: 1,
-    seed: 0,
-    backend: process.env.FEDJOINT_BACKEND ?? "auto",
-    threads: 1,
-    insecure: false,
-    ...overrides,
-  };
-}
+export const DEMO_STUDY: StudyConfigInput = {
+  study: "simulate",
+  method: "dsl+msc+mjap",
+  sites: [
+    { name: "ankle", joint: "ankle" },
+    { name: "knee", joint: "knee" },
+    { name: "shoulder", joint: "shoulder" },
+  ],
+  rounds: 4,
+  aeRounds: 1,
+  localSteps: 10,
+  model: { base: 8, depth: 3, size: 32 },
+  training: { seg: { batch: 18, lr: 3e-3 }, ae: { batch: 18, lr: 3e-3 } },
+  embeddings: { enabled: true, count: 16, mix: 1, noise: 0 },
+};
 
+/** Phantoms of the embedded demo: exams per site and matrix size. */
+export const DEMO_PHANTOMS = { subjects: 4, dataSize: 32 } as const;
+
+/** `name` or `name:joint` (the name must then be a joint). */
 export function parseSite(spec: string): { name: string; joint: Joint } {
   const [name, joint = name] = spec.split(":");
   if (!(JOINTS as readonly string[]).includes(joint)) {
@@ -134,10 +108,24 @@ export function parseSite(spec: string): { name: string; joint: Joint } {
   return { name, joint: joint as Joint };
 }
 
+/** The embedded demo as simulate options (overrides for tests and the demo command). */
+export function demoOptions(overrides: Partial<SimulateOptions> = {}): SimulateOptions {
+  return {
+    study: parseStudyConfig(DEMO_STUDY, "the embedded demo study"),
+    subjects: DEMO_PHANTOMS.subjects,
+    dataSize: DEMO_PHANTOMS.dataSize,
+    backend: process.env.FEDJOINT_BACKEND ?? "auto",
+    threads: 1,
+    insecure: false,
+    ...overrides,
+  };
+}
+
 export async function simulate(o: SimulateOptions): Promise<SimulateSummary> {
   const log = o.log ?? silentLogger;
   const t0 = performance.now();
-  const sites = o.sites.map(parseSite);
+  const config = o.study;
+  const sites = config.sites;
   if (o.data && o.data.length !== sites.length) {
     throw new InputError("FJ_CLI_ARG", `--data has ${o.data.length} directories for ${sites.length} sites`);
   }
@@ -159,35 +147,11 @@ export async function simulate(o: SimulateOptions): Promise<SimulateSummary> {
       joint: s.joint,
       subjects: o.subjects,
       size: o.dataSize,
-      seed: o.seed + i + 1,
+      seed: config.seed + i + 1,
       out,
     });
     dataDirs.push(out);
   }
-  const input: StudyConfigInput = {
-    study: "simulate",
-    method: o.method,
-    sites,
-    rounds: o.rounds,
-    aeRounds: o.aeRounds,
-    localSteps: o.steps,
-    minSites: o.minSites ?? sites.length,
-    roundTimeoutS: o.roundTimeoutS,
-    weighting: o.weighting,
-    compression: o.compression,
-    folds: o.folds,
-    seed: o.seed,
-    model: {
-      base: o.base,
-      depth: o.depth,
-      size: o.size,
-      segBatch: o.batch,
-      aeBatch: o.batch,
-      ...(o.lr !== undefined ? { segLr: o.lr, aeLr: o.lr } : {}),
-    },
-    embeddings: { enabled: true, count: o.embeddings, mix: o.mix, noise: o.noise },
-  };
-  const config: StudyConfig = parseStudyConfig(input, "simulate options");
   const configFile = path.join(work, "study.json");
   await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`);
   const tls = (cert: string, key: string) =>
@@ -250,7 +214,7 @@ export async function simulate(o: SimulateOptions): Promise<SimulateSummary> {
     const siteSummaries = new Map(siteProcs.map((p) => [p.name, p.json<SiteSummary>()]));
     if (!o.workdir) await rm(work, { recursive: true, force: true });
     return summarise(
-      o.method,
+      config.method,
       sites,
       study,
       siteSummaries,
