@@ -28,7 +28,8 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { InputError } from "../errors.js";
-import { JOINTS, METHODS } from "../model/api.js";
+import { JOINTS } from "../joints.js";
+import { METHODS } from "../model/api.js";
 import { SITE_NAME_PATTERN } from "../protocol/certs.js";
 
 export const studyConfigSchema = z

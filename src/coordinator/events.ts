@@ -3,7 +3,8 @@
  * The coordinator publishes; buses (in-process, NATS) deliver. Subjects are
  * `fedjoint.<study>.<kind>` with `kind` as below (dots in kinds become subject tokens).
  */
-import type { Joint, Phase } from "../model/api.js";
+import type { Joint } from "../joints.js";
+import type { Phase } from "../model/api.js";
 
 interface Base {
   /** Study id (subject token: [A-Za-z0-9_-]+). */

@@ -18,8 +18,9 @@ import {
 import { InputError, ProtocolError } from "../errors.js";
 import { planFolds } from "../eval/folds.js";
 import { examResultSchema, STUDY_RESULTS_SCHEMA, type StudyResults } from "../eval/types.js";
+import type { Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
-import type { Joint, NamedTensor, Phase } from "../model/api.js";
+import type { NamedTensor, Phase } from "../model/api.js";
 import { phasesOf } from "../model/trainer.js";
 import {
   type EncodedTensorSet,

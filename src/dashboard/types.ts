@@ -4,8 +4,9 @@
  */
 import type { EventBus, StudyEvent } from "../coordinator/events.js";
 import type { StudyMetrics } from "../coordinator/metrics.js";
+import type { Joint } from "../joints.js";
 import type { Logger } from "../log.js";
-import type { Joint, Phase } from "../model/api.js";
+import type { Phase } from "../model/api.js";
 
 /**
  * The coordinator's embedding bank for one round, as the dashboard needs it: per scale
@@ -49,7 +50,10 @@ export interface ScatterView {
 export interface CosineView {
   scale: number;
   sites: string[];
-  /** matrix[i][j] = mean cosine similarity between vectors of sites[i] and sites[j] (i = j: distinct pairs). */
+  /**
+   * matrix[i][j] = mean cosine similarity between vectors of sites[i] and sites[j] (i = j: distinct
+   * pairs; all pairs up to 10⁵, else 10⁵ seeded random pairs: src/eval/cosine.ts); NaN without pairs.
+   */
   matrix: number[][];
 }
 

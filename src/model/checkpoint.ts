@@ -4,7 +4,8 @@ import path from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "../atomic-write.js";
 import { ModelError } from "../errors.js";
-import { JOINTS, type Joint, type NamedTensor, scopeOf } from "./api.js";
+import { JOINTS, type Joint } from "../joints.js";
+import { type NamedTensor, scopeOf } from "./api.js";
 
 /**
  * Checkpoint format (version 1): a directory with two files.

@@ -1,5 +1,5 @@
 import { ModelError } from "../errors.js";
-import { JOINTS, type Joint } from "./api.js";
+import { JOINTS, type Joint, jointLabelNames } from "../joints.js";
 
 /**
  * Label set of one joint (domain): class names indexed by label value, background first.
@@ -50,12 +50,13 @@ export function labelSpecFromDatasetJson(
   return { names, classes: names.length };
 }
 
-/** The joints' label sets of the paper (and of `fedjoint synth` phantoms). */
-export const PAPER_LABELS: Readonly<Record<Joint, LabelSpec>> = {
-  ankle: { names: ["background", "calcaneus", "talus", "tibia"], classes: 4 },
-  knee: { names: ["background", "femur", "fibula", "patella", "tibia"], classes: 5 },
-  shoulder: { names: ["background", "humerus", "scapula"], classes: 3 },
-};
+/** The joints' label sets of the paper (and of `fedjoint synth` phantoms), from src/joints.ts. */
+export const PAPER_LABELS: Readonly<Record<Joint, LabelSpec>> = Object.fromEntries(
+  JOINTS.map((j) => {
+    const names = jointLabelNames(j);
+    return [j, { names, classes: names.length }];
+  }),
+) as Record<Joint, LabelSpec>;
 
 /**
  * The "shared" baseline's union label space: background + every joint's structures with distinct

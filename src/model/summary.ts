@@ -1,4 +1,4 @@
-import { JOINTS, type Joint } from "./api.js";
+import { JOINTS, type Joint } from "../joints.js";
 import type { LabelSpec } from "./labels.js";
 import { AttUNet } from "./nets/att-unet.js";
 import { MultiJointAutoEncoder } from "./nets/auto-encoder.js";

@@ -1,11 +1,10 @@
 import { ModelError } from "../errors.js";
+import { JOINTS, type Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
 import { mulberry32 } from "../random.js";
 import {
   type EmbeddingBank,
   isShared,
-  JOINTS,
-  type Joint,
   type LossComponents,
   type Method,
   type NamedTensor,

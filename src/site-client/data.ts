@@ -8,7 +8,7 @@ import { checkDataset, loadDataset, type SiteDataset } from "../data/dataset.js"
 import { loadSlices, makeBatchSampler, type SliceSet, subsetSlices } from "../data/slices.js";
 import { DataError } from "../errors.js";
 import { siteFold, sitePermutation } from "../eval/folds.js";
-import type { Joint } from "../model/api.js";
+import type { Joint } from "../joints.js";
 import { type LabelSpec, labelSpecFromDatasetJson } from "../model/labels.js";
 import type { JointData, SamplerFactory, TrainerSlices } from "../model/trainer.js";
 

@@ -7,15 +7,9 @@ import { loadDataset } from "../../data/dataset.js";
 import { loadSlices, makeBatchSampler, type SliceSet, subsetSlices } from "../../data/slices.js";
 import { InputError } from "../../errors.js";
 import { siteFold, sitePermutation } from "../../eval/folds.js";
+import { JOINTS, type Joint } from "../../joints.js";
 import { createLogger, type Logger } from "../../log.js";
-import {
-  JOINTS,
-  type Joint,
-  type LossComponents,
-  METHODS,
-  type Method,
-  type Phase,
-} from "../../model/api.js";
+import { type LossComponents, METHODS, type Method, type Phase } from "../../model/api.js";
 import { initEngine, parseBackendChoice } from "../../model/engine/backend.js";
 import { tf } from "../../model/engine/tf.js";
 import { type LabelSpec, labelSpecFromDatasetJson } from "../../model/labels.js";

@@ -17,7 +17,7 @@ import type { StudySummary } from "../../../src/coordinator/summary.js";
 import { startDashboard } from "../../../src/dashboard/server.js";
 import type { DashboardHandle, DashboardState } from "../../../src/dashboard/types.js";
 import { synthesizeDataset } from "../../../src/data/phantoms.js";
-import type { Joint } from "../../../src/model/api.js";
+import type { Joint } from "../../../src/joints.js";
 import { generateCerts } from "../../../src/protocol/certs.js";
 import { type NatsServer, startNatsServer } from "../events/nats-server.js";
 

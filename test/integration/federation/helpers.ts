@@ -12,7 +12,7 @@ import type { StudyConfigInput } from "../../../src/coordinator/config.js";
 import { Proc } from "../../../src/coordinator/processes.js";
 import type { StudyState } from "../../../src/coordinator/study.js";
 import { synthesizeDataset } from "../../../src/data/phantoms.js";
-import type { Joint } from "../../../src/model/api.js";
+import type { Joint } from "../../../src/joints.js";
 import { type CertFiles, generateCerts } from "../../../src/protocol/certs.js";
 import { CHANNEL_OPTIONS, federationService } from "../../../src/protocol/proto.js";
 

@@ -11,7 +11,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { StudyConfigInput } from "../../../src/coordinator/config.js";
 import { Proc } from "../../../src/coordinator/processes.js";
-import { JOINTS } from "../../../src/model/api.js";
+import { JOINTS } from "../../../src/joints.js";
 import { generateCerts } from "../../../src/protocol/certs.js";
 import { Transport } from "../../../src/site-client/transport.js";
 import { freePort } from "./helpers.js";
