@@ -5,7 +5,7 @@
  * X.509 v3 certificates (@peculiar/x509). Keys are written 0600, every file atomically.
  */
 import { webcrypto } from "node:crypto";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import path from "node:path";
 import { writeFileAtomic } from "../atomic-write.js";
@@ -187,9 +187,4 @@ export async function generateCerts(options: GenerateCertsOptions): Promise<Cert
     files.sites[site] = entry;
   }
   return files;
-}
-
-/** Removes a certificate directory made by generateCerts (tests, simulate). */
-export async function removeCerts(out: string): Promise<void> {
-  await rm(out, { recursive: true, force: true });
 }
