@@ -7,7 +7,13 @@ import { InProcessBus } from "../../../src/coordinator/bus-memory.js";
 import type { StudyEvent } from "../../../src/coordinator/events.js";
 import { startDashboard } from "../../../src/dashboard/server.js";
 import type { DashboardHandle, EmbeddingSnapshot } from "../../../src/dashboard/types.js";
-import { EventClock, endEvents, joinEvents, roundEvents, SITES } from "../../unit/dashboard/study-events.js";
+import {
+  EventClock,
+  endEvents,
+  joinEvents,
+  roundEvents,
+  SITES,
+} from "../../unit/coordinator/study-events.js";
 import { syntheticBank } from "./fixtures.js";
 
 const CHROMIUM = "/usr/bin/chromium";

@@ -8,7 +8,7 @@ import { InProcessBus } from "../../../src/coordinator/bus-memory.js";
 import { createMetrics, serveMetrics } from "../../../src/coordinator/metrics.js";
 import { startDashboard } from "../../../src/dashboard/server.js";
 import { FedjointError } from "../../../src/errors.js";
-import { wholeStudy } from "../../unit/dashboard/study-events.js";
+import { wholeStudy } from "../../unit/coordinator/study-events.js";
 
 const TOKEN = "t0ken-for-the-dashboard-test";
 
