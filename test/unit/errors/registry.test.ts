@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
+import { Command, runProgram } from "../../../src/cli/run.js";
 import {
   DataError,
   EnvironmentError,
@@ -107,5 +108,40 @@ describe("error registry", () => {
     expect(e.toLine()).toBe("FJ_FROM_THE_FUTURE: rejected");
     expect(e.remedy).toBeUndefined();
     expect(e.exitCode).toBe(5);
+  });
+
+  it("a CLI prints `CODE: message` as its one stderr line, and the remedy on a second only on a TTY", async () => {
+    const failing = () => {
+      const program = new Command("t");
+      program.command("go").action(() => {
+        throw fjError("FJ_DATA_NIFTI_MAGIC", "not a NIfTI-1 file", { file: "x.nii" });
+      });
+      return program;
+    };
+    const written: string[] = [];
+    const write = process.stderr.write;
+    const tty = process.stderr.isTTY;
+    const exitCode = process.exitCode;
+    process.stderr.write = ((chunk: string) => {
+      written.push(String(chunk));
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      process.stderr.isTTY = false;
+      await runProgram(failing(), ["node", "t", "go"]);
+      expect(written).toEqual(["FJ_DATA_NIFTI_MAGIC: x.nii: not a NIfTI-1 file\n"]);
+      expect(process.exitCode).toBe(2);
+      written.length = 0;
+      process.stderr.isTTY = true;
+      await runProgram(failing(), ["node", "t", "go"]);
+      expect(written).toEqual([
+        "FJ_DATA_NIFTI_MAGIC: x.nii: not a NIfTI-1 file\n",
+        `  → ${ERRORS.FJ_DATA_NIFTI_MAGIC.remedy}\n`,
+      ]);
+    } finally {
+      process.stderr.write = write;
+      process.stderr.isTTY = tty;
+      process.exitCode = exitCode;
+    }
   });
 });
