@@ -87,7 +87,7 @@ function labelValues(data: Float32Array, file: string, flag: string): Set<number
   if (bad > 0) {
     throw fjError(
       "FJ_EVAL_LABEL_VALUES",
-      `${bad} of ${data.length} voxels are not labels (voxel ${first} is ${data[first]}), expected non-negative integers: is this an image or a probability map, not a ${flag} label map?`,
+      `${bad} of ${data.length} voxels are not labels (voxel ${first} is ${data[first]}); ${flag} must be a label map of non-negative integers, not an image or a probability map`,
       { file },
     );
   }

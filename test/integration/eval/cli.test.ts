@@ -85,7 +85,7 @@ describe("fedjoint eval metrics", () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
       new RegExp(
-        `^FJ_EVAL_LABEL_VALUES: ${ct.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: \\d+ of 20160 voxels are not labels \\(voxel \\d+ is -\\d+\\), expected non-negative integers`,
+        `^FJ_EVAL_LABEL_VALUES: ${ct.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: \\d+ of 20160 voxels are not labels \\(voxel \\d+ is -\\d+\\); --pred must be a label map of non-negative integers, not an image`,
       ),
     );
     // a phantom MR image (non-negative integers, thousands of values) with its own label map
