@@ -2,7 +2,7 @@
  * Methods that federate nothing ("individual"): rounds still pace the sites and carry sample counts
  * and losses, but results hold no tensors and the global model stays empty.
  */
-import { ProtocolError } from "../errors.js";
+import { fjError } from "../errors.js";
 import type { NamedTensor } from "../model/api.js";
 import type { StudyConfig } from "../study/config.js";
 import { defaultTrainInstructions, forEverySite } from "./instructions.js";
@@ -19,7 +19,7 @@ class Counter implements RoundAggregator {
   }
   add(result: SiteResult): void {
     if (result.tensors.length > 0) {
-      throw new ProtocolError("FJ_AGG_SCHEMA", `update of ${result.site}: this method federates no tensors`);
+      throw fjError("FJ_AGG_SCHEMA", `update of ${result.site}: this method federates no tensors`);
     }
     this.added.push(result.site);
     this.samples += result.samples;

@@ -3,10 +3,12 @@
  * domain tensor), exactly the expected names and shapes, an allowed wire dtype, finite values,
  * L2 norm within the bound. The first problem is returned as a reason; nothing is thrown.
  */
+
+import type { ErrorCode } from "../errors.js";
 import { isShared, type NamedTensor } from "../model/api.js";
 import type { TensorSchema } from "./strategy.js";
 
-export type Verdict = { ok: true; norm: number } | { ok: false; code: string; reason: string };
+export type Verdict = { ok: true; norm: number } | { ok: false; code: ErrorCode; reason: string };
 
 export interface ValidationOptions {
   /** Expected schema of the phase, computed from the study config before any update arrives. */

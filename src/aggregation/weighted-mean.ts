@@ -4,7 +4,7 @@
  * independent of the number of sites.
  */
 import { z } from "zod";
-import { ProtocolError } from "../errors.js";
+import { fjError } from "../errors.js";
 import type { NamedTensor } from "../model/api.js";
 import type { RoundAggregator, SiteResult, TensorSchema } from "./strategy.js";
 
@@ -47,13 +47,10 @@ export class WeightedMean implements RoundAggregator {
   add(update: SiteResult): void {
     const w = this.weightOf(update);
     if (!(w > 0) || !Number.isFinite(w)) {
-      throw new ProtocolError(
-        "FJ_AGG_WEIGHT",
-        `update of ${update.site}: weight ${w}, expected a finite value > 0`,
-      );
+      throw fjError("FJ_AGG_WEIGHT", `update of ${update.site}: weight ${w}, expected a finite value > 0`);
     }
     if (update.tensors.length !== this.acc.length) {
-      throw new ProtocolError(
+      throw fjError(
         "FJ_AGG_SCHEMA",
         `update of ${update.site}: ${update.tensors.length} tensors, expected ${this.acc.length}`,
       );
@@ -61,7 +58,7 @@ export class WeightedMean implements RoundAggregator {
     for (const t of update.tensors) {
       const i = this.index.get(t.name);
       if (i === undefined || this.acc[i].length !== t.data.length) {
-        throw new ProtocolError("FJ_AGG_SCHEMA", `update of ${update.site}: unexpected tensor ${t.name}`);
+        throw fjError("FJ_AGG_SCHEMA", `update of ${update.site}: unexpected tensor ${t.name}`);
       }
     }
     for (const t of update.tensors) {
@@ -75,7 +72,7 @@ export class WeightedMean implements RoundAggregator {
   }
 
   result(): NamedTensor[] {
-    if (this.weight <= 0) throw new ProtocolError("FJ_AGG_EMPTY", "no update to aggregate");
+    if (this.weight <= 0) throw fjError("FJ_AGG_EMPTY", "no update to aggregate");
     return this.schema.tensors.map((t, i) => {
       const a = this.acc[i];
       const data = new Float32Array(a.length);
@@ -110,7 +107,7 @@ export class WeightedMean implements RoundAggregator {
     };
     const expected = 4 + n + m.acc.reduce((s, a) => s + a.byteLength, 0);
     if (meta.magic !== MAGIC || buf.length !== expected) {
-      throw new ProtocolError(
+      throw fjError(
         "FJ_AGG_SNAPSHOT",
         `aggregator snapshot: ${buf.length} bytes, expected ${expected} for this schema`,
       );

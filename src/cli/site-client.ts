@@ -9,9 +9,9 @@ import { X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import cliProgress from "cli-progress";
 import { Command } from "commander";
-import { InputError } from "../errors.js";
+import { fjError } from "../errors.js";
+import { JOINTS, type Joint } from "../joints.js";
 import { createLogger } from "../log.js";
-import { JOINTS, type Joint } from "../model/api.js";
 import { initEngine, parseBackendChoice } from "../model/engine/backend.js";
 import { SiteClient } from "../site-client/client.js";
 import { Transport } from "../site-client/transport.js";
@@ -23,18 +23,20 @@ async function certificateCn(file: string): Promise<string> {
   try {
     pem = await readFile(file);
   } catch (err) {
-    throw new InputError(
+    throw fjError(
       "FJ_TLS_READ",
       `--cert ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? "error"})`,
     );
   }
+  let subject: string | undefined;
   try {
-    const m = /(?:^|\n)CN=([^\n]+)/.exec(new X509Certificate(pem).subject);
-    if (!m) throw new Error("no CN");
-    return m[1].trim();
+    subject = new X509Certificate(pem).subject;
   } catch {
-    throw new InputError("FJ_TLS_PEM", `--cert ${file}: not a PEM certificate with a subject CN`);
+    subject = undefined;
   }
+  const cn = subject === undefined ? undefined : /(?:^|\n)CN=([^\n]+)/.exec(subject)?.[1]?.trim();
+  if (!cn) throw fjError("FJ_TLS_PEM", `--cert ${file}: not a PEM certificate with a subject CN`);
+  return cn;
 }
 
 const program = new Command("site-client")
@@ -73,11 +75,11 @@ const program = new Command("site-client")
     }) => {
       const log = createLogger({ name: "site-client" });
       if (!(JOINTS as readonly string[]).includes(f.joint)) {
-        throw new InputError("FJ_CLI_ARG", `--joint is '${f.joint}', expected one of ${JOINTS.join(", ")}`);
+        throw fjError("FJ_CLI_ARG", `--joint is '${f.joint}', expected one of ${JOINTS.join(", ")}`);
       }
       const joint = f.joint as Joint;
       if (!/^[^:\s]+:\d+$/.test(f.coordinator) && !/^\[[^\]]+\]:\d+$/.test(f.coordinator)) {
-        throw new InputError("FJ_CLI_ARG", `--coordinator is '${f.coordinator}', expected HOST:PORT`);
+        throw fjError("FJ_CLI_ARG", `--coordinator is '${f.coordinator}', expected HOST:PORT`);
       }
       let site: string;
       if (f.insecure) {
@@ -88,13 +90,13 @@ const program = new Command("site-client")
         site = f.site ?? joint;
       } else {
         if (!f.cert || !f.key || !f.ca)
-          throw new InputError(
+          throw fjError(
             "FJ_TLS_MISSING",
             "--cert, --key and --ca are required (or --insecure for a local demo)",
           );
         const cn = await certificateCn(f.cert);
         if (f.site && f.site !== cn)
-          throw new InputError("FJ_CLI_ARG", `--site ${f.site} differs from the certificate CN ${cn}`);
+          throw fjError("FJ_CLI_ARG", `--site ${f.site} differs from the certificate CN ${cn}`);
         site = cn;
       }
       const engine = await initEngine(parseBackendChoice(f.backend), { log });

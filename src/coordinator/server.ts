@@ -3,7 +3,7 @@
  * service on host:port with mTLS (or insecure for demos), and the event bus.
  */
 import * as grpc from "@grpc/grpc-js";
-import { EnvironmentError } from "../errors.js";
+import { fjError } from "../errors.js";
 import type { EventBus } from "../events/events.js";
 import { type Logger, silentLogger } from "../log.js";
 import { CHANNEL_OPTIONS, federationService } from "../protocol/proto.js";
@@ -54,7 +54,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const address = `${host.includes(":") ? `[${host}]` : host}:${options.port ?? 0}`;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(address, creds, (err, p) => {
-      if (err) reject(new EnvironmentError("FJ_COORD_BIND", `cannot listen on ${address}: ${err.message}`));
+      if (err) reject(fjError("FJ_COORD_BIND", `cannot listen on ${address}: ${err.message}`));
       else resolve(p);
     });
   });

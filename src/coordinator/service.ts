@@ -5,7 +5,7 @@
  * authentication and authorisation failures are gRPC errors (UNAUTHENTICATED / PERMISSION_DENIED).
  */
 import * as grpc from "@grpc/grpc-js";
-import { FedjointError, ProtocolError } from "../errors.js";
+import { FedjointError, fjError } from "../errors.js";
 import type { EventBus } from "../events/events.js";
 import type { Logger } from "../log.js";
 import type {
@@ -65,9 +65,9 @@ function ack(r: AckResult): AckMsg {
 }
 
 function parseRef(ref: RoundRefMsg | null | undefined, phases: readonly Phase[]): Ref {
-  if (!ref) throw new ProtocolError("FJ_PROTOCOL_REF", "missing round reference (fold, phase, round)");
+  if (!ref) throw fjError("FJ_PROTOCOL_REF", "missing round reference (fold, phase, round)");
   if (!phases.includes(ref.phase as Phase)) {
-    throw new ProtocolError("FJ_PROTOCOL_REF", `phase '${ref.phase}', this study has ${phases.join(", ")}`);
+    throw fjError("FJ_PROTOCOL_REF", `phase '${ref.phase}', this study has ${phases.join(", ")}`);
   }
   return { fold: ref.fold, phase: ref.phase as Phase, round: ref.round };
 }
@@ -291,15 +291,12 @@ export function federationHandlers(options: ServiceOptions): grpc.UntypedService
       try {
         parsed = JSON.parse(req.metricsJson);
       } catch {
-        throw new ProtocolError("FJ_PROTOCOL_EVALUATION", "metrics_json is not JSON");
+        throw fjError("FJ_PROTOCOL_EVALUATION", "metrics_json is not JSON");
       }
       const report = evaluationReportSchema.safeParse(parsed);
       if (!report.success) {
         const iss = report.error.issues[0];
-        throw new ProtocolError(
-          "FJ_PROTOCOL_EVALUATION",
-          `metrics_json.${iss.path.join(".")}: ${iss.message}`,
-        );
+        throw fjError("FJ_PROTOCOL_EVALUATION", `metrics_json.${iss.path.join(".")}: ${iss.message}`);
       }
       return ack(await study.reportEvaluation(site, req.fold, req.meanDice, report.data));
     }),

@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "../atomic-write.js";
-import { InputError } from "../errors.js";
+import { fjError } from "../errors.js";
 
 export class StateStore {
   readonly dir: string;
@@ -42,7 +42,7 @@ export class StateStore {
     try {
       return JSON.parse(text) as T;
     } catch (err) {
-      throw new InputError(
+      throw fjError(
         "FJ_COORD_STATE",
         `${this.file("state.json")}: corrupt JSON, expected a coordinator state`,
         {

@@ -21,11 +21,12 @@ import type {
   TrainInstructions,
 } from "../aggregation/strategy.js";
 import { validateUpdate } from "../aggregation/validate.js";
-import { InputError, ProtocolError } from "../errors.js";
+import { type ErrorCode, fjError } from "../errors.js";
 import { examResultSchema, STUDY_RESULTS_SCHEMA, type StudyResults } from "../eval/types.js";
 import type { EventBus, StudyEventInput } from "../events/events.js";
+import type { Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
-import type { Joint, NamedTensor } from "../model/api.js";
+import type { NamedTensor } from "../model/api.js";
 import { scaleDims } from "../model/architecture.js";
 import { PAPER_LABELS } from "../model/labels.js";
 import {
@@ -138,8 +139,8 @@ export type Task =
 
 export type AckResult =
   | { status: "accepted" }
-  | { status: "duplicate"; code: string; reason: string }
-  | { status: "rejected"; code: string; reason: string };
+  | { status: "duplicate"; code: ErrorCode; reason: string }
+  | { status: "rejected"; code: ErrorCode; reason: string };
 
 export interface UpdateInput {
   site: string;
@@ -236,13 +237,13 @@ export class Study {
     const hash = configHash(this.config);
     if (saved) {
       if (saved.version !== STATE_VERSION) {
-        throw new InputError(
+        throw fjError(
           "FJ_COORD_STATE",
           `${this.store.file("state.json")}: version ${saved.version}, expected ${STATE_VERSION}`,
         );
       }
       if (saved.configHash !== hash) {
-        throw new InputError(
+        throw fjError(
           "FJ_COORD_CONFIG_CHANGED",
           `${this.store.file("state.json")} belongs to a different study config (study ${saved.config.study}); use a new --state directory or the same config`,
         );
@@ -364,24 +365,18 @@ export class Study {
     return this.mutex.run(async () => {
       const spec = this.config.sites.find((s) => s.name === site);
       if (!spec)
-        throw new ProtocolError(
-          "FJ_COORD_UNKNOWN_SITE",
-          `site ${site} is not part of study ${this.config.study}`,
-        );
+        throw fjError("FJ_COORD_UNKNOWN_SITE", `site ${site} is not part of study ${this.config.study}`);
       if (info.joint !== spec.joint) {
-        throw new ProtocolError(
+        throw fjError(
           "FJ_COORD_JOINT",
           `site ${site} declares joint ${info.joint}, the study expects ${spec.joint}`,
         );
       }
       if (!Number.isInteger(info.exams) || info.exams < 3) {
-        throw new ProtocolError(
-          "FJ_COORD_EXAMS",
-          `site ${site} has ${info.exams} exams, expected at least 3`,
-        );
+        throw fjError("FJ_COORD_EXAMS", `site ${site} has ${info.exams} exams, expected at least 3`);
       }
       if (info.exams < this.config.folds) {
-        throw new ProtocolError(
+        throw fjError(
           "FJ_COORD_EXAMS",
           `site ${site} has ${info.exams} exams, the study runs ${this.config.folds} leave-one-out folds`,
         );
@@ -389,7 +384,7 @@ export class Study {
       const canonical = PAPER_LABELS[spec.joint].names;
       if (methodSpec(this.config.method).sharedNorm && info.labels.join() !== canonical.join()) {
         // the "shared" method's one union head must be the same network at every site
-        throw new ProtocolError(
+        throw fjError(
           "FJ_COORD_LABELS",
           `site ${site} declares labels ${info.labels.join(",")}, method ${this.config.method} needs the ${spec.joint} label set ${canonical.join(",")}`,
         );
@@ -421,8 +416,7 @@ export class Study {
 
   /** Long-poll: resolves with a task as soon as there is one, or "wait" after pollMs. */
   async nextTask(site: string, signal?: AbortSignal): Promise<Task> {
-    if (!this.state.joined[site])
-      throw new ProtocolError("FJ_COORD_NOT_JOINED", `site ${site} must Join first`);
+    if (!this.state.joined[site]) throw fjError("FJ_COORD_NOT_JOINED", `site ${site} must Join first`);
     const now = this.taskFor(site);
     if (now.kind !== "wait") return now;
     await new Promise<void>((resolve) => {
@@ -492,7 +486,7 @@ export class Study {
   async model(site: string, ref: Ref): Promise<EncodedTensorSet> {
     const have = this.models.rounds(ref.fold, ref.phase);
     if (!this.federates || have !== ref.round) {
-      throw new ProtocolError(
+      throw fjError(
         "FJ_COORD_NO_MODEL",
         this.federates
           ? `no model for fold ${ref.fold} ${ref.phase} round ${ref.round} (the coordinator holds ${have === undefined ? "none" : `round ${have}`})`
@@ -858,7 +852,7 @@ export class Study {
     if (this.timer) clearTimeout(this.timer);
     const t0 = performance.now();
     const agg = this.aggregator;
-    if (!agg) throw new ProtocolError("FJ_COORD_STATE", "no aggregator for a round with updates");
+    if (!agg) throw fjError("FJ_COORD_INVARIANT", "no aggregator for a round with updates");
     const missing = this.config.sites.map((s) => s.name).filter((s) => !sites.includes(s));
     const openedAt = this.state.roundOpenedAt ?? new Date().toISOString();
     const openedMs = Date.parse(openedAt);

@@ -5,7 +5,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { TLSSocket } from "node:tls";
-import { InputError } from "../errors.js";
+import { fjError } from "../errors.js";
 
 export function isLoopback(host: string): boolean {
   const h = host
@@ -57,7 +57,7 @@ export function parseDashboardAddress(value: string, flag = "--dashboard"): { ho
   } else {
     const i = v.lastIndexOf(":");
     if (i < 0 || v.indexOf(":") !== i) {
-      throw new InputError(
+      throw fjError(
         "FJ_DASHBOARD_ADDRESS",
         `${flag} "${value}": expected [HOST]:PORT, e.g. :8080 or 127.0.0.1:8080`,
       );
@@ -67,7 +67,7 @@ export function parseDashboardAddress(value: string, flag = "--dashboard"): { ho
   }
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new InputError("FJ_DASHBOARD_ADDRESS", `${flag} "${value}": port must be an integer 0–65535`);
+    throw fjError("FJ_DASHBOARD_ADDRESS", `${flag} "${value}": port must be an integer 0–65535`);
   }
   return { host, port };
 }

@@ -26,7 +26,7 @@ import {
 import { createServer as createHttpsServer } from "node:https";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { EnvironmentError, InputError } from "../errors.js";
+import { fjError } from "../errors.js";
 import { assertStudyId } from "../events/bus-memory.js";
 import type { StudyEvent } from "../events/events.js";
 import { silentLogger } from "../log.js";
@@ -61,10 +61,7 @@ function chartJsSource(): Promise<string> {
     const file = join(dirname(require.resolve("chart.js")), "chart.umd.min.js");
     chartJs = readFile(file, "utf8").catch((err: unknown) => {
       chartJs = undefined;
-      throw new EnvironmentError(
-        "FJ_DASHBOARD_ASSET",
-        `cannot read Chart.js at ${file}: ${(err as Error).message}`,
-      );
+      throw fjError("FJ_DASHBOARD_ASSET", `cannot read Chart.js at ${file}: ${(err as Error).message}`);
     });
   }
   return chartJs;
@@ -81,13 +78,10 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   assertStudyId(options.study);
   const loopback = isLoopback(options.host);
   if (options.token !== undefined && options.token.length < MIN_TOKEN_LENGTH) {
-    throw new InputError(
-      "FJ_DASHBOARD_TOKEN",
-      `dashboard token must be at least ${MIN_TOKEN_LENGTH} characters`,
-    );
+    throw fjError("FJ_DASHBOARD_TOKEN", `dashboard token must be at least ${MIN_TOKEN_LENGTH} characters`);
   }
   if (!loopback && options.token === undefined && options.tls?.ca === undefined) {
-    throw new InputError(
+    throw fjError(
       "FJ_DASHBOARD_TOKEN_REQUIRED",
       `dashboard on ${options.host === "" ? "all interfaces" : options.host}:${options.port} is not loopback: give a token (FEDJOINT_DASHBOARD_TOKEN) or TLS with a client CA`,
     );
@@ -280,7 +274,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     });
   } catch (err) {
     unsubscribe();
-    throw new EnvironmentError(
+    throw fjError(
       "FJ_DASHBOARD_LISTEN",
       `cannot listen on ${options.host || "all interfaces"}:${options.port}: ${(err as Error).message}`,
       { cause: err },

@@ -3,8 +3,8 @@
  * snapshot callback) and what the browser reads (`/api/state`, `/api/embeddings`).
  */
 import type { EventBus, StudyEvent } from "../events/events.js";
+import type { Joint } from "../joints.js";
 import type { Logger } from "../log.js";
-import type { Joint } from "../model/api.js";
 import type { Phase } from "../study/methods.js";
 import type { StudyMetrics } from "./metrics.js";
 
@@ -50,7 +50,10 @@ export interface ScatterView {
 export interface CosineView {
   scale: number;
   sites: string[];
-  /** matrix[i][j] = mean cosine similarity between vectors of sites[i] and sites[j] (i = j: distinct pairs). */
+  /**
+   * matrix[i][j] = mean cosine similarity between vectors of sites[i] and sites[j] (i = j: distinct
+   * pairs; all pairs up to 10⁵, else 10⁵ seeded random pairs: src/eval/cosine.ts); NaN without pairs.
+   */
   matrix: number[][];
 }
 

@@ -9,10 +9,9 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import { DataError, isFedjointError } from "../errors.js";
+import { type ErrorCode, fjError, isErrorCode, isFedjointError } from "../errors.js";
+import { JOINTS, type Joint } from "../joints.js";
 import { readNifti } from "./nifti.js";
-
-export type Joint = "ankle" | "knee" | "shoulder";
 
 export interface DatasetCase {
   id: string;
@@ -59,13 +58,13 @@ export const datasetJsonSchema = z.looseObject({
   file_ending: z.enum([".nii.gz", ".nii"], { message: 'expected ".nii.gz" or ".nii"' }),
   name: z.string().optional(),
   description: z.string().optional(),
-  joint: z.enum(["ankle", "knee", "shoulder"]).optional(),
+  joint: z.enum(JOINTS).optional(),
 });
 
 export type DatasetJson = z.input<typeof datasetJsonSchema>;
 
 export interface DatasetProblem {
-  code: string;
+  code: ErrorCode;
   file: string;
   message: string;
 }
@@ -101,8 +100,8 @@ function zodProblems(file: string, error: z.ZodError): DatasetProblem[] {
 
 async function readDatasetJson(
   root: string,
+  file = path.join(root, "dataset.json"),
 ): Promise<{ json?: z.output<typeof datasetJsonSchema>; problems: DatasetProblem[] }> {
-  const file = path.join(root, "dataset.json");
   let text: string;
   try {
     text = await readFile(file, "utf8");
@@ -130,6 +129,18 @@ async function readDatasetJson(
   const parsed = datasetJsonSchema.safeParse(raw);
   if (!parsed.success) return { problems: zodProblems(file, parsed.error) };
   return { json: parsed.data, problems: [] };
+}
+
+/**
+ * Reads and validates one dataset.json (a file, or a dataset folder holding it); throws the first
+ * problem (FJ_DATA_MISSING / FJ_DATA_JSON) naming the file and the field.
+ */
+export async function loadDatasetJson(fileOrDir: string): Promise<z.output<typeof datasetJsonSchema>> {
+  const given = path.resolve(fileOrDir);
+  const file = (await isDir(given)) ? path.join(given, "dataset.json") : given;
+  const { json, problems } = await readDatasetJson(path.dirname(file), file);
+  if (json === undefined) throw fjError(problems[0].code, problems[0].message, { file: problems[0].file });
+  return json;
 }
 
 async function isDir(p: string): Promise<boolean> {
@@ -226,7 +237,7 @@ export async function loadDataset(dir: string): Promise<SiteDataset> {
   const { json, problems } = await readDatasetJson(root);
   if (json === undefined) {
     const p = problems[0];
-    throw new DataError(p.code, p.file, p.message);
+    throw fjError(p.code, p.message, { file: p.file });
   }
   const listing = await listCases(root, json.file_ending, Object.keys(json.channel_names));
   if (listing.problems.length > 0) {
@@ -235,7 +246,7 @@ export async function loadDataset(dir: string): Promise<SiteDataset> {
       listing.problems.length > 1
         ? ` (and ${listing.problems.length - 1} more; run fedjoint data check)`
         : "";
-    throw new DataError(p.code, p.file, p.message + more);
+    throw fjError(p.code, p.message + more, { file: p.file });
   }
   const labels: Record<string, number> = {};
   for (const [k, v] of Object.entries(json.labels)) labels[k] = v as number;
@@ -327,12 +338,8 @@ export async function checkDataset(dir: string, options: { minCases?: number } =
         if (which === "image") image = vol;
         else label = vol;
       } catch (err) {
-        if (!isFedjointError(err)) throw err;
-        problems.push({
-          code: err.code,
-          file,
-          message: err instanceof DataError ? err.message.slice(err.file.length + 2) : err.message,
-        });
+        if (!isFedjointError(err) || !isErrorCode(err.code)) throw err;
+        problems.push({ code: err.code, file, message: err.detail });
       }
     }
     if (image) {

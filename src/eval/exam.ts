@@ -1,7 +1,7 @@
+import { assertDims, type Dims3, type Mask, maskOf, type Spacing3, type VoxelArray } from "../volume/grid.js";
 import { binaryMetrics, type MetricOptions, sliceMetrics } from "./metrics.js";
 import { type PostprocessOptions, postprocessLabels } from "./postprocess.js";
 import type { ExamResult, LabelMetrics } from "./types.js";
-import { assertDims, type Dims3, type Mask, maskOf, type Spacing3, type VoxelArray } from "./volume.js";
 
 /**
  * Everything a site computes for one test exam, in one call: post-process the stacked prediction

@@ -27,6 +27,13 @@ export const LOWER_IS_BETTER: ReadonlySet<MetricName> = new Set(["mssd", "assd",
 export const SLICE_METRIC_NAMES = ["dice", "sensitivity", "specificity"] as const;
 export type SliceMetricName = (typeof SLICE_METRIC_NAMES)[number];
 
+/**
+ * Definition of ASSD: "pooled" = the paper's eq. S5 = MedPy ≥ 0.5 (the default everywhere);
+ * "directed" = the mean of the two directed averages (MedPy ≤ 0.4), only on request.
+ */
+export const ASSD_DEFINITIONS = ["pooled", "directed"] as const;
+export type AssdDefinition = (typeof ASSD_DEFINITIONS)[number];
+
 /** How the masks compared: see `src/eval/metrics.ts` for the values taken in each empty case. */
 export type MetricStatus = "ok" | "emptyPred" | "emptyGt" | "bothEmpty";
 
@@ -40,7 +47,10 @@ export interface LabelMetrics {
   specificity: number;
   /** Symmetric Hausdorff distance between surfaces, mm. */
   mssd: number;
-  /** Average symmetric surface distance (MedPy), mm. */
+  /**
+   * Average symmetric surface distance, mm: both directions' surface distances pooled (paper eq. S5,
+   * MedPy ≥ 0.5) unless computed with the "directed" option (`src/eval/metrics.ts`).
+   */
   assd: number;
   /** 100·||P|−|G||/|G|, %; null when the ground truth is empty and the prediction is not. */
   ravd: number | null;
@@ -112,6 +122,8 @@ export interface StudyResults {
   study: string;
   /** ISO time of creation. */
   createdAt?: string;
+  /** How the exams' ASSD was computed; absent = "pooled" (the default of `src/eval/metrics.ts`). */
+  assdDefinition?: AssdDefinition;
   foldPlan?: ReportedFoldPlan;
   methods: MethodResults[];
 }
@@ -175,6 +187,7 @@ export const studyResultsSchema = z.object({
   schema: z.literal(STUDY_RESULTS_SCHEMA),
   study: z.string().min(1),
   createdAt: z.string().optional(),
+  assdDefinition: z.enum(ASSD_DEFINITIONS).optional(),
   foldPlan: z
     .object({
       seed: z.string(),

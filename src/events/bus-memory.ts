@@ -5,7 +5,7 @@
  * Delivery is synchronous and in publish order; a throwing handler is logged and never stops
  * delivery to the others or the publisher.
  */
-import { InputError } from "../errors.js";
+import { fjError } from "../errors.js";
 import { type Logger, silentLogger } from "../log.js";
 import type { EventBus, StudyEvent } from "./events.js";
 
@@ -14,7 +14,7 @@ export const STUDY_ID_PATTERN = /^[A-Za-z0-9_-]+$/;
 
 export function assertStudyId(study: string, field = "study"): void {
   if (!STUDY_ID_PATTERN.test(study)) {
-    throw new InputError(
+    throw fjError(
       "FJ_EVENTS_STUDY_ID",
       `${field} "${study}" is not a valid study id: expected letters, digits, "_" or "-" only`,
     );
@@ -39,16 +39,13 @@ export class InProcessBus implements EventBus {
   constructor(options: InProcessBusOptions = {}) {
     this.retain = options.retain ?? 100_000;
     if (!Number.isInteger(this.retain) || this.retain < 1) {
-      throw new InputError(
-        "FJ_EVENTS_RETAIN",
-        `retain must be a positive integer, got ${String(options.retain)}`,
-      );
+      throw fjError("FJ_EVENTS_RETAIN", `retain must be a positive integer, got ${String(options.retain)}`);
     }
     this.logger = options.logger ?? silentLogger;
   }
 
   async publish(event: StudyEvent): Promise<void> {
-    if (this.closed) throw new InputError("FJ_EVENTS_CLOSED", "event bus is closed: cannot publish");
+    if (this.closed) throw fjError("FJ_EVENTS_CLOSED", "event bus is closed: cannot publish");
     assertStudyId(event.study, "event.study");
     let list = this.retained.get(event.study);
     if (list === undefined) {
@@ -63,7 +60,7 @@ export class InProcessBus implements EventBus {
   }
 
   async subscribe(study: string, handler: Handler, options: { replay?: boolean } = {}): Promise<() => void> {
-    if (this.closed) throw new InputError("FJ_EVENTS_CLOSED", "event bus is closed: cannot subscribe");
+    if (this.closed) throw fjError("FJ_EVENTS_CLOSED", "event bus is closed: cannot subscribe");
     assertStudyId(study);
     if (options.replay === true) {
       for (const event of [...(this.retained.get(study) ?? [])]) this.deliver(handler, event);

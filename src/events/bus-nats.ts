@@ -23,8 +23,10 @@ import {
 } from "@nats-io/jetstream";
 import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { z } from "zod";
-import { EnvironmentError, InputError } from "../errors.js";
+import { EnvironmentError, fjError } from "../errors.js";
+import { JOINTS } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
+import { PHASES } from "../study/methods.js";
 import { assertStudyId, InProcessBus } from "./bus-memory.js";
 import { type EventBus, type StudyEvent, subjectOf } from "./events.js";
 
@@ -32,8 +34,8 @@ import { type EventBus, type StudyEvent, subjectOf } from "./events.js";
 export const DEFAULT_STREAM = "FEDJOINT";
 export const STREAM_SUBJECTS = "fedjoint.>";
 
-const joint = z.enum(["ankle", "knee", "shoulder"]);
-const phase = z.enum(["ae", "seg"]);
+const joint = z.enum(JOINTS);
+const phase = z.enum(PHASES);
 const base = {
   study: z.string().regex(/^[A-Za-z0-9_-]+$/),
   seq: z.number().int().nonnegative(),
@@ -63,6 +65,7 @@ export const studyEventSchema = z.discriminatedUnion("kind", [
     samples: z.number(),
     bytes: z.number(),
     loss: numbers,
+    validationDice: z.number().optional(),
   }),
   z.object({
     ...base,
@@ -122,14 +125,14 @@ export function parseStudyEvent(input: string | unknown): StudyEvent {
     try {
       value = JSON.parse(input);
     } catch (err) {
-      throw new InputError("FJ_EVENTS_MALFORMED", `event is not JSON: ${(err as Error).message}`);
+      throw fjError("FJ_EVENTS_MALFORMED", `event is not JSON: ${(err as Error).message}`);
     }
   }
   const parsed = studyEventSchema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue === undefined ? "" : `${issue.path.join(".") || "(root)"}: ${issue.message}`;
-    throw new InputError("FJ_EVENTS_MALFORMED", `event does not match the StudyEvent schema at ${where}`);
+    throw fjError("FJ_EVENTS_MALFORMED", `event does not match the StudyEvent schema at ${where}`);
   }
   const event: StudyEvent = parsed.data;
   return event;
@@ -177,7 +180,7 @@ export class NatsBus implements EventBus {
         ...options.connection,
       });
     } catch (err) {
-      throw new EnvironmentError(
+      throw fjError(
         "FJ_NATS_CONNECT",
         `cannot connect to NATS at ${url}: ${(err as Error).message} (is nats-server running with -js?)`,
         { cause: err },
@@ -192,7 +195,7 @@ export class NatsBus implements EventBus {
     } catch (err) {
       await nc.close().catch(() => undefined);
       if (err instanceof EnvironmentError) throw err;
-      throw new EnvironmentError(
+      throw fjError(
         "FJ_NATS_JETSTREAM",
         `NATS at ${url} has no usable JetStream (start nats-server with -js): ${(err as Error).message}`,
         { cause: err },
@@ -201,7 +204,7 @@ export class NatsBus implements EventBus {
   }
 
   async publish(event: StudyEvent): Promise<void> {
-    if (this.closed) throw new InputError("FJ_EVENTS_CLOSED", "event bus is closed: cannot publish");
+    if (this.closed) throw fjError("FJ_EVENTS_CLOSED", "event bus is closed: cannot publish");
     assertStudyId(event.study, "event.study");
     try {
       // msgID lets JetStream drop a retried publish of the same event (duplicate window).
@@ -210,7 +213,7 @@ export class NatsBus implements EventBus {
         expect: { streamName: this.stream },
       });
     } catch (err) {
-      throw new EnvironmentError(
+      throw fjError(
         "FJ_NATS_PUBLISH",
         `JetStream did not acknowledge ${subjectOf(event)} seq ${event.seq} on stream ${this.stream}: ${(err as Error).message}`,
         { cause: err },
@@ -219,7 +222,7 @@ export class NatsBus implements EventBus {
   }
 
   async subscribe(study: string, handler: Handler, options: { replay?: boolean } = {}): Promise<() => void> {
-    if (this.closed) throw new InputError("FJ_EVENTS_CLOSED", "event bus is closed: cannot subscribe");
+    if (this.closed) throw fjError("FJ_EVENTS_CLOSED", "event bus is closed: cannot subscribe");
     assertStudyId(study);
     const consumer = await this.js.consumers.get(this.stream, {
       filter_subjects: `fedjoint.${study}.>`,
@@ -265,7 +268,7 @@ export class NatsBus implements EventBus {
    * messages are skipped and counted in `skipped`.
    */
   async history(study: string): Promise<{ events: StudyEvent[]; skipped: number }> {
-    if (this.closed) throw new InputError("FJ_EVENTS_CLOSED", "event bus is closed: cannot read history");
+    if (this.closed) throw fjError("FJ_EVENTS_CLOSED", "event bus is closed: cannot read history");
     assertStudyId(study);
     const consumer = await this.js.consumers.get(this.stream, {
       filter_subjects: `fedjoint.${study}.>`,
@@ -335,7 +338,7 @@ async function ensureStream(jsm: JetStreamManager, name: string, options: NatsBu
   try {
     const info = await jsm.streams.info(name);
     if (!info.config.subjects?.includes(STREAM_SUBJECTS)) {
-      throw new EnvironmentError(
+      throw fjError(
         "FJ_NATS_STREAM",
         `JetStream stream ${name} exists with subjects [${(info.config.subjects ?? []).join(", ")}], expected it to include ${STREAM_SUBJECTS}`,
       );
@@ -346,7 +349,7 @@ async function ensureStream(jsm: JetStreamManager, name: string, options: NatsBu
   }
   const maxAgeMs = options.maxAgeMs ?? 0;
   if (!Number.isFinite(maxAgeMs) || maxAgeMs < 0) {
-    throw new InputError("FJ_NATS_MAX_AGE", `maxAgeMs must be >= 0, got ${String(options.maxAgeMs)}`);
+    throw fjError("FJ_NATS_MAX_AGE", `maxAgeMs must be >= 0, got ${String(options.maxAgeMs)}`);
   }
   await jsm.streams.add({
     name,

@@ -3,7 +3,8 @@
  * The coordinator publishes; buses (in-process, NATS) deliver. Subjects are
  * `fedjoint.<study>.<kind>` with `kind` as below (dots in kinds become subject tokens).
  */
-import type { Joint } from "../model/api.js";
+
+import type { Joint } from "../joints.js";
 import type { Phase } from "../study/methods.js";
 
 interface Base {

@@ -11,8 +11,10 @@
  * variable has the same Θ_0 whichever subset of variables a process builds (one joint at a site,
  * every joint centrally, only Θ at the coordinator).
  */
+
+import type { Joint } from "../joints.js";
 import { hashSeed, mulberry32 } from "../random.js";
-import type { Joint, NamedTensor } from "./api.js";
+import type { NamedTensor } from "./api.js";
 
 export type Initializer = "he" | "zeros" | "ones" | "glorot";
 

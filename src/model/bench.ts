@@ -1,5 +1,5 @@
+import { JOINTS, type Joint } from "../joints.js";
 import { mulberry32 } from "../random.js";
-import { JOINTS, type Joint } from "./api.js";
 import { Adam } from "./engine/adam.js";
 import { tf } from "./engine/tf.js";
 import type { ForwardContext } from "./layers/context.js";

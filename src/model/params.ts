@@ -1,4 +1,4 @@
-import { ModelError } from "../errors.js";
+import { fjError } from "../errors.js";
 import { type NamedTensor, type Scope, scopeOf } from "./api.js";
 import { type Initializer, initialValues } from "./architecture.js";
 import { tf } from "./engine/tf.js";
@@ -43,7 +43,7 @@ export class ParamStore {
     const existing = this.entries.get(name);
     if (existing) {
       if (existing.variable.shape.join() !== shape.join()) {
-        throw new ModelError(
+        throw fjError(
           "FJ_MODEL_SHAPE",
           `variable ${name} exists with shape [${existing.variable.shape}], asked [${shape}]`,
         );
@@ -71,7 +71,7 @@ export class ParamStore {
 
   get(name: string): tf.Variable {
     const e = this.entries.get(name);
-    if (!e) throw new ModelError("FJ_MODEL_UNKNOWN_VARIABLE", `no variable named ${name}`);
+    if (!e) throw fjError("FJ_MODEL_UNKNOWN_VARIABLE", `no variable named ${name}`);
     return e.variable;
   }
 
@@ -102,10 +102,9 @@ export class ParamStore {
   write(tensors: NamedTensor[]): void {
     for (const t of tensors) {
       const v = this.entries.get(t.name)?.variable;
-      if (!v)
-        throw new ModelError("FJ_MODEL_UNKNOWN_VARIABLE", `tensor ${t.name} has no variable in this model`);
+      if (!v) throw fjError("FJ_MODEL_UNKNOWN_VARIABLE", `tensor ${t.name} has no variable in this model`);
       if (v.shape.join() !== t.shape.join() || t.data.length !== v.size) {
-        throw new ModelError(
+        throw fjError(
           "FJ_MODEL_SHAPE",
           `tensor ${t.name} has shape [${t.shape}], the model expects [${v.shape}]`,
         );

@@ -1,4 +1,4 @@
-import { JOINTS, type Joint } from "./api.js";
+import { JOINTS, type Joint } from "../joints.js";
 import {
   attUNetVariables,
   autoEncoderVariables,

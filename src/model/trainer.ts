@@ -1,16 +1,10 @@
-import { ModelError } from "../errors.js";
+import { fjError } from "../errors.js";
+import { JOINTS, type Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
-import { hashSeed, mulberry32 } from "../random.js";
+import { hashSeed, mulberry32, shuffle } from "../random.js";
 import { perDomainBatch, type StudyConfig, type TrainingConfig } from "../study/config.js";
 import { contrastiveScales, type Method, type MethodSpec, methodSpec, type Phase } from "../study/methods.js";
-import {
-  type EmbeddingBank,
-  isShared,
-  JOINTS,
-  type Joint,
-  type LossComponents,
-  type NamedTensor,
-} from "./api.js";
+import { type EmbeddingBank, isShared, type LossComponents, type NamedTensor } from "./api.js";
 import { attUNetVariables, autoEncoderVariables, type NetSpec, type VariableSpec } from "./architecture.js";
 import {
   type CheckpointManifest,
@@ -433,7 +427,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
         if (useMjap) loss.mjap = values[k++];
         tf.dispose([...parts, ...(cost ? [cost] : [])]);
         if (!Number.isFinite(loss.total)) {
-          throw new ModelError("FJ_MODEL_DIVERGED", `${phase} loss became ${loss.total} at step ${step}`);
+          throw fjError("FJ_MODEL_DIVERGED", `${phase} loss became ${loss.total} at step ${step}`);
         }
         sums.total += loss.total;
         sums.ce += loss.ce;
@@ -465,11 +459,10 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     const rand = mulberry32(options.seed);
     for (const joint of this.config.joints) {
       const set = this.jointData(joint).train;
-      const order = Int32Array.from({ length: set.count }, (_, i) => i);
-      for (let i = order.length - 1; i > 0; i--) {
-        const j = Math.floor(rand() * (i + 1));
-        [order[i], order[j]] = [order[j], order[i]];
-      }
+      const order = shuffle(
+        Int32Array.from({ length: set.count }, (_, i) => i),
+        rand,
+      );
       const picked = Array.from({ length: options.count }, (_, i) => order[i % order.length]);
       const chunk = this.chunkSize(phase);
       for (let s = 0; s < picked.length; s += chunk) {
@@ -499,11 +492,10 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     }
     const total = doms.length;
     // One shuffle shared by every scale, so that vector i of each scale is the same slice.
-    const perm = Int32Array.from({ length: total }, (_, i) => i);
-    for (let i = total - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      [perm[i], perm[j]] = [perm[j], perm[i]];
-    }
+    const perm = shuffle(
+      Int32Array.from({ length: total }, (_, i) => i),
+      rand,
+    );
     return {
       scales: dims.map((dim, s) => {
         const flat = concatF32(chunks[s]);
@@ -525,7 +517,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     const size = this.config.size;
     const count = images.length / (size * size);
     if (!Number.isInteger(count)) {
-      throw new ModelError(
+      throw fjError(
         "FJ_MODEL_SHAPE",
         `predictSlices: ${images.length} values is not a whole number of ${size}×${size} slices`,
       );
@@ -559,8 +551,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   /** Dice per structure on the validation slices of `joint`, pooled over all its slices. */
   validate(joint: Joint): ValidationResult {
     const data = this.jointData(joint);
-    if (data.val.count === 0)
-      throw new ModelError("FJ_MODEL_NO_VALIDATION", `${joint} has no validation slices`);
+    if (data.val.count === 0) throw fjError("FJ_MODEL_NO_VALIDATION", `${joint} has no validation slices`);
     const pred = this.predictSlices(joint, data.val.images);
     const spec = data.labels;
     const inter = new Float64Array(spec.classes);
@@ -650,13 +641,13 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   /* ------------------------------------------------------------------------------------------ */
 
   private alive(): void {
-    if (this.disposed) throw new ModelError("FJ_MODEL_DISPOSED", "the trainer was disposed");
+    if (this.disposed) throw fjError("FJ_MODEL_DISPOSED", "the trainer was disposed");
   }
 
   private state(phase: Phase): PhaseState {
     this.alive();
     const st = this.phases.get(phase);
-    if (!st) throw new ModelError("FJ_MODEL_PHASE", `method ${this.config.method} has no '${phase}' phase`);
+    if (!st) throw fjError("FJ_MODEL_PHASE", `method ${this.config.method} has no '${phase}' phase`);
     return st;
   }
 
@@ -665,13 +656,13 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     const got = new Set<string>();
     for (const t of tensors) {
       if (!want.has(t.name))
-        throw new ModelError("FJ_MODEL_UNKNOWN_VARIABLE", `${what}: ${t.name} is not one of them`);
-      if (got.has(t.name)) throw new ModelError("FJ_MODEL_CHECKPOINT", `${what}: ${t.name} appears twice`);
+        throw fjError("FJ_MODEL_UNKNOWN_VARIABLE", `${what}: ${t.name} is not one of them`);
+      if (got.has(t.name)) throw fjError("FJ_MODEL_CHECKPOINT", `${what}: ${t.name} appears twice`);
       got.add(t.name);
     }
     const missing = names.find((n) => !got.has(n));
     if (missing)
-      throw new ModelError(
+      throw fjError(
         "FJ_MODEL_MISSING_VARIABLE",
         `${what}: ${missing} is missing (${got.size}/${want.size} given)`,
       );
@@ -681,10 +672,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   private jointData(joint: Joint): JointData<S> {
     const d = this.data[joint];
     if (!d || !this.config.joints.includes(joint)) {
-      throw new ModelError(
-        "FJ_MODEL_JOINT",
-        `this trainer serves ${this.config.joints.join(", ")}, not ${joint}`,
-      );
+      throw fjError("FJ_MODEL_JOINT", `this trainer serves ${this.config.joints.join(", ")}, not ${joint}`);
     }
     return d;
   }
@@ -712,7 +700,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     stream: "train" | "recalibrate" = "train",
   ): { images: Float32Array; labels: tf.Tensor3D[] } {
     if (!this.makeSampler) {
-      throw new ModelError(
+      throw fjError(
         "FJ_MODEL_SAMPLER",
         "SegmentationTrainer needs options.makeSampler (src/data/slices.ts makeBatchSampler) to train",
       );
@@ -732,7 +720,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
       }
       const b = sampler.next();
       if (b.n !== per || b.images.length !== per * px || b.labels.length !== per * px) {
-        throw new ModelError(
+        throw fjError(
           "FJ_MODEL_BATCH",
           `sampler for ${joint} returned ${b.n} slices of ${b.images.length / Math.max(b.n, 1)} pixels, expected ${per} of ${px}`,
         );
@@ -788,7 +776,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
       if (!scales.includes(s.scale) || s.count === 0) continue;
       const dim = this.net.dims[s.scale];
       if (s.dim !== dim || s.vectors.length !== s.count * dim || s.domains.length !== s.count) {
-        throw new ModelError(
+        throw fjError(
           "FJ_MODEL_BANK",
           `embedding bank scale ${s.scale}: ${s.count} vectors of dim ${s.dim} (${s.vectors.length} values), this network expects dim ${dim}`,
         );
@@ -801,7 +789,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
 
 function validateConfig(config: TrainerConfig, data: Partial<Record<Joint, JointData>>): void {
   const fail = (msg: string) => {
-    throw new ModelError("FJ_MODEL_CONFIG", msg);
+    throw fjError("FJ_MODEL_CONFIG", msg);
   };
   if (config.joints.length === 0) fail("trainer config: joints is empty");
   if (new Set(config.joints).size !== config.joints.length)
@@ -861,7 +849,7 @@ function checkArchitecture(params: ParamStore, specs: readonly VariableSpec[], w
   for (const v of specs) {
     const b = built.get(v.name);
     if (!b || b.shape.join() !== v.shape.join() || b.trainable !== v.trainable) {
-      throw new ModelError(
+      throw fjError(
         "FJ_MODEL_ARCHITECTURE",
         `${what}: ${v.name} [${v.shape}] of the architecture ${b ? `was built as [${b.shape}]` : "was not built"}`,
       );
@@ -870,7 +858,7 @@ function checkArchitecture(params: ParamStore, specs: readonly VariableSpec[], w
   }
   const extra = [...built.keys()][0];
   if (extra !== undefined)
-    throw new ModelError("FJ_MODEL_ARCHITECTURE", `${what}: ${extra} is not in the architecture`);
+    throw fjError("FJ_MODEL_ARCHITECTURE", `${what}: ${extra} is not in the architecture`);
 }
 
 function gather(set: TrainerSlices, idx: number[]): { images: Float32Array; labels: Uint8Array } {

@@ -5,14 +5,14 @@
  * X.509 v3 certificates (@peculiar/x509). Keys are written 0600, every file atomically.
  */
 import { webcrypto } from "node:crypto";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import path from "node:path";
 import { writeFileAtomic } from "../atomic-write.js";
 // @peculiar/x509 (via tsyringe) needs the Reflect metadata polyfill loaded first.
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import { InputError } from "../errors.js";
+import { fjError } from "../errors.js";
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -59,7 +59,7 @@ async function importKey(pem: string, file: string): Promise<CryptoKey> {
   try {
     return await webcrypto.subtle.importKey("pkcs8", Buffer.from(b64, "base64"), ALG, true, ["sign"]);
   } catch (err) {
-    throw new InputError("FJ_CERTS_KEY", `${file}: not a PKCS#8 ECDSA P-256 private key`, { cause: err });
+    throw fjError("FJ_CERTS_KEY", `${file}: not a PKCS#8 ECDSA P-256 private key`, { cause: err });
   }
 }
 
@@ -116,20 +116,16 @@ async function leaf(options: {
 /** Writes ca.pem/ca.key, coordinator.pem/.key and <site>.pem/.key into `out`; returns the paths. */
 export async function generateCerts(options: GenerateCertsOptions): Promise<CertFiles> {
   const days = options.days ?? 365;
-  if (!Number.isInteger(days) || days < 1)
-    throw new InputError("FJ_CLI_ARG", `--days is ${days}, expected ≥ 1`);
+  if (!Number.isInteger(days) || days < 1) throw fjError("FJ_CLI_ARG", `--days is ${days}, expected ≥ 1`);
   if (options.sites.length === 0)
-    throw new InputError("FJ_CLI_ARG", "--sites is empty, expected e.g. ankle,knee,shoulder");
+    throw fjError("FJ_CLI_ARG", "--sites is empty, expected e.g. ankle,knee,shoulder");
   const seen = new Set<string>();
   for (const s of options.sites) {
     if (!SITE_NAME_PATTERN.test(s)) {
-      throw new InputError(
-        "FJ_CLI_ARG",
-        `--sites: '${s}' is not a valid site name (letters, digits, _ or -)`,
-      );
+      throw fjError("FJ_CLI_ARG", `--sites: '${s}' is not a valid site name (letters, digits, _ or -)`);
     }
-    if (s === "coordinator" || s === "ca") throw new InputError("FJ_CLI_ARG", `--sites: '${s}' is reserved`);
-    if (seen.has(s)) throw new InputError("FJ_CLI_ARG", `--sites: '${s}' is listed twice`);
+    if (s === "coordinator" || s === "ca") throw fjError("FJ_CLI_ARG", `--sites: '${s}' is reserved`);
+    if (seen.has(s)) throw fjError("FJ_CLI_ARG", `--sites: '${s}' is listed twice`);
     seen.add(s);
   }
   const out = path.resolve(options.out);
@@ -141,10 +137,10 @@ export async function generateCerts(options: GenerateCertsOptions): Promise<Cert
   if (options.reuseCa) {
     const [pem, keyPem] = await Promise.all([
       readFile(caFile, "utf8").catch(() => {
-        throw new InputError("FJ_CERTS_CA", `${caFile}: missing (needed by --reuse-ca)`);
+        throw fjError("FJ_CERTS_CA", `${caFile}: missing (needed by --reuse-ca)`);
       }),
       readFile(caKeyFile, "utf8").catch(() => {
-        throw new InputError("FJ_CERTS_CA", `${caKeyFile}: missing (needed by --reuse-ca)`);
+        throw fjError("FJ_CERTS_CA", `${caKeyFile}: missing (needed by --reuse-ca)`);
       }),
     ]);
     ca = new x509.X509Certificate(pem);
@@ -187,9 +183,4 @@ export async function generateCerts(options: GenerateCertsOptions): Promise<Cert
     files.sites[site] = entry;
   }
   return files;
-}
-
-/** Removes a certificate directory made by generateCerts (tests, simulate). */
-export async function removeCerts(out: string): Promise<void> {
-  await rm(out, { recursive: true, force: true });
 }

@@ -4,7 +4,7 @@
  * site-client's transport, so the chunk logic lives in one place.
  */
 import type { Writable } from "node:stream";
-import { ProtocolError } from "../errors.js";
+import { fjError } from "../errors.js";
 import type { NamedTensor } from "../model/api.js";
 import type { ChunkMsg, TensorSetHeaderMsg } from "./proto.js";
 import { chunksOf, TensorSetReceiver } from "./tensors.js";
@@ -61,17 +61,16 @@ export async function readTensorStream<H>(
   let rx: TensorSetReceiver | undefined;
   for await (const msg of source) {
     if (header === undefined) {
-      if (!msg.header)
-        throw new ProtocolError("FJ_PROTOCOL_HEADER", `${what}: the first message must be the header`);
+      if (!msg.header) throw fjError("FJ_PROTOCOL_HEADER", `${what}: the first message must be the header`);
       header = msg.header;
       onHeader?.(header);
       rx = new TensorSetReceiver(tensorsOf(header), what);
       continue;
     }
-    if (msg.header) throw new ProtocolError("FJ_PROTOCOL_HEADER", `${what}: a second header in one stream`);
+    if (msg.header) throw fjError("FJ_PROTOCOL_HEADER", `${what}: a second header in one stream`);
     rx!.add(msg.chunk);
   }
   if (header === undefined || rx === undefined)
-    throw new ProtocolError("FJ_PROTOCOL_HEADER", `${what}: empty stream (no header)`);
+    throw fjError("FJ_PROTOCOL_HEADER", `${what}: empty stream (no header)`);
   return { header, tensors: rx.finish(), bytes: rx.bytes };
 }

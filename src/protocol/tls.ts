@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import * as grpc from "@grpc/grpc-js";
-import { InputError } from "../errors.js";
+import { fjError, InputError } from "../errors.js";
 
 export interface TlsFiles {
   cert?: string;
@@ -14,16 +14,16 @@ export interface TlsFiles {
 }
 
 async function readPem(file: string | undefined, flag: string): Promise<Buffer> {
-  if (!file) throw new InputError("FJ_TLS_MISSING", `${flag} is required (or --insecure for a local demo)`);
+  if (!file) throw fjError("FJ_TLS_MISSING", `${flag} is required (or --insecure for a local demo)`);
   try {
     const buf = await readFile(file);
     if (!buf.toString("utf8").includes("-----BEGIN")) {
-      throw new InputError("FJ_TLS_PEM", `${flag} ${file}: not a PEM file`);
+      throw fjError("FJ_TLS_PEM", `${flag} ${file}: not a PEM file`);
     }
     return buf;
   } catch (err) {
     if (err instanceof InputError) throw err;
-    throw new InputError(
+    throw fjError(
       "FJ_TLS_READ",
       `${flag} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? "error"})`,
     );

@@ -9,7 +9,7 @@ import { createWriteStream, existsSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { EnvironmentError } from "../errors.js";
+import { fjError } from "../errors.js";
 
 /** Path of a bin script next to this module's build (dist/cli/<name>.js or src/cli/<name>.ts). */
 export function binScript(name: "coordinator" | "site-client"): { script: string; execArgv: string[] } {
@@ -18,7 +18,7 @@ export function binScript(name: "coordinator" | "site-client"): { script: string
   if (existsSync(js)) return { script: js, execArgv: [] };
   const ts = path.resolve(here, "../cli", `${name}.ts`);
   if (existsSync(ts)) return { script: ts, execArgv: ["--import", "tsx"] };
-  throw new EnvironmentError("FJ_SIM_BIN", `cannot find the ${name} bin next to ${here} (run npm run build)`);
+  throw fjError("FJ_SIM_BIN", `cannot find the ${name} bin next to ${here} (run npm run build)`);
 }
 
 export interface LogLine {
@@ -84,7 +84,7 @@ export class Proc {
         if (l.msg === "__exit__") {
           this.watchers.delete(w);
           reject(
-            new EnvironmentError(
+            fjError(
               "FJ_SIM_EXITED",
               `${this.name} exited (code ${String(l.code)}, signal ${String(l.signal)}) before ${what}; log: ${this.logFile}`,
             ),
@@ -108,10 +108,7 @@ export class Proc {
     try {
       return JSON.parse(last) as T;
     } catch {
-      throw new EnvironmentError(
-        "FJ_SIM_OUTPUT",
-        `${this.name} printed no JSON summary; log: ${this.logFile}`,
-      );
+      throw fjError("FJ_SIM_OUTPUT", `${this.name} printed no JSON summary; log: ${this.logFile}`);
     }
   }
 

@@ -7,9 +7,9 @@ import os from "node:os";
 import path from "node:path";
 import type { StudySummary } from "../coordinator/summary.js";
 import { synthesizeDataset } from "../data/phantoms.js";
-import { EnvironmentError, InputError } from "../errors.js";
+import { fjError } from "../errors.js";
+import { JOINTS, type Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
-import { JOINTS, type Joint } from "../model/api.js";
 import { generateCerts } from "../protocol/certs.js";
 import type { SiteSummary } from "../site-client/client.js";
 import { parseStudyConfig, type StudyConfig, type StudyConfigInput } from "../study/config.js";
@@ -100,7 +100,7 @@ export const DEMO_PHANTOMS = { subjects: 4, dataSize: 32 } as const;
 export function parseSite(spec: string): { name: string; joint: Joint } {
   const [name, joint = name] = spec.split(":");
   if (!(JOINTS as readonly string[]).includes(joint)) {
-    throw new InputError(
+    throw fjError(
       "FJ_CLI_ARG",
       `--sites: '${spec}' has no joint; use a joint name or name:joint (${JOINTS.join(", ")})`,
     );
@@ -127,7 +127,7 @@ export async function simulate(o: SimulateOptions): Promise<SimulateSummary> {
   const config = o.study;
   const sites = config.sites;
   if (o.data && o.data.length !== sites.length) {
-    throw new InputError("FJ_CLI_ARG", `--data has ${o.data.length} directories for ${sites.length} sites`);
+    throw fjError("FJ_CLI_ARG", `--data has ${o.data.length} directories for ${sites.length} sites`);
   }
   const work = o.workdir ? path.resolve(o.workdir) : await mkdtemp(path.join(os.tmpdir(), "fedjoint-sim-"));
   await mkdir(path.join(work, "logs"), { recursive: true });
@@ -205,7 +205,7 @@ export async function simulate(o: SimulateOptions): Promise<SimulateSummary> {
     const exits = await Promise.all(procs.map((p) => p.exited));
     const failed = procs.filter((_, i) => exits[i].code !== 0);
     if (failed.length > 0) {
-      throw new EnvironmentError(
+      throw fjError(
         "FJ_SIM_FAILED",
         `${failed.map((p) => p.name).join(", ")} failed; logs in ${path.join(work, "logs")}`,
       );

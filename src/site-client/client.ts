@@ -9,12 +9,13 @@
 import { randomInt } from "node:crypto";
 import { readNifti } from "../data/nifti.js";
 import { type SliceSet, subsetSlices } from "../data/slices.js";
-import { ProtocolError } from "../errors.js";
+import { fjError, ProtocolError } from "../errors.js";
 import { evaluateExam } from "../eval/exam.js";
 import { stackLabels } from "../eval/stack.js";
 import type { ExamResult } from "../eval/types.js";
+import type { Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
-import type { Joint, NamedTensor } from "../model/api.js";
+import type { NamedTensor } from "../model/api.js";
 import type { LabelSpec } from "../model/labels.js";
 import { SegmentationTrainer, trainerConfig } from "../model/trainer.js";
 import type { TaskMsg } from "../protocol/proto.js";
@@ -211,7 +212,7 @@ export class SiteClient {
     trainer.recalibrateNorms(phase);
     const valDiceBefore = phase === "seg" ? trainer.validate(this.o.joint).mean : undefined;
     const instructions = task.train;
-    if (!instructions) throw new ProtocolError("FJ_PROTOCOL_TASK", "train task without instructions");
+    if (!instructions) throw fjError("FJ_PROTOCOL_TASK", "train task without instructions");
     const res = await trainer.trainSteps(phase, {
       steps: instructions.steps,
       lr: instructions.lr,

@@ -4,7 +4,7 @@
  * wire tap. The site-client's loop never sees a byte or a gRPC type.
  */
 import * as grpc from "@grpc/grpc-js";
-import { EnvironmentError, ProtocolError } from "../errors.js";
+import { fjError } from "../errors.js";
 import { type Logger, silentLogger } from "../log.js";
 import type { NamedTensor } from "../model/api.js";
 import {
@@ -133,7 +133,7 @@ export class Transport {
         const code = (err as grpc.ServiceError).code;
         if (!TRANSIENT.has(code)) throw this.definitive(err as grpc.ServiceError, what);
         if (Date.now() - start > limit) {
-          throw new EnvironmentError(
+          throw fjError(
             "FJ_SITE_UNREACHABLE",
             `coordinator ${this.options.address} unreachable for ${Math.round(limit / 1000)} s (${what}: ${(err as Error).message})`,
           );
@@ -150,12 +150,9 @@ export class Transport {
 
   private definitive(err: grpc.ServiceError, what: string): Error {
     if (err.code === grpc.status.PERMISSION_DENIED || err.code === grpc.status.UNAUTHENTICATED) {
-      return new ProtocolError(
-        "FJ_SITE_DENIED",
-        `${what}: the coordinator refused this site: ${err.details}`,
-      );
+      return fjError("FJ_SITE_DENIED", `${what}: the coordinator refused this site: ${err.details}`);
     }
-    return new ProtocolError("FJ_SITE_RPC", `${what}: ${err.details || err.message}`);
+    return fjError("FJ_SITE_RPC", `${what}: ${err.details || err.message}`);
   }
 
   private deadline(ms: number): grpc.CallOptions {

@@ -42,8 +42,8 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { strategyConfigSchema } from "../aggregation/strategies/index.js";
-import { InputError } from "../errors.js";
-import { JOINTS, type Joint } from "../model/api.js";
+import { fjError } from "../errors.js";
+import { JOINTS, type Joint } from "../joints.js";
 import { SITE_NAME_PATTERN } from "../protocol/certs.js";
 import { METHODS, type Phase } from "./methods.js";
 
@@ -108,7 +108,7 @@ export const studyConfigSchema = z
       .array(
         z.strictObject({
           name: z.string().regex(SITE_NAME_PATTERN, "expected letters, digits, _ or - (the certificate CN)"),
-          joint: z.enum(JOINTS as unknown as ["ankle", "knee", "shoulder"]),
+          joint: z.enum(JOINTS),
         }),
       )
       .min(1, "expected at least one site")
@@ -189,7 +189,7 @@ export function parseStudyConfig(value: unknown, source = "study config"): Study
     const iss = r.error.issues[0];
     const field = iss.path.length > 0 ? iss.path.join(".") : "(root)";
     const more = r.error.issues.length > 1 ? ` (and ${r.error.issues.length - 1} more)` : "";
-    throw new InputError("FJ_STUDY_CONFIG", `${source}: ${field}: ${iss.message}${more}`);
+    throw fjError("FJ_STUDY_CONFIG", `${source}: ${field}: ${iss.message}${more}`);
   }
   return r.data;
 }
@@ -200,7 +200,7 @@ export async function readStudyConfigFile(file: string): Promise<unknown> {
   try {
     text = await readFile(file, "utf8");
   } catch (err) {
-    throw new InputError(
+    throw fjError(
       "FJ_STUDY_CONFIG",
       `${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? "error"}), expected a JSON or YAML study config`,
     );
@@ -208,7 +208,7 @@ export async function readStudyConfigFile(file: string): Promise<unknown> {
   try {
     return path.extname(file).toLowerCase() === ".json" ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new InputError(
+    throw fjError(
       "FJ_STUDY_CONFIG",
       `${file}: not valid ${path.extname(file) === ".json" ? "JSON" : "YAML"}: ${(err as Error).message.split("\n")[0]}`,
     );

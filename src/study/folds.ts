@@ -1,4 +1,4 @@
-import { InputError } from "../errors.js";
+import { fjError } from "../errors.js";
 import { hashSeed, mulberry32, permutation } from "../random.js";
 
 /**
@@ -47,7 +47,7 @@ export function sitePermutation(seed: string | number, site: string, nExams: num
 export function siteFold(perm: readonly number[], foldIndex: number): SiteFold {
   const n = perm.length;
   if (!Number.isInteger(foldIndex) || foldIndex < 0 || foldIndex >= n) {
-    throw new RangeError(`siteFold: fold ${foldIndex} out of range 0..${n - 1}`);
+    throw fjError("FJ_EVAL_FOLDS", `fold ${foldIndex} is out of range, expected an integer 0–${n - 1}`);
   }
   const test = perm[foldIndex];
   const validation = perm[(foldIndex + 1) % n];
@@ -57,13 +57,13 @@ export function siteFold(perm: readonly number[], foldIndex: number): SiteFold {
 }
 
 export function planFolds(input: FoldPlanInput): FoldPlan {
-  if (input.sites.length === 0) throw new InputError("FJ_EVAL_FOLDS", "fold plan: no sites given");
+  if (input.sites.length === 0) throw fjError("FJ_EVAL_FOLDS", "fold plan: no sites given");
   const seen = new Set<string>();
   for (const { site, nExams } of input.sites) {
-    if (seen.has(site)) throw new InputError("FJ_EVAL_FOLDS", `fold plan: site '${site}' is listed twice`);
+    if (seen.has(site)) throw fjError("FJ_EVAL_FOLDS", `fold plan: site '${site}' is listed twice`);
     seen.add(site);
     if (!Number.isInteger(nExams) || nExams < MIN_EXAMS_PER_SITE) {
-      throw new InputError(
+      throw fjError(
         "FJ_EVAL_FOLDS",
         `fold plan: site '${site}' has ${nExams} exams, expected at least ${MIN_EXAMS_PER_SITE} (test, validation, training)`,
       );
@@ -72,7 +72,7 @@ export function planFolds(input: FoldPlanInput): FoldPlan {
   const maxFolds = Math.min(...input.sites.map((s) => s.nExams));
   const nFolds = input.folds ?? maxFolds;
   if (!Number.isInteger(nFolds) || nFolds < 1 || nFolds > maxFolds) {
-    throw new InputError(
+    throw fjError(
       "FJ_EVAL_FOLDS",
       `fold plan: folds is ${nFolds}, expected an integer in 1..${maxFolds} (min exams per site)`,
     );

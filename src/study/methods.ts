@@ -29,7 +29,7 @@ export type Method = (typeof METHODS)[number];
 
 /** Training phase of a fold: the multi-joint auto-encoder (only for +mjap methods) then segmentation. */
 export type Phase = "ae" | "seg";
-export const PHASES: readonly Phase[] = ["ae", "seg"];
+export const PHASES = ["ae", "seg"] as const satisfies readonly Phase[];
 
 /**
  * What crosses the wire in a round:

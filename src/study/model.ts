@@ -5,7 +5,8 @@
  * serves Θ_0 in round 0; the trainer builds exactly these variables.
  */
 import type { TensorSchema } from "../aggregation/strategy.js";
-import type { Joint, NamedTensor } from "../model/api.js";
+import type { Joint } from "../joints.js";
+import type { NamedTensor } from "../model/api.js";
 import {
   attUNetVariables,
   autoEncoderVariables,

@@ -11,8 +11,8 @@
  */
 import { checkDataset, loadDataset, type SiteDataset } from "../data/dataset.js";
 import { loadSlices, makeBatchSampler, type SliceSet, subsetSlices } from "../data/slices.js";
-import { DataError } from "../errors.js";
-import type { Joint } from "../model/api.js";
+import { fjError } from "../errors.js";
+import type { Joint } from "../joints.js";
 import { type LabelSpec, labelSpecFromDatasetJson } from "../model/labels.js";
 import type { JointData, SamplerFactory } from "../model/trainer.js";
 import type { TrainingConfig } from "./config.js";
@@ -46,15 +46,13 @@ export async function validateSiteData(dir: string, joint: Joint): Promise<Valid
   if (!report.ok) {
     const p = report.problems[0];
     const more = report.problems.length > 1 ? ` (and ${report.problems.length - 1} more problems)` : "";
-    throw new DataError(p.code, p.file, `${p.message}${more}`);
+    throw fjError(p.code, `${p.message}${more}`, { file: p.file });
   }
   const dataset = await loadDataset(dir);
   if (dataset.joint !== undefined && dataset.joint !== joint) {
-    throw new DataError(
-      "FJ_DATA_JOINT",
-      `${dataset.root}/dataset.json`,
-      `joint is ${dataset.joint}, this site was started as --joint ${joint}`,
-    );
+    throw fjError("FJ_DATA_JOINT", `joint is ${dataset.joint}, this site was started as --joint ${joint}`, {
+      file: `${dataset.root}/dataset.json`,
+    });
   }
   const labels = labelSpecFromDatasetJson(dataset.labels, `${dataset.root}/dataset.json`);
   const cases = [...dataset.cases].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

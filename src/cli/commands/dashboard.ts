@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { parseDashboardAddress } from "../../dashboard/auth.js";
 import { startDashboard } from "../../dashboard/server.js";
 import type { DashboardTls } from "../../dashboard/types.js";
-import { InputError } from "../../errors.js";
+import { fjError } from "../../errors.js";
 import { NatsBus } from "../../events/bus-nats.js";
 import { createLogger } from "../../log.js";
 
@@ -21,7 +21,7 @@ function readPem(flag: string, file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw new InputError(
+    throw fjError(
       "FJ_CLI_ARG",
       `${flag} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
     );
@@ -51,9 +51,9 @@ export function registerDashboard(program: Command): void {
       const logger = createLogger({ name: "dashboard" });
       const { host, port } = parseDashboardAddress(f.listen, "--listen");
       if ((f.cert === undefined) !== (f.key === undefined))
-        throw new InputError("FJ_CLI_ARG", "--cert and --key go together");
+        throw fjError("FJ_CLI_ARG", "--cert and --key go together");
       if (f.ca !== undefined && f.cert === undefined)
-        throw new InputError("FJ_CLI_ARG", "--ca needs --cert and --key (HTTPS)");
+        throw fjError("FJ_CLI_ARG", "--ca needs --cert and --key (HTTPS)");
       let tls: DashboardTls | undefined;
       if (f.cert !== undefined && f.key !== undefined) {
         tls = { cert: readPem("--cert", f.cert), key: readPem("--key", f.key) };

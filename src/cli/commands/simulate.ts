@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { InputError } from "../../errors.js";
+import { fjError } from "../../errors.js";
 import { createLogger } from "../../log.js";
 import { DEMO_PHANTOMS, DEMO_STUDY, parseSite, simulate } from "../../simulation/simulate.js";
 import { parseStudyConfig, readStudyConfigFile, withOverrides } from "../../study/config.js";
@@ -136,10 +136,7 @@ export function registerSimulate(program: Command): void {
     .option("--json", "print one JSON line")
     .action(async (f: SimulateFlags) => {
       if (f.method !== undefined && !(METHODS as readonly string[]).includes(f.method)) {
-        throw new InputError(
-          "FJ_CLI_ARG",
-          `--method is '${f.method}', expected one of ${METHODS.join(", ")}`,
-        );
+        throw fjError("FJ_CLI_ARG", `--method is '${f.method}', expected one of ${METHODS.join(", ")}`);
       }
       const study = await simulateStudy(f);
       const log = createLogger({ name: "simulate" });

@@ -5,9 +5,10 @@ import type { Command } from "commander";
 import { writeFileAtomic } from "../../atomic-write.js";
 import { loadDataset } from "../../data/dataset.js";
 import type { SliceSet } from "../../data/slices.js";
-import { InputError } from "../../errors.js";
+import { fjError } from "../../errors.js";
+import { JOINTS, type Joint } from "../../joints.js";
 import { createLogger, type Logger } from "../../log.js";
-import { JOINTS, type Joint, type LossComponents } from "../../model/api.js";
+import type { LossComponents } from "../../model/api.js";
 import { type BackendChoice, initEngine, parseBackendChoice } from "../../model/engine/backend.js";
 import { tf } from "../../model/engine/tf.js";
 import type { LabelSpec } from "../../model/labels.js";
@@ -104,7 +105,7 @@ export interface TrainSummary {
 /** Validates and loads each site's data at the study's size, checking joints against the study. */
 export async function loadTrainSites(study: StudyConfig, dirs: readonly string[]): Promise<TrainSite[]> {
   if (dirs.length !== study.sites.length) {
-    throw new InputError(
+    throw fjError(
       "FJ_CLI_ARG",
       `--data names ${dirs.length} directories, the study has ${study.sites.length} sites (${study.sites.map((s) => s.name).join(", ")}): one directory per site, in the config's order`,
     );
@@ -135,7 +136,7 @@ export async function trainCentralised(o: TrainOptions): Promise<TrainSummary> {
   for (const s of o.sites) {
     const other = byJoint.get(s.spec.joint);
     if (other) {
-      throw new InputError(
+      throw fjError(
         "FJ_CLI_ARG",
         `sites ${other.spec.name} and ${s.spec.name} are both ${s.spec.joint}: centralised training pools one dataset per joint`,
       );
@@ -338,10 +339,7 @@ function parseScales(value: string | undefined): number[] | undefined {
   if (value === undefined) return undefined;
   const s = value.split(",").map((x) => Number(x.trim()));
   if (s.some((x) => !Number.isInteger(x) || x < 0)) {
-    throw new InputError(
-      "FJ_CLI_ARG",
-      `--scales is '${value}', expected comma-separated scale indices (0-based)`,
-    );
+    throw fjError("FJ_CLI_ARG", `--scales is '${value}', expected comma-separated scale indices (0-based)`);
   }
   return s;
 }
@@ -355,16 +353,16 @@ const DEFAULT_EPOCHS = { seg: 6, ae: 8 } as const;
  */
 async function studyFromFlags(f: TrainFlags, dirs: string[]): Promise<{ raw: unknown; onePass: boolean }> {
   if (f.method !== undefined && !(METHODS as readonly string[]).includes(f.method)) {
-    throw new InputError("FJ_CLI_ARG", `--method is '${f.method}', expected one of ${METHODS.join("|")}`);
+    throw fjError("FJ_CLI_ARG", `--method is '${f.method}', expected one of ${METHODS.join("|")}`);
   }
   let base: unknown;
   if (f.config) {
-    if (f.joints) throw new InputError("FJ_CLI_ARG", "--joints: the study config names each site's joint");
+    if (f.joints) throw fjError("FJ_CLI_ARG", "--joints: the study config names each site's joint");
     base = await readStudyConfigFile(f.config);
   } else {
     const joints = f.joints ? parseJoints(f.joints) : undefined;
     if (joints && joints.length !== dirs.length) {
-      throw new InputError(
+      throw fjError(
         "FJ_CLI_ARG",
         `--joints names ${joints.length} joints for ${dirs.length} --data directories`,
       );
@@ -373,13 +371,13 @@ async function studyFromFlags(f: TrainFlags, dirs: string[]): Promise<{ raw: unk
     for (const [i, dir] of dirs.entries()) {
       const joint = joints?.[i] ?? (await loadDataset(dir)).joint;
       if (!joint) {
-        throw new InputError(
+        throw fjError(
           "FJ_CLI_ARG",
           `${path.join(dir, "dataset.json")} has no "joint" field; name the joints with --joints (same order as --data)`,
         );
       }
       if (sites.some((s) => s.joint === joint))
-        throw new InputError("FJ_CLI_ARG", `--data: two datasets are ${joint} (${dirs.join(", ")})`);
+        throw fjError("FJ_CLI_ARG", `--data: two datasets are ${joint} (${dirs.join(", ")})`);
       sites.push({ name: joint, joint });
     }
     base = {
@@ -489,7 +487,7 @@ export function registerTrain(program: Command): void {
         .split(",")
         .map((d) => d.trim())
         .filter(Boolean);
-      if (dirs.length === 0) throw new InputError("FJ_CLI_ARG", "--data names no directory");
+      if (dirs.length === 0) throw fjError("FJ_CLI_ARG", "--data names no directory");
       const { raw, onePass: pass } = await studyFromFlags(f, dirs);
       let study = parseStudyConfig(raw, f.config ?? "fedjoint train flags");
       const sites = await loadTrainSites(study, dirs);

@@ -146,16 +146,3 @@ async function initWebgpu(): Promise<EngineInfo> {
   await tf.ready();
   return { backend: "webgpu", device: "WebGPU (Dawn)", provider: "@tensorflow/tfjs-backend-webgpu" };
 }
-
-/** The engine chosen by `initEngine`, or undefined before it ran. */
-export function activeEngine(): EngineInfo | undefined {
-  return active;
-}
-
-/** Switches to an already-registered backend (used by tests that compare backends). */
-export async function useBackend(name: "cpu" | "wasm"): Promise<void> {
-  if (name === "cpu") await import("@tensorflow/tfjs-backend-cpu");
-  else await import("@tensorflow/tfjs-backend-wasm");
-  await tf.setBackend(name);
-  await tf.ready();
-}

@@ -1,4 +1,4 @@
-import type { Joint } from "../api.js";
+import type { Joint } from "../../joints.js";
 import { scaleDims } from "../architecture.js";
 import { maxPool2x, upsample2x } from "../engine/resample.js";
 import { tf } from "../engine/tf.js";

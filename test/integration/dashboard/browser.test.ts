@@ -7,7 +7,7 @@ import { startDashboard } from "../../../src/dashboard/server.js";
 import type { DashboardHandle, EmbeddingSnapshot } from "../../../src/dashboard/types.js";
 import { InProcessBus } from "../../../src/events/bus-memory.js";
 import type { StudyEvent } from "../../../src/events/events.js";
-import { EventClock, endEvents, joinEvents, roundEvents, SITES } from "../../unit/dashboard/study-events.js";
+import { EventClock, endEvents, joinEvents, roundEvents, SITES } from "../../unit/events/study-events.js";
 import { syntheticBank } from "./fixtures.js";
 
 const CHROMIUM = "/usr/bin/chromium";

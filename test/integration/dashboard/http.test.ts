@@ -8,7 +8,7 @@ import { createMetrics, serveMetrics } from "../../../src/dashboard/metrics.js";
 import { startDashboard } from "../../../src/dashboard/server.js";
 import { FedjointError } from "../../../src/errors.js";
 import { InProcessBus } from "../../../src/events/bus-memory.js";
-import { wholeStudy } from "../../unit/dashboard/study-events.js";
+import { wholeStudy } from "../../unit/events/study-events.js";
 
 const TOKEN = "t0ken-for-the-dashboard-test";
 

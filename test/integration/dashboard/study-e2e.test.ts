@@ -15,7 +15,7 @@ import type { DashboardHandle, DashboardState } from "../../../src/dashboard/typ
 import { synthesizeDataset } from "../../../src/data/phantoms.js";
 import { NatsBus } from "../../../src/events/bus-nats.js";
 import type { StudyEvent } from "../../../src/events/events.js";
-import type { Joint } from "../../../src/model/api.js";
+import type { Joint } from "../../../src/joints.js";
 import { generateCerts } from "../../../src/protocol/certs.js";
 import { Proc } from "../../../src/simulation/processes.js";
 import { parseStudyConfig } from "../../../src/study/config.js";

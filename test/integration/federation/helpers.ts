@@ -10,7 +10,7 @@ import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type { StudyState } from "../../../src/coordinator/study.js";
 import { synthesizeDataset } from "../../../src/data/phantoms.js";
-import type { Joint } from "../../../src/model/api.js";
+import type { Joint } from "../../../src/joints.js";
 import { type CertFiles, generateCerts } from "../../../src/protocol/certs.js";
 import { CHANNEL_OPTIONS, federationService } from "../../../src/protocol/proto.js";
 import { Proc } from "../../../src/simulation/processes.js";

@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { JOINTS } from "../../../src/model/api.js";
+import { JOINTS } from "../../../src/joints.js";
 import { generateCerts } from "../../../src/protocol/certs.js";
 import { Proc } from "../../../src/simulation/processes.js";
 import { Transport } from "../../../src/site-client/transport.js";

@@ -1,4 +1,4 @@
-import type { Joint } from "../../../src/model/api.js";
+import type { Joint } from "../../../src/joints.js";
 import { PAPER_LABELS } from "../../../src/model/labels.js";
 import {
   type JointData,

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { JOINTS } from "../../../src/model/api.js";
+import { JOINTS } from "../../../src/joints.js";
 import { initEngine } from "../../../src/model/engine/backend.js";
 import { tf } from "../../../src/model/engine/tf.js";
 import { SegmentationTrainer } from "../../../src/model/trainer.js";

@@ -1,6 +1,6 @@
 /** Test fixture: the events of a small, plausible 3-site study, in coordinator order. */
 import type { StudyEvent, StudyEventInput } from "../../../src/events/events.js";
-import type { Joint } from "../../../src/model/api.js";
+import type { Joint } from "../../../src/joints.js";
 
 export const SITES: { site: string; joint: Joint; samples: number }[] = [
   { site: "ankle-hospital", joint: "ankle", samples: 120 },
@@ -51,7 +51,7 @@ export function roundEvents(
           ...ref,
           site: x.site,
           reason: "non-finite values",
-          code: "FJ_UPDATE_NONFINITE",
+          code: "FJ_AGG_NONFINITE",
         }),
       );
       continue;

@@ -1,4 +1,5 @@
-import { assertDims, assertSpacing, type Dims3, type Mask, type Spacing3 } from "./volume.js";
+import { fjError } from "../errors.js";
+import { assertDims, assertSpacing, type Dims3, type Mask, type Spacing3 } from "./grid.js";
 
 /**
  * Exact squared Euclidean distance transform with anisotropic voxel spacing.
@@ -16,7 +17,8 @@ export function squaredEdt(sites: Mask, dims: Dims3, spacing: Spacing3, out?: Fl
   const [X, Y, Z] = dims;
   const n = X * Y * Z;
   const d = out ?? new Float64Array(n);
-  if (d.length !== n) throw new RangeError(`squaredEdt: out has ${d.length} elements, expected ${n}`);
+  if (d.length !== n)
+    throw fjError("FJ_VOLUME_GRID", `squaredEdt: out has ${d.length} elements, expected ${n}`);
 
   // Pass 1 (x): distance in voxels to the nearest site on the row, then squared and scaled.
   const wx = spacing[0] * spacing[0];
