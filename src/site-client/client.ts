@@ -7,6 +7,14 @@
  * and push Θ_r^k with the sample count, the loss components and compute time. Γ_k never leaves.
  */
 import { randomInt } from "node:crypto";
+import {
+  LOCAL_OPTIMIZER_POLICIES,
+  type LocalOptimizerPolicy,
+  type Personalisation,
+  type TrainInstructions,
+  UPDATE_KINDS,
+  type UpdateKind,
+} from "../aggregation/strategy.js";
 import { readNifti } from "../data/nifti.js";
 import { type SliceSet, subsetSlices } from "../data/slices.js";
 import { fjError, ProtocolError } from "../errors.js";
@@ -17,8 +25,8 @@ import type { Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
 import type { NamedTensor } from "../model/api.js";
 import type { LabelSpec } from "../model/labels.js";
-import { SegmentationTrainer, trainerConfig } from "../model/trainer.js";
-import type { TaskMsg } from "../protocol/proto.js";
+import { SegmentationTrainer, trainerConfig, type ValidationResult } from "../model/trainer.js";
+import type { PersonalisationMsg, TaskMsg, TrainInstructionsMsg } from "../protocol/proto.js";
 import { mulberry32 } from "../random.js";
 import { parseStudyConfig, type StudyConfig } from "../study/config.js";
 import { federates, methodSpec, type Phase } from "../study/methods.js";
@@ -202,20 +210,28 @@ export class SiteClient {
     const bank = bankTensors ? bankFromTensors(bankTensors) : undefined;
     const pullMs = performance.now() - tTask;
     const t0 = performance.now();
-    // The study's rule, the same as centralised training (src/cli/commands/train.ts): before a
-    // round trains, validates or uses the frozen auto-encoder, the DSBN running statistics are
-    // re-estimated for the current Θ (a new aggregate, or this site's own last steps).
+    if (!task.train) throw fjError("FJ_PROTOCOL_TASK", "train task without instructions");
+    const instructions = trainInstructionsOf(task.train);
+    // The study's rule, the same as centralised training (src/cli/commands/train.ts): before the
+    // frozen auto-encoder is used, or a model is validated or embedded, the DSBN running statistics
+    // are re-estimated for the current Θ (training steps normalise with batch statistics).
     if (needAe) {
       trainer.recalibrateNorms("ae");
       this.aeLoaded = ref.fold;
     }
-    trainer.recalibrateNorms(phase);
-    const valDiceBefore = phase === "seg" ? trainer.validate(this.o.joint).mean : undefined;
-    const instructions = task.train;
-    if (!instructions) throw fjError("FJ_PROTOCOL_TASK", "train task without instructions");
+    await trainer.resetOptimizer(phase, instructions.optimizer);
+    const valDiceBefore = instructions.validate
+      ? (await this.validateWith(trainer, instructions.personalise, true)).mean
+      : undefined;
     const res = await trainer.trainSteps(phase, {
       steps: instructions.steps,
       lr: instructions.lr,
+      round: {
+        ...(instructions.update === "gradient" ? { gradient: { lossWeight: instructions.lossWeight } } : {}),
+        ...(instructions.proximalMu > 0 && model
+          ? { proximal: { mu: instructions.proximalMu, anchor: model } }
+          : {}),
+      },
       bank,
       onStep: (step, loss) =>
         this.o.onProgress?.({
@@ -229,6 +245,7 @@ export class SiteClient {
     });
     let embeddings: NamedTensor[] | undefined;
     if (instructions.embed) {
+      trainer.recalibrateNorms(phase);
       const e = this.config!.embeddings;
       const seed = randomInt(2 ** 31);
       embeddings = anonymiseEmbeddings(trainer.embeddings(phase, { count: e.count, seed }), {
@@ -237,7 +254,12 @@ export class SiteClient {
         random: mulberry32(seed ^ 0x9e3779b9),
       });
     }
-    const shared = federates(this.config!.method) ? trainer.sharedTensors(phase) : [];
+    // FedSGD: the captured ∂L_k/∂Θ in place of Θ's trainable tensors (shared running statistics,
+    // which have no gradient, travel as their values)
+    const gradients = new Map((res.gradients ?? []).map((g) => [g.name, g]));
+    const shared = federates(this.config!.method)
+      ? trainer.sharedTensors(phase).map((x) => gradients.get(x.name) ?? x)
+      : [];
     const computeMs = performance.now() - t0;
     const tPush = performance.now();
     if (embeddings) {
@@ -318,8 +340,7 @@ export class SiteClient {
     const ref = task.ref!;
     const trainer = await this.trainerFor(ref.fold);
     if (task.hasModel) trainer.setSharedTensors("seg", await this.o.transport.pullModel(ref));
-    trainer.recalibrateNorms("seg");
-    const v = trainer.validate(this.o.joint);
+    const v = await this.validateWith(trainer, personalisationOf(task.evaluate?.personalise), false);
     const test = await this.evaluateTestExam(trainer, ref.fold);
     const report: EvaluationReport = {
       validation: Object.fromEntries(Object.entries(v.dice).map(([label, d]) => [label, { dice: d }])),
@@ -334,6 +355,24 @@ export class SiteClient {
       { site: this.o.site, fold: ref.fold, meanDice: v.mean, dice: v.dice, testDice },
       "fold evaluated",
     );
+  }
+
+  /**
+   * Validation of the current Θ with this site's Γ_k: after `personalise` Γ_k-only steps when the
+   * strategy asks for them (Γ_k restored afterwards when `restore`: a round's validation only
+   * measures), with the DSBN statistics re-estimated for the weights being measured.
+   */
+  private async validateWith(
+    trainer: SegmentationTrainer<SliceSet>,
+    personalise: Personalisation,
+    restore: boolean,
+  ): Promise<ValidationResult> {
+    const gamma = restore && personalise.steps > 0 ? trainer.domainTensors("seg") : undefined;
+    if (personalise.steps > 0) await trainer.personalise("seg", personalise);
+    trainer.recalibrateNorms("seg");
+    const v = trainer.validate(this.o.joint);
+    if (gamma) trainer.setDomainTensors("seg", gamma);
+    return v;
   }
 
   /**
@@ -356,4 +395,34 @@ export class SiteClient {
       axis: slices.axis,
     });
   }
+}
+
+function personalisationOf(msg: PersonalisationMsg | null | undefined): Personalisation {
+  return { steps: msg?.steps ?? 0, lr: msg?.lr ?? 0 };
+}
+
+/** The strategy's instructions as the wire carries them, checked (FJ_PROTOCOL_TASK otherwise). */
+function trainInstructionsOf(msg: TrainInstructionsMsg): TrainInstructions {
+  const update = msg.update || "model";
+  const optimizer = msg.optimizer || "keep";
+  if (!(UPDATE_KINDS as readonly string[]).includes(update)) {
+    throw fjError("FJ_PROTOCOL_TASK", `train task: update '${update}', expected ${UPDATE_KINDS.join(" | ")}`);
+  }
+  if (!(LOCAL_OPTIMIZER_POLICIES as readonly string[]).includes(optimizer)) {
+    throw fjError(
+      "FJ_PROTOCOL_TASK",
+      `train task: optimizer '${optimizer}', expected ${LOCAL_OPTIMIZER_POLICIES.join(" | ")}`,
+    );
+  }
+  return {
+    steps: msg.steps,
+    lr: msg.lr,
+    embed: msg.embed,
+    update: update as UpdateKind,
+    lossWeight: msg.lossWeight || 1,
+    proximalMu: msg.proximalMu,
+    optimizer: optimizer as LocalOptimizerPolicy,
+    personalise: personalisationOf(msg.personalise),
+    validate: msg.validate,
+  };
 }

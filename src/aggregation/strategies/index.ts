@@ -1,18 +1,32 @@
 /**
  * The strategies a study config can name (`strategy: { name: …, … }`), each one file here with its
- * config schema. Adding an algorithm: its file, and its entry in STRATEGIES and the union below.
+ * config schema (every one also takes the site-policy fields of ../instructions.ts). Adding an
+ * algorithm: its file, and its entry in STRATEGIES and the union below.
  */
 import { z } from "zod";
 import type { StudyConfig } from "../../study/config.js";
 import type { Strategy, StrategyFactory } from "../strategy.js";
+import { fedAdam, fedAdamSchema } from "./fedadam.js";
 import { fedAvg, fedAvgSchema } from "./fedavg.js";
+import { fedAvgM, fedAvgMSchema } from "./fedavgm.js";
+import { fedProx, fedProxSchema } from "./fedprox.js";
+import { fedYogi, fedYogiSchema } from "./fedyogi.js";
 
-export const strategyConfigSchema = z.discriminatedUnion("name", [fedAvgSchema]).prefault({ name: "fedavg" });
+export const strategyConfigSchema = z
+  .discriminatedUnion("name", [fedAvgSchema, fedAvgMSchema, fedAdamSchema, fedYogiSchema, fedProxSchema])
+  .prefault({ name: "fedavg" });
 export type StrategyConfig = z.output<typeof strategyConfigSchema>;
+export type StrategyName = StrategyConfig["name"];
 
-const STRATEGIES: { [K in StrategyConfig["name"]]: StrategyFactory<Extract<StrategyConfig, { name: K }>> } = {
+const STRATEGIES: { [K in StrategyName]: StrategyFactory<Extract<StrategyConfig, { name: K }>> } = {
   fedavg: fedAvg,
+  fedavgm: fedAvgM,
+  fedadam: fedAdam,
+  fedyogi: fedYogi,
+  fedprox: fedProx,
 };
+
+export const STRATEGY_NAMES = Object.keys(STRATEGIES) as StrategyName[];
 
 /** The study's strategy, from its config (methods that federate nothing use LocalOnly instead). */
 export function createStrategy(study: StudyConfig): Strategy {
