@@ -6,7 +6,8 @@
  * strategy:
  *   name: fedadam                 # fedavg | fedavgm | fedadam | fedyogi | fedprox
  *   weighting: uniform            # samples | uniform: the weights of the round's mean
- *   update: gradient              # model (Θ after the local steps) | gradient (FedSGD: one step's ∂L_k/∂Θ)
+ *   update: auto                  # model (Θ after the local steps) | gradient (FedSGD: one step's ∂L_k/∂Θ)
+ *                                 #   | auto (FedAdam/FedYogi default: gradient with one local step, else model)
  *   localOptimizer: keep          # keep | reset | reset-first-moment: the site's Adam state each round
  *   personalise: { steps: 0 }     # Γ_k-only steps on the new Θ before validation and evaluation
  *   validateEvery: 1              # a site validates Θ_r every k rounds (and in the last)
@@ -27,13 +28,18 @@ import {
   type RoundContext,
   type TrainInstructions,
   UPDATE_KINDS,
+  type UpdateKind,
 } from "./strategy.js";
 import { weightingSchema } from "./weighted-mean.js";
+
+/** What a strategy's sites send: a kind, or `auto` = gradients when a round is one local step. */
+export const UPDATE_CHOICES = [...UPDATE_KINDS, "auto"] as const;
+export type UpdateChoice = (typeof UPDATE_CHOICES)[number];
 
 /** Config fields every strategy has: how results weigh, what sites send and do around training. */
 export const sitePolicyFields = {
   weighting: weightingSchema,
-  update: z.enum(UPDATE_KINDS).default("model"),
+  update: z.enum(UPDATE_CHOICES).default("model"),
   localOptimizer: z.enum(LOCAL_OPTIMIZER_POLICIES).default("keep"),
   personalise: z
     .strictObject({
@@ -43,6 +49,11 @@ export const sitePolicyFields = {
     })
     .prefault({}),
   validateEvery: z.number().int().min(1).max(100_000).default(1),
+};
+/** The site-policy fields of a strategy whose updates default to `auto` (the server optimisers). */
+export const adaptiveSitePolicyFields = {
+  ...sitePolicyFields,
+  update: z.enum(UPDATE_CHOICES).default("auto"),
 };
 const sitePolicySchema = z.strictObject(sitePolicyFields);
 export type SitePolicy = z.output<typeof sitePolicySchema>;
@@ -67,6 +78,15 @@ function localSteps(study: StudyConfig, phase: Phase): number {
   return phase === "ae" ? (study.aeLocalSteps ?? study.localSteps) : study.localSteps;
 }
 
+/**
+ * The update kind of a phase's rounds: `auto` sends one step's gradient (FedSGD) when the phase
+ * runs one local step per round, the model otherwise.
+ */
+export function updateKind(study: StudyConfig, phase: Phase, update: UpdateChoice): UpdateKind {
+  if (update !== "auto") return update;
+  return localSteps(study, phase) === 1 ? "gradient" : "model";
+}
+
 /** A round's instructions under a site policy (`proximalMu`: FedProx's term, else 0). */
 export function trainInstructions(
   study: StudyConfig,
@@ -79,7 +99,7 @@ export function trainInstructions(
     steps: localSteps(study, ctx.phase),
     lr: study.training[ctx.phase].lr,
     embed: study.embeddings.enabled && exchangesEmbeddings(study.method, ctx.phase),
-    update: policy.update,
+    update: updateKind(study, ctx.phase, policy.update),
     lossWeight: 1 / Math.max(sites.length, 1),
     proximalMu,
     optimizer: policy.localOptimizer,

@@ -213,8 +213,9 @@ export class SiteClient {
     if (!task.train) throw fjError("FJ_PROTOCOL_TASK", "train task without instructions");
     const instructions = trainInstructionsOf(task.train);
     // The study's rule, the same as centralised training (src/cli/commands/train.ts): before the
-    // frozen auto-encoder is used, or a model is validated or embedded, the DSBN running statistics
-    // are re-estimated for the current Θ (training steps normalise with batch statistics).
+    // frozen auto-encoder is used or a model is validated, the DSBN running statistics are
+    // re-estimated for the current Θ (training steps normalise with batch statistics). Embeddings
+    // after the local steps use the statistics those steps kept current.
     if (needAe) {
       trainer.recalibrateNorms("ae");
       this.aeLoaded = ref.fold;
@@ -245,7 +246,6 @@ export class SiteClient {
     });
     let embeddings: NamedTensor[] | undefined;
     if (instructions.embed) {
-      trainer.recalibrateNorms(phase);
       const e = this.config!.embeddings;
       const seed = randomInt(2 ** 31);
       embeddings = anonymiseEmbeddings(trainer.embeddings(phase, { count: e.count, seed }), {

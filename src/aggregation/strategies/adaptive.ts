@@ -6,7 +6,13 @@
  */
 import { z } from "zod";
 import type { StudyConfig } from "../../study/config.js";
-import { evaluateInstructions, forEverySite, type SitePolicy, trainInstructions } from "../instructions.js";
+import {
+  evaluateInstructions,
+  forEverySite,
+  type SitePolicy,
+  trainInstructions,
+  updateKind,
+} from "../instructions.js";
 import { adaptiveStep, pseudoGradient } from "../server-optimizer.js";
 import type { Strategy } from "../strategy.js";
 import { WeightedMean } from "../weighted-mean.js";
@@ -46,7 +52,12 @@ export function adaptiveStrategy(
     begin: (schema) => new WeightedMean(schema, weight),
     restore: (schema, snapshot) => WeightedMean.restore(schema, weight, snapshot),
     aggregate: (round, current, state, ctx) => {
-      const g = pseudoGradient(round.schema, current, round.result(), params.update);
+      const g = pseudoGradient(
+        round.schema,
+        current,
+        round.result(),
+        updateKind(study, ctx.phase, params.update),
+      );
       const lr = (ctx.phase === "ae" ? params.aeLr : params.lr) ?? study.training[ctx.phase].lr;
       return adaptiveStep(round.schema, current, g, state, {
         lr,

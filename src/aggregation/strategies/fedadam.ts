@@ -6,13 +6,13 @@
  * pooled Adam training (test/integration/quality/exactness.test.ts).
  */
 import { z } from "zod";
-import { sitePolicyFields } from "../instructions.js";
+import { adaptiveSitePolicyFields } from "../instructions.js";
 import type { StrategyFactory } from "../strategy.js";
 import { adaptiveFields, adaptiveStrategy } from "./adaptive.js";
 
 export const fedAdamSchema = z.strictObject({
   name: z.literal("fedadam"),
-  ...sitePolicyFields,
+  ...adaptiveSitePolicyFields,
   ...adaptiveFields,
 });
 export type FedAdamParams = z.output<typeof fedAdamSchema>;

@@ -9,7 +9,13 @@
  * `lr` = 1; another `lr` scales the step, and with `update: gradient` it is FedSGD with SGD rate `lr`.
  */
 import { z } from "zod";
-import { evaluateInstructions, forEverySite, sitePolicyFields, trainInstructions } from "../instructions.js";
+import {
+  evaluateInstructions,
+  forEverySite,
+  sitePolicyFields,
+  trainInstructions,
+  updateKind,
+} from "../instructions.js";
 import { momentumStep, pseudoGradient } from "../server-optimizer.js";
 import type { Strategy, StrategyFactory } from "../strategy.js";
 import { WeightedMean } from "../weighted-mean.js";
@@ -26,7 +32,7 @@ export const fedAvg: StrategyFactory<FedAvgParams> = {
   name: "fedavg",
   create(params, study): Strategy {
     const weight = WeightedMean.weightOf(params.weighting);
-    const plainMean = params.lr === 1 && params.update === "model";
+    const plainMean = params.lr === 1 && params.update !== "gradient" && params.update !== "auto";
     return {
       name: `fedavg(${params.weighting}${params.update === "gradient" ? ", gradient" : ""})`,
       initialize: () => ({ tensors: [], scalars: {} }),
@@ -34,9 +40,14 @@ export const fedAvg: StrategyFactory<FedAvgParams> = {
       configureEvaluate: (ctx, sites) => forEverySite(sites, evaluateInstructions(study, ctx, params)),
       begin: (schema) => new WeightedMean(schema, weight),
       restore: (schema, snapshot) => WeightedMean.restore(schema, weight, snapshot),
-      aggregate: (round, current, state) => {
+      aggregate: (round, current, state, ctx) => {
         if (plainMean) return { model: round.result(), state };
-        const g = pseudoGradient(round.schema, current, round.result(), params.update);
+        const g = pseudoGradient(
+          round.schema,
+          current,
+          round.result(),
+          updateKind(study, ctx.phase, params.update),
+        );
         return momentumStep(round.schema, current, g, state, { lr: params.lr, momentum: 0 });
       },
     };

@@ -6,7 +6,13 @@
  * rounds. Server state: v over Θ, persisted with the study.
  */
 import { z } from "zod";
-import { evaluateInstructions, forEverySite, sitePolicyFields, trainInstructions } from "../instructions.js";
+import {
+  evaluateInstructions,
+  forEverySite,
+  sitePolicyFields,
+  trainInstructions,
+  updateKind,
+} from "../instructions.js";
 import { momentumStep, pseudoGradient } from "../server-optimizer.js";
 import type { Strategy, StrategyFactory } from "../strategy.js";
 import { WeightedMean } from "../weighted-mean.js";
@@ -30,8 +36,13 @@ export const fedAvgM: StrategyFactory<FedAvgMParams> = {
       configureEvaluate: (ctx, sites) => forEverySite(sites, evaluateInstructions(study, ctx, params)),
       begin: (schema) => new WeightedMean(schema, weight),
       restore: (schema, snapshot) => WeightedMean.restore(schema, weight, snapshot),
-      aggregate: (round, current, state) => {
-        const g = pseudoGradient(round.schema, current, round.result(), params.update);
+      aggregate: (round, current, state, ctx) => {
+        const g = pseudoGradient(
+          round.schema,
+          current,
+          round.result(),
+          updateKind(study, ctx.phase, params.update),
+        );
         return momentumStep(round.schema, current, g, state, { lr: params.lr, momentum: params.momentum });
       },
     };

@@ -5,13 +5,13 @@
  * pseudo-gradients do not shrink every later step.
  */
 import { z } from "zod";
-import { sitePolicyFields } from "../instructions.js";
+import { adaptiveSitePolicyFields } from "../instructions.js";
 import type { StrategyFactory } from "../strategy.js";
 import { adaptiveFields, adaptiveStrategy } from "./adaptive.js";
 
 export const fedYogiSchema = z.strictObject({
   name: z.literal("fedyogi"),
-  ...sitePolicyFields,
+  ...adaptiveSitePolicyFields,
   ...adaptiveFields,
 });
 export type FedYogiParams = z.output<typeof fedYogiSchema>;

@@ -16,6 +16,7 @@ export const strategyConfigSchema = z
   .discriminatedUnion("name", [fedAvgSchema, fedAvgMSchema, fedAdamSchema, fedYogiSchema, fedProxSchema])
   .prefault({ name: "fedavg" });
 export type StrategyConfig = z.output<typeof strategyConfigSchema>;
+export type StrategyConfigInput = z.input<typeof strategyConfigSchema>;
 export type StrategyName = StrategyConfig["name"];
 
 const STRATEGIES: { [K in StrategyName]: StrategyFactory<Extract<StrategyConfig, { name: K }>> } = {

@@ -216,6 +216,17 @@ describe("FedProx and the site policy", () => {
     });
   });
 
+  it("FedAdam and FedYogi send gradients when a round is one local step (update auto), models otherwise", () => {
+    const one = createStrategy(study({ name: "fedadam" }, { localSteps: 1 }));
+    expect(one.configureTrain(ctx(0), ["a"]).a.update).toBe("gradient");
+    const five = createStrategy(study({ name: "fedyogi" }));
+    expect(five.configureTrain(ctx(0), ["a"]).a.update).toBe("model");
+    // FedAvg's default stays the model (its server step 1 on a gradient would be SGD with rate 1)
+    expect(
+      createStrategy(study({ name: "fedavg" }, { localSteps: 1 })).configureTrain(ctx(0), ["a"]).a.update,
+    ).toBe("model");
+  });
+
   it("FedSGD gradients need one local step per round (a one-line config error otherwise)", () => {
     expect(() => study({ name: "fedadam", update: "gradient" })).toThrowError(
       /study config: localSteps: 5 local steps: strategy.update gradient \(FedSGD\) sends one step's gradient, expected 1/,
