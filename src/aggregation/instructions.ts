@@ -74,7 +74,7 @@ export function validatesIn(ctx: RoundContext, validateEvery: number): boolean {
  * Local steps per round of a phase: `stepsOf` of ../study/config.ts, restated because config.ts
  * imports the strategies' schemas (a runtime import back would be a cycle).
  */
-function localSteps(study: StudyConfig, phase: Phase): number {
+export function localSteps(study: StudyConfig, phase: Phase): number {
   return phase === "ae" ? (study.aeLocalSteps ?? study.localSteps) : study.localSteps;
 }
 
