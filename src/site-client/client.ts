@@ -224,7 +224,7 @@ export class SiteClient {
     // New Θ, old running statistics: re-estimate this site's DSBN statistics before using them.
     if (ae) trainer.recalibrateNorms("ae");
     if (model) trainer.recalibrateNorms(phase);
-    const valDiceBefore = phase === "seg" ? trainer.validate(this.o.joint).mean : undefined;
+    const valDiceBefore = phase === "seg" ? (await trainer.validate(this.o.joint)).mean : undefined;
     const res = await trainer.trainSteps(phase, {
       steps: task.steps,
       bank,
@@ -242,13 +242,13 @@ export class SiteClient {
     if (task.embed) {
       const e = this.config!.embeddings;
       const seed = randomInt(2 ** 31);
-      embeddings = anonymiseEmbeddings(trainer.embeddings(phase, { count: e.count, seed }), {
+      embeddings = anonymiseEmbeddings(await trainer.embeddings(phase, { count: e.count, seed }), {
         mix: e.mix,
         noise: e.noise,
         random: mulberry32(seed ^ 0x9e3779b9),
       });
     }
-    const shared = this.config!.method === "individual" ? [] : trainer.sharedTensors(phase);
+    const shared = this.config!.method === "individual" ? [] : await trainer.sharedTensors(phase);
     const computeMs = performance.now() - t0;
     const tPush = performance.now();
     if (embeddings) {
@@ -332,7 +332,7 @@ export class SiteClient {
       trainer.setSharedTensors("seg", await this.o.transport.pullModel(ref));
       trainer.recalibrateNorms("seg");
     }
-    const v = trainer.validate(this.o.joint);
+    const v = await trainer.validate(this.o.joint);
     const test = await this.evaluateTestExam(trainer, ref.fold);
     const report: EvaluationReport = {
       validation: Object.fromEntries(Object.entries(v.dice).map(([label, d]) => [label, { dice: d }])),
@@ -360,7 +360,7 @@ export class SiteClient {
     const slices = subsetSlices(data.slices, [id]);
     const size = slices.size;
     const px = size * size;
-    const pred = trainer.predictSlices(this.o.joint, slices.images);
+    const pred = await trainer.predictSlices(this.o.joint, slices.images);
     const planes = Array.from({ length: slices.count }, (_, i) => pred.subarray(i * px, (i + 1) * px));
     const c = data.dataset.cases.find((x) => x.id === id)!;
     const label = await readNifti(c.label);

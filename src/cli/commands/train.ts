@@ -260,7 +260,9 @@ export async function trainCentralised(o: TrainOptions): Promise<TrainSummary> {
             numTensors: 0,
           };
           if (phase === "seg") {
-            record.dice = Object.fromEntries(m.joints.map((j) => [j, trainer.validate(j)]));
+            record.dice = Object.fromEntries(
+              await Promise.all(m.joints.map(async (j) => [j, await trainer.validate(j)] as const)),
+            );
           }
           record.numTensors = tf.memory().numTensors;
           if (epoch === 0) tensorsAfterFirst = record.numTensors;
@@ -300,7 +302,7 @@ export async function trainCentralised(o: TrainOptions): Promise<TrainSummary> {
         bar?.stop();
       }
       for (const j of m.joints) {
-        const v = trainer.validate(j);
+        const v = await trainer.validate(j);
         finalDice[j] = { mean: v.mean, perLabel: v.dice };
       }
     } finally {
