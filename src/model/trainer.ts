@@ -800,10 +800,14 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     return this.union ? this.union.classes : this.jointLabels(joint).classes;
   }
 
-  /** One-hot masks per domain group from int32 label tensors. */
+  /**
+   * One-hot masks per domain group from int32 label tensors, float32 from the start: on webgpu an
+   * int32 → float32 cast relabels the int32 buffer without converting it, which kernels that copy
+   * raw values (Transpose, in the conv filter gradient) then fail on.
+   */
   private oneHots(labels: tf.Tensor3D[], _phase: Phase): tf.Tensor4D[] {
     return labels.map(
-      (l, k) => tf.cast(tf.oneHot(l, this.classesIn(this.config.joints[k])), "float32") as tf.Tensor4D,
+      (l, k) => tf.oneHot(l, this.classesIn(this.config.joints[k]), 1, 0, "float32") as tf.Tensor4D,
     );
   }
 
@@ -811,7 +815,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     const size = this.config.size;
     return labels.map((l, k) => {
       const t = tf.tensor3d(this.labelValues(joints[k], l), [counts[k], size, size], "int32");
-      return tf.cast(tf.oneHot(t, this.classesIn(joints[k])), "float32") as tf.Tensor4D;
+      return tf.oneHot(t, this.classesIn(joints[k]), 1, 0, "float32") as tf.Tensor4D;
     });
   }
 
