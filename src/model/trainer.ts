@@ -21,6 +21,7 @@ import {
   writeCheckpoint,
 } from "./checkpoint.js";
 import { Adam } from "./engine/adam.js";
+import { oneHotFloat } from "./engine/one-hot.js";
 import { ReadBehind } from "./engine/readback.js";
 import { tf } from "./engine/tf.js";
 import { type LabelSpec, type UnionLabels, unionLabels } from "./labels.js";
@@ -800,22 +801,16 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     return this.union ? this.union.classes : this.jointLabels(joint).classes;
   }
 
-  /**
-   * One-hot masks per domain group from int32 label tensors, float32 from the start: on webgpu an
-   * int32 → float32 cast relabels the int32 buffer without converting it, which kernels that copy
-   * raw values (Transpose, in the conv filter gradient) then fail on.
-   */
+  /** One-hot masks per domain group from int32 label tensors. */
   private oneHots(labels: tf.Tensor3D[], _phase: Phase): tf.Tensor4D[] {
-    return labels.map(
-      (l, k) => tf.oneHot(l, this.classesIn(this.config.joints[k]), 1, 0, "float32") as tf.Tensor4D,
-    );
+    return labels.map((l, k) => oneHotFloat<tf.Rank.R4>(l, this.classesIn(this.config.joints[k])));
   }
 
   private oneHotsOf(labels: Uint8Array[], joints: Joint[], counts: number[]): tf.Tensor4D[] {
     const size = this.config.size;
     return labels.map((l, k) => {
       const t = tf.tensor3d(this.labelValues(joints[k], l), [counts[k], size, size], "int32");
-      return tf.oneHot(t, this.classesIn(joints[k]), 1, 0, "float32") as tf.Tensor4D;
+      return oneHotFloat<tf.Rank.R4>(t, this.classesIn(joints[k]));
     });
   }
 

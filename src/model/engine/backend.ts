@@ -157,7 +157,6 @@ interface DawnAdapterInfo {
   description: string;
 }
 interface DawnDevice {
-  destroy(): void;
   readonly lost: Promise<{ reason: string; message: string }>;
 }
 interface DawnAdapter {
@@ -182,9 +181,6 @@ interface DawnModule {
 interface TfjsWebgpuModule {
   WebGPUBackend: new (device: DawnDevice, adapterInfo: DawnAdapterInfo) => tf.KernelBackend;
 }
-
-/** The webgpu device in use; its `GPU` object keeps Dawn (and the process) alive until `closeEngine`. */
-let webgpu: { gpu: DawnGpu; device: DawnDevice } | undefined;
 
 const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|softpipe|swiftshader/i;
 
@@ -225,11 +221,8 @@ async function initWebgpu(log: Logger): Promise<EngineInfo> {
   }
   const requiredFeatures = ["timestamp-query"].filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-  device.lost.then((lost) => {
-    if (webgpu?.device === device)
-      log.error({ reason: lost.reason, message: lost.message }, "WebGPU device lost");
-  });
-  // WebGPUBackend checks navigator.gpu when it is constructed.
+  device.lost.then((lost) => log.error({ reason: lost.reason, message: lost.message }, "WebGPU device lost"));
+  // WebGPUBackend checks navigator.gpu when it is constructed; Dawn lives while `gpu` is reachable.
   if (!(globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu) {
     Object.defineProperty(globalThis, "navigator", { value: { gpu }, configurable: true, writable: true });
   }
@@ -238,32 +231,16 @@ async function initWebgpu(log: Logger): Promise<EngineInfo> {
   if (!(await tf.setBackend("webgpu")))
     throw new EnvironmentError("FJ_ENGINE_WEBGPU", "the webgpu backend failed to initialise");
   await tf.ready();
-  webgpu = { gpu, device };
-  const name = adapter.info.description || adapter.info.device || adapter.info.vendor || "unknown adapter";
-  if (!compat && SOFTWARE_ADAPTER.test(`${adapter.info.device} ${adapter.info.description}`)) {
+  const { vendor, device: chip, description } = adapter.info;
+  const name = [vendor, chip, description].filter(Boolean).join(", ") || "unnamed adapter";
+  if (!compat && SOFTWARE_ADAPTER.test(name)) {
     log.warn({ adapter: name }, "the WebGPU adapter is a software rasteriser: correct but slow");
   }
   return {
     backend: "webgpu",
-    device: `WebGPU (Dawn ${compat ? "OpenGL ES, compatibility" : "native, core"}): ${[adapter.info.device, adapter.info.description].filter(Boolean).join(", ") || name}`,
+    device: `WebGPU (Dawn ${compat ? "OpenGL ES, compatibility" : "native, core"}): ${name}`,
     provider: "@tensorflow/tfjs-backend-webgpu + webgpu (Dawn)",
   };
-}
-
-/**
- * Releases the engine's device resources. Dawn keeps a Node process alive while its `GPU` object
- * is reachable, so a command that used `--backend webgpu` calls this before it ends. Other
- * backends hold nothing that outlives the process; for them this is a no-op.
- */
-export async function closeEngine(): Promise<void> {
-  if (!webgpu) return;
-  const { device } = webgpu;
-  webgpu = undefined;
-  if (tf.findBackend("webgpu")) tf.removeBackend("webgpu");
-  device.destroy();
-  const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
-  if (nav && "gpu" in nav) Reflect.deleteProperty(globalThis, "navigator");
-  if (active?.backend === "webgpu") active = undefined;
 }
 
 /** The engine chosen by `initEngine`, or undefined before it ran. */
