@@ -373,8 +373,8 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
    * groups contiguous), computes the phase's loss, steps the optimiser on this phase's trainable
    * variables and then applies the DSBN running-statistics updates. Yields to the event loop
    * between steps; the step's losses are read back asynchronously while the next step is queued
-   * (no synchronous device read inside a step). With L_MSC active, one domain and no bank, the loss reduces to in-batch terms
-   * (every pair positive); that is logged once per trainer.
+   * (no synchronous device read inside a step). With L_MSC active, one domain and no bank, the
+   * loss reduces to in-batch terms (every pair positive); that is logged once per trainer.
    */
   async trainSteps(phase: Phase, options: TrainStepsOptions): Promise<TrainStepsResult> {
     this.alive();
