@@ -260,9 +260,9 @@ export async function trainCentralised(o: TrainOptions): Promise<TrainSummary> {
             numTensors: 0,
           };
           if (phase === "seg") {
-            record.dice = Object.fromEntries(
-              await Promise.all(m.joints.map(async (j) => [j, await trainer.validate(j)] as const)),
-            );
+            record.dice = {};
+            // One joint at a time: concurrent validations would hold every joint's activations at once.
+            for (const j of m.joints) record.dice[j] = await trainer.validate(j);
           }
           record.numTensors = tf.memory().numTensors;
           if (epoch === 0) tensorsAfterFirst = record.numTensors;
