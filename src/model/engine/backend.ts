@@ -208,7 +208,7 @@ async function initWebgpu(log: Logger): Promise<EngineInfo> {
   );
   if (!adapter) {
     throw new EnvironmentError(
-      "FJ_ENGINE_WEBGPU_ADAPTER",
+      "FJ_ENGINE_WEBGPU",
       compat
         ? "Dawn found no OpenGL ES adapter (FEDJOINT_WEBGPU_ADAPTER=compatibility needs EGL and Mesa: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1)"
         : "Dawn found no GPU adapter (a GPU with a Vulkan driver is needed: libvulkan1 and the vendor's ICD; without a GPU, FEDJOINT_WEBGPU_ADAPTER=compatibility runs on Mesa llvmpipe, for tests only)",

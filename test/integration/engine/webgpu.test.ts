@@ -6,7 +6,6 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { JOINTS, type Joint, type LossComponents } from "../../../src/model/api.js";
-import { useBackend } from "../../../src/model/engine/backend.js";
 import { oneHotFloat } from "../../../src/model/engine/one-hot.js";
 import { tf } from "../../../src/model/engine/tf.js";
 import { PAPER_LABELS } from "../../../src/model/labels.js";
@@ -27,8 +26,7 @@ const PER = 2;
 const RELATIVE = 1e-4;
 
 async function on(backend: "cpu" | "webgpu"): Promise<void> {
-  if (backend === "cpu") await useBackend("cpu");
-  else await tf.setBackend("webgpu");
+  await tf.setBackend(backend);
   expect(tf.getBackend()).toBe(backend);
 }
 
