@@ -41,7 +41,7 @@ import type {
   WatchRequestMsg,
 } from "../protocol/proto.js";
 import { serviceError } from "../protocol/status.js";
-import { guardedMessages, type StreamLimits, writeTensorStream } from "../protocol/stream.js";
+import { guardedMessages, readOnDemand, type StreamLimits, writeTensorStream } from "../protocol/stream.js";
 import { encodeTensorSet, TensorSetReceiver, tapHeader } from "../protocol/tensors.js";
 import { type PeerAuth, peerIdentity } from "../protocol/tls.js";
 import type { Phase } from "../study/methods.js";
@@ -317,7 +317,9 @@ export function federationHandlers(options: ServiceOptions): grpc.UntypedService
           site = cn;
           take(cn);
         }
-        const messages = guardedMessages(call, limits, kind, startedAt);
+        // one message at a time, when asked for: nothing is prefetched until the stream holds a slot
+        const reads = readOnDemand(call);
+        const messages = guardedMessages(call, limits, kind, startedAt, reads.allow);
         const first = await messages.next();
         if (first.done || !first.value.header) {
           throw fjError("FJ_PROTOCOL_HEADER", `${kind}: the first message must be the header`);
@@ -331,11 +333,12 @@ export function federationHandlers(options: ServiceOptions): grpc.UntypedService
         tapHeader("received", kind, header);
         const decided = await admit(who, header);
         if (decided) return ack(decided);
-        // the admitted specs fix the byte count: the receiver holds exactly that, no more
-        const rx = new TensorSetReceiver(header.tensors, kind);
         release = await slots.acquire(Math.max(0, startedAt + limits.totalMs - Date.now()), () =>
           fjError("FJ_PROTOCOL_DEADLINE", `${kind}: no upload slot within the stream deadline`),
         );
+        // with a slot, the buffer: the admitted specs fix its size, the receiver takes no more
+        const rx = new TensorSetReceiver(header.tensors, kind);
+        reads.free();
         for (;;) {
           const next = await messages.next();
           if (next.done) break;

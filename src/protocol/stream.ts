@@ -3,7 +3,7 @@
  * header-then-chunks stream back into tensors. Used by both the coordinator's service and the
  * site-client's transport, so the chunk logic lives in one place.
  */
-import type { Writable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { fjError } from "../errors.js";
 import type { NamedTensor } from "../model/api.js";
 import type { ChunkMsg, TensorSetHeaderMsg } from "./proto.js";
@@ -66,6 +66,40 @@ export interface StreamLimits {
 }
 
 /**
+ * Makes `stream` fetch a message from its source only when `allow()` was called for it, until
+ * `free()`. A Node Readable otherwise prefetches up to its high-water mark (16 objects: 16 MiB of
+ * chunks for a gRPC stream) as soon as one message is read — so an upload whose header was read
+ * but which waits for an upload slot would buffer megabytes outside the slot's bound. Once the
+ * stream holds its slot, `free()` lets it prefetch again (throughput).
+ */
+export function readOnDemand(stream: Readable): { allow: () => void; free: () => void } {
+  const fetch = stream._read.bind(stream);
+  let credit = 0;
+  let pending = false;
+  stream._read = (size: number) => {
+    if (credit > 0) {
+      credit--;
+      fetch(size);
+    } else pending = true;
+  };
+  return {
+    allow: () => {
+      if (pending) {
+        pending = false;
+        fetch(1);
+      } else credit = 1;
+    },
+    free: () => {
+      stream._read = fetch;
+      if (pending) {
+        pending = false;
+        fetch(1);
+      }
+    },
+  };
+}
+
+/**
  * The messages of `source` as long as the peer keeps to the limits: waiting more than `idleMs` for
  * the next message throws FJ_PROTOCOL_IDLE, going past `totalMs` since `startedAt` throws
  * FJ_PROTOCOL_DEADLINE. The idle clock runs only while the consumer waits for a message (time the
@@ -76,6 +110,8 @@ export async function* guardedMessages<T>(
   limits: StreamLimits,
   what: string,
   startedAt = Date.now(),
+  /** Called before each wait for a message (readOnDemand's `allow`). */
+  allow?: () => void,
 ): AsyncGenerator<T> {
   const it = source[Symbol.asyncIterator]();
   const deadline = startedAt + limits.totalMs;
@@ -108,6 +144,7 @@ export async function* guardedMessages<T>(
     });
     let r: IteratorResult<T>;
     try {
+      allow?.();
       r = await Promise.race([it.next(), timeout]);
     } finally {
       clearTimeout(timer);
