@@ -155,6 +155,27 @@ export function federationHandlers(options: ServiceOptions): grpc.UntypedService
   const limits = options.limits ?? DEFAULT_STREAM_LIMITS;
   const slots = new Slots(options.maxConcurrentUploads ?? 4);
   const inFlight = new Set<string>();
+  const downloads = new Map<string, number>();
+
+  /**
+   * Runs a download (PullModel, PullEmbeddings) of `site` when fewer than `max` of that kind are in
+   * flight for it (FJ_COORD_BUSY otherwise): a site that opens streams and never reads them cannot
+   * make the coordinator queue model copies without bound. The site-client pulls at most two
+   * models (the AE's and the round's) and one bank at once.
+   */
+  async function download<T>(site: string, rpc: string, max: number, fn: () => Promise<T>): Promise<T> {
+    const key = `${site}/${rpc}`;
+    const n = downloads.get(key) ?? 0;
+    if (n >= max) throw fjError("FJ_COORD_BUSY", `${rpc}: site ${site} already has ${n} in flight`);
+    downloads.set(key, n + 1);
+    try {
+      return await fn();
+    } finally {
+      const left = (downloads.get(key) ?? 1) - 1;
+      if (left > 0) downloads.set(key, left);
+      else downloads.delete(key);
+    }
+  }
   const operators = new Set(options.operators);
 
   /** The verified certificate CN (mTLS), or FJ_AUTH_NO_CERTIFICATE. */
@@ -379,9 +400,11 @@ export function federationHandlers(options: ServiceOptions): grpc.UntypedService
     PullModel: serverStream<ModelRequestMsg, TensorStreamMsg>("PullModel", async (call, signal) => {
       const site = identify(call, call.request.site, "PullModel");
       const ref = parseRef(call.request.ref, phases);
-      const enc = await study.model(site, ref);
-      tapHeader("sent", "PullModel", enc.header);
-      await writeTensorStream(call, { header: enc.header }, enc.payload, undefined, signal);
+      await download(site, "PullModel", 2, async () => {
+        const enc = await study.model(site, ref);
+        tapHeader("sent", "PullModel", enc.header);
+        await writeTensorStream(call, { header: enc.header }, enc.payload, undefined, signal);
+      });
     }),
 
     PushUpdate: upload<UpdateHeaderMsg>(
@@ -421,10 +444,12 @@ export function federationHandlers(options: ServiceOptions): grpc.UntypedService
       async (call, signal) => {
         const site = identify(call, call.request.site, "PullEmbeddings");
         const ref = parseRef(call.request.ref, phases);
-        const enc = encodeTensorSet(study.bankFor(site, ref), study.wireDtype);
-        tapHeader("sent", "PullEmbeddings", enc.header);
-        await writeTensorStream(call, { header: enc.header }, enc.payload, undefined, signal);
-        study.noteBankSent(site, ref, enc.payload.length);
+        await download(site, "PullEmbeddings", 1, async () => {
+          const enc = encodeTensorSet(study.bankFor(site, ref), study.wireDtype);
+          tapHeader("sent", "PullEmbeddings", enc.header);
+          await writeTensorStream(call, { header: enc.header }, enc.payload, undefined, signal);
+          study.noteBankSent(site, ref, enc.payload.length);
+        });
       },
     ),
 

@@ -8,7 +8,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { copyFile, mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { generateCerts } from "../../../src/protocol/certs.js";
@@ -33,6 +33,7 @@ function run(bin: "coordinator" | "site-client", args: string[]) {
 
 describe("attack 6: TLS and --insecure", () => {
   let env: Env | undefined;
+  let port = 0;
   const procs: Proc[] = [];
   afterAll(async () => {
     for (const p of procs) p.kill("SIGKILL");
@@ -42,7 +43,7 @@ describe("attack 6: TLS and --insecure", () => {
   it("a site with a foreign certificate or a foreign CA exits at once with FJ_SITE_TLS; the coordinator logs it", async () => {
     env = await makeEnv();
     const config = await writeConfig(env, studyConfig());
-    const port = await freePort();
+    port = await freePort();
     const coordinator = startCoordinator(env, config, port);
     procs.push(coordinator);
     await coordinator.waitFor((l) => l.msg === "coordinator listening", "listening");
@@ -100,6 +101,32 @@ describe("attack 6: TLS and --insecure", () => {
         .slice(before);
       expect(logged.some((l) => c.coordinator.test(String(l.reason)))).toBe(true);
     }
+  });
+
+  it("a site the study does not know stops at once on the coordinator's refusal, without retrying", async () => {
+    const e = env!;
+    const out = path.join(e.work, "hip-certs");
+    await mkdir(out, { recursive: true });
+    await copyFile(e.certs.ca, path.join(out, "ca.pem"));
+    await copyFile(e.certs.caKey, path.join(out, "ca.key"));
+    const hip = await generateCerts({ out, sites: ["hip"], reuseCa: true });
+    const p = new Proc(
+      "hip",
+      "site-client",
+      [
+        ...["--joint", "knee", "--data", e.data.knee, "--coordinator", `127.0.0.1:${port}`],
+        ...["--state", path.join(e.work, "sites", "hip"), "--backend", "wasm", "--retry-for", "600"],
+        ...["--cert", hip.sites.hip.cert, "--key", hip.sites.hip.key, "--ca", e.certs.ca],
+      ],
+      { logFile: path.join(e.work, "logs", "hip.log"), env: { FEDJOINT_THREADS: "1" } },
+    );
+    procs.push(p);
+    const exit = await p.exited;
+    expect(exit.code).toBe(5);
+    expect(p.logLines().at(-1)?.msg).toBe(
+      "FJ_SITE_DENIED: Join: the coordinator refused this site: FJ_AUTH_UNKNOWN_SITE: CN=hip is not a site of study it (Join)",
+    );
+    expect(p.logLines().filter((l) => l.msg === "coordinator call failed, retrying")).toEqual([]);
   });
 
   it("--insecure refuses addresses other machines can reach, before writing any state", async () => {
