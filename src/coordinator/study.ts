@@ -7,6 +7,9 @@
  * update twice: the ledger is keyed by (site, fold, phase, round). The strategy's server state is
  * persisted with each aggregation. What every update must look like (its tensor schema) and the
  * Θ_0 of round 0 come from the study config alone (src/study/model.ts), before any site speaks.
+ * An upload is decided on its header first (`admitUpdate`, `admitEmbeddings`: round, sample
+ * bound, loss/metric names, tensor specs), before the service reads its payload; a resumed state
+ * is validated (./state.ts) and every file it names checked against its SHA-256 (./store.ts).
  */
 import type { z } from "zod";
 import { localOnly } from "../aggregation/local-only.js";
