@@ -12,7 +12,7 @@ import { type SliceSet, subsetSlices } from "../data/slices.js";
 import { fjError, ProtocolError } from "../errors.js";
 import { evaluateExam } from "../eval/exam.js";
 import { stackLabels } from "../eval/stack.js";
-import type { ExamResult } from "../eval/types.js";
+import { type ExamResult, type ReportedExam, reportedExam } from "../eval/types.js";
 import type { Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
 import type { NamedTensor } from "../model/api.js";
@@ -60,10 +60,10 @@ export interface SiteSummary {
   bytes: { sent: number; received: number };
 }
 
-/** What a site reports per fold: validation Dice per label and the test exam's metrics. */
+/** What a site reports per fold: validation Dice per label and the test exam's metrics (no voxel counts). */
 export interface EvaluationReport {
   validation: Record<string, { dice: number }>;
-  test: ExamResult;
+  test: ReportedExam;
 }
 
 export interface SiteClientOptions {
@@ -323,7 +323,7 @@ export class SiteClient {
     const test = await this.evaluateTestExam(trainer, ref.fold);
     const report: EvaluationReport = {
       validation: Object.fromEntries(Object.entries(v.dice).map(([label, d]) => [label, { dice: d }])),
-      test,
+      test: reportedExam(test),
     };
     const ack = await this.o.transport.reportEvaluation(ref.fold, v.mean, report);
     if (ack.status === "rejected")
