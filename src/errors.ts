@@ -252,6 +252,16 @@ export const ERRORS = {
     "the checkpoint is corrupt: restore it or retrain",
   ),
 
+  // ---- model directories (a site's model/, fedjoint train --out) --------------------------
+  FJ_MODEL_DIR_MANIFEST: input(
+    "not a fedjoint model directory, or its manifest is damaged",
+    "pass the model/ directory a site-client or `fedjoint train --out` wrote; copy it again if it was edited",
+  ),
+  FJ_MODEL_DIR_CHECKSUM: input(
+    "the model's weights do not match their manifest",
+    "the model directory is damaged: copy it again from where it was written",
+  ),
+
   // ---- engine ---------------------------------------------------------------------------------
   FJ_ENGINE_BACKEND: input("unknown backend", "use --backend auto, tensorflow, wasm, webgpu or cpu"),
   FJ_ENGINE_INIT: environment(
