@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { FedjointError } from "../../../src/errors.js";
-import { binaryMetrics } from "../../../src/eval/metrics.js";
 import { evaluateExam } from "../../../src/eval/exam.js";
+import { binaryMetrics } from "../../../src/eval/metrics.js";
 import {
   combineMasks,
   postprocessLabelMap,
