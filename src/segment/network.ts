@@ -12,6 +12,25 @@ import { AttUNet } from "../model/nets/att-unet.js";
 import { ParamStore } from "../model/params.js";
 import { predictLabels } from "../model/predict.js";
 
+/** The joint to segment with `model`: `joint` if the model serves it, else its only joint. */
+export function modelJoint(model: ModelDir, joint?: Joint): Joint {
+  const joints = model.card.joints;
+  const chosen = joint ?? (joints.length === 1 ? joints[0] : undefined);
+  if (chosen === undefined) {
+    throw fjError(
+      "FJ_SEGMENT_JOINT",
+      `${model.dir} serves ${joints.join(", ")}: pass --joint with the exam's joint`,
+    );
+  }
+  if (!joints.includes(chosen)) {
+    throw fjError(
+      "FJ_SEGMENT_JOINT",
+      `${model.dir} is a ${joints.join("/")} model, it has no ${chosen} domain (--joint ${chosen})`,
+    );
+  }
+  return chosen;
+}
+
 export class SegmentationNetwork {
   readonly joint: Joint;
   readonly labels: LabelSpec;
@@ -25,19 +44,7 @@ export class SegmentationNetwork {
     joint?: Joint,
   ) {
     const card = model.card;
-    const chosen = joint ?? (card.joints.length === 1 ? card.joints[0] : undefined);
-    if (chosen === undefined) {
-      throw fjError(
-        "FJ_SEGMENT_JOINT",
-        `${model.dir} serves ${card.joints.join(", ")}: pass --joint with the exam's joint`,
-      );
-    }
-    if (!card.joints.includes(chosen)) {
-      throw fjError(
-        "FJ_SEGMENT_JOINT",
-        `${model.dir} is a ${card.joints.join("/")} model, it has no ${chosen} domain (--joint ${chosen})`,
-      );
-    }
+    const chosen = modelJoint(model, joint);
     this.joint = chosen;
     this.labels = model.labels[chosen]!;
     if (card.network.sharedNorm) {

@@ -23,7 +23,9 @@ import { sliceVolume } from "../data/slices.js";
 import { fjError } from "../errors.js";
 import { postprocessLabelMap } from "../eval/postprocess.js";
 import { stackLabels } from "../eval/stack.js";
+import type { Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
+import type { ModelDir } from "../model/model-dir.js";
 import { checkGeometry } from "./geometry.js";
 import type { SegmentationNetwork } from "./network.js";
 
@@ -72,7 +74,8 @@ const INTENT_LABEL = 1002;
  * output is a NIfTI path that is not the input and does not exist (unless `overwrite`).
  */
 export async function checkExam(
-  net: SegmentationNetwork,
+  model: ModelDir,
+  joint: Joint,
   job: ExamJob,
   options: Pick<SegmentExamOptions, "ignoreGeometry" | "overwrite" | "log">,
 ): Promise<NiftiHeader> {
@@ -87,9 +90,9 @@ export async function checkExam(
     });
   }
   const header = await readNiftiHeader(job.image);
-  const trained = net.model.card.geometry[net.joint]!;
+  const trained = model.card.geometry[joint]!;
   try {
-    checkGeometry(job.image, header.dims, header.spacing, trained, net.joint);
+    checkGeometry(job.image, header.dims, header.spacing, trained, joint);
   } catch (err) {
     if (!options.ignoreGeometry) throw err;
     (options.log ?? silentLogger).warn(
@@ -154,7 +157,7 @@ export async function segmentExam(
   options: SegmentExamOptions,
 ): Promise<ExamSegmentation> {
   const t0 = performance.now();
-  await checkExam(net, job, options);
+  await checkExam(net.model, net.joint, job, options);
   const image = await readNiftiRaw(job.image);
   const tRead = performance.now();
   const r = labelExam(net, image, {

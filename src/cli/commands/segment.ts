@@ -6,7 +6,7 @@ import { createLogger } from "../../log.js";
 import { initEngine, parseBackendChoice } from "../../model/engine/backend.js";
 import { readModelDir } from "../../model/model-dir.js";
 import { folderJobs } from "../../segment/jobs.js";
-import { SegmentationNetwork } from "../../segment/network.js";
+import { modelJoint, SegmentationNetwork } from "../../segment/network.js";
 import { checkExam, type ExamJob, type ExamSegmentation, segmentExam } from "../../segment/segment.js";
 import { printJson } from "../run.js";
 
@@ -79,12 +79,13 @@ export function registerSegment(program: Command): void {
         overwrite: f.overwrite === true,
         log,
       };
-      // The network is built only once the model could be read; every exam is checked (readable
-      // 3D NIfTI, geometry, output free) before the first one is segmented.
+      // Everything that can be refused is, before the engine starts: the model, the joint, and
+      // every exam (a readable 3D NIfTI, a geometry the model handles, an output that is free).
+      const chosen = modelJoint(model, joint);
+      for (const job of jobs) await checkExam(model, chosen, job, options);
       const engine = await initEngine(backend, { log });
-      const net = new SegmentationNetwork(model, joint);
+      const net = new SegmentationNetwork(model, chosen);
       try {
-        for (const job of jobs) await checkExam(net, job, options);
         const tty = f.progress !== false && process.stderr.isTTY === true;
         const results: ExamSegmentation[] = [];
         for (const [i, job] of jobs.entries()) {
