@@ -61,6 +61,9 @@ export interface SiteSummary {
   }[];
   computeSeconds: number;
   bytes: { sent: number; received: number };
+  /** Local only: the site's model to use (written after the last fold) and its report directory. */
+  model?: string;
+  report?: string;
 }
 
 /** What a site reports per fold: validation Dice per label and the test exam's metrics. */
@@ -437,6 +440,7 @@ export class SiteClient {
     });
     const dir = this.state.modelDir();
     await writeModelDir(dir, card, [...trainer.sharedTensors("seg"), ...trainer.domainTensors("seg")]);
+    this.summary.model = dir;
     this.log.info({ site: this.o.site, fold, model: dir }, "site model written");
   }
 
@@ -454,6 +458,8 @@ export class SiteClient {
       labels: this.o.data.labels.names,
       ...(hasModel ? { model: { dir: this.state.modelDir(), fold: c.folds - 1 } } : {}),
     });
+    this.summary.report = written.dir;
+    if (hasModel) this.summary.model = this.state.modelDir();
     this.log.info(
       { site: this.o.site, report: written.dir, folds: written.folds.length },
       "site report written",
