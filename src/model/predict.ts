@@ -5,10 +5,11 @@ import type { ForwardContext } from "./layers/context.js";
 import type { AttUNet } from "./nets/att-unet.js";
 
 /**
- * Inference of the segmentation network on 2D slices: the one place that turns z-scored slices
- * into argmax labels, used by the trainer (validation, a site's test exam) and by
- * `fedjoint segment`, so that the same model on the same exam gives the same labels bit for bit.
- * Inference statistics (DSBN running mean/variance), no gradient; tensors are disposed per chunk.
+ * Inference of the segmentation network on 2D slices for `fedjoint segment`: the computation of
+ * `SegmentationTrainer.predictSlices` (the same forward pass in inference mode, chunk by chunk with
+ * the trainer's chunk size, argmax, the "shared" method's union mapping), so that a model directory
+ * gives on an exam the labels its site evaluated, bit for bit. Inference statistics (DSBN running
+ * mean/variance), no gradient, tensors disposed per chunk, no synchronous device read.
  */
 export interface PredictOptions {
   /** Slice side in pixels (the network's input size). */
@@ -25,12 +26,12 @@ export interface PredictOptions {
 }
 
 /** Argmax labels [count, size, size] of `net` for slices of `joint` (row-major, count·size² values). */
-export function predictLabels(
+export async function predictLabels(
   net: AttUNet,
   joint: Joint,
   images: Float32Array,
   o: PredictOptions,
-): Uint8Array {
+): Promise<Uint8Array> {
   const { size } = o;
   const px = size * size;
   const count = images.length / px;
@@ -51,7 +52,7 @@ export function predictLabels(
       const ctx: ForwardContext = { groups: [{ joint, count: n }], training: false, statUpdates: [] };
       return tf.argMax(net.apply(x, ctx).logits[0], 3);
     });
-    const values = arg.dataSync();
+    const values = await arg.data();
     arg.dispose();
     const base = s * px;
     if (o.union) {

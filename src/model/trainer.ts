@@ -26,7 +26,6 @@ import { type BankScale, multiScaleContrastive } from "./losses/msc.js";
 import { AttUNet } from "./nets/att-unet.js";
 import { MultiJointAutoEncoder } from "./nets/auto-encoder.js";
 import { ParamStore } from "./params.js";
-import { predictLabels } from "./predict.js";
 
 /* ------------------------------------------------------------------------------------------------
  * Data the trainer consumes. Structurally the `SliceSet` / `makeBatchSampler` of src/data/slices.ts:
@@ -250,6 +249,11 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   /** Number of scales of both networks (2·depth − 1). */
   get scaleCount(): number {
     return this.net.dims.length;
+  }
+
+  /** Slices per inference forward pass (`predictSlices`): the segmentation step's batch. */
+  get inferenceChunk(): number {
+    return this.chunkSize("seg");
   }
 
   /** L_MSC scale indices of a phase ([] when the phase has no contrastive term). */
@@ -514,17 +518,39 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   /** Argmax labels [count, size, size] of the segmentation network for slices of `joint` (inference). */
   predictSlices(joint: Joint, images: Float32Array): Uint8Array {
     this.alive();
-    const labels = this.jointLabels(joint);
-    return predictLabels(this.net, joint, images, {
-      size: this.config.size,
-      chunk: this.inferenceChunk,
-      union: this.union ? { offset: this.union.offset[joint]!, classes: labels.classes } : undefined,
-    });
-  }
-
-  /** Slices per inference forward pass: the segmentation step's batch (a model directory records it). */
-  get inferenceChunk(): number {
-    return this.chunkSize("seg");
+    this.jointLabels(joint);
+    const size = this.config.size;
+    const count = images.length / (size * size);
+    if (!Number.isInteger(count)) {
+      throw fjError(
+        "FJ_MODEL_SHAPE",
+        `predictSlices: ${images.length} values is not a whole number of ${size}×${size} slices`,
+      );
+    }
+    const out = new Uint8Array(images.length);
+    const chunk = this.chunkSize("seg");
+    for (let s = 0; s < count; s += chunk) {
+      const n = Math.min(chunk, count - s);
+      const arg = tf.tidy(() => {
+        const x = tf.tensor4d(images.subarray(s * size * size, (s + n) * size * size), [n, size, size, 1]);
+        const ctx: ForwardContext = { groups: [{ joint, count: n }], training: false, statUpdates: [] };
+        return tf.argMax(this.net.apply(x, ctx).logits[0], 3);
+      });
+      const values = arg.dataSync();
+      arg.dispose();
+      const base = s * size * size;
+      if (this.union) {
+        const off = this.union.offset[joint]!;
+        const c = this.jointLabels(joint).classes;
+        for (let i = 0; i < values.length; i++) {
+          const u = values[i];
+          out[base + i] = u > off && u < off + c ? u - off : 0;
+        }
+      } else {
+        for (let i = 0; i < values.length; i++) out[base + i] = values[i];
+      }
+    }
+    return out;
   }
 
   /** Dice per structure on the validation slices of `joint`, pooled over all its slices. */

@@ -1,7 +1,7 @@
 /**
  * A model directory's segmentation network, built for inference: the Att-UNet of its card with
- * the directory's Θ and Γ_k written into it, predicting through the same `predictLabels` as the
- * trainer (src/model/predict.ts). Needs an initialised engine (src/model/engine/backend.ts).
+ * the directory's Θ and Γ_k written into it, predicting as the trainer does (src/model/predict.ts).
+ * Needs an initialised engine (src/model/engine/backend.ts).
  */
 import { fjError } from "../errors.js";
 import type { Joint } from "../joints.js";
@@ -58,7 +58,7 @@ export class SegmentationNetwork {
   }
 
   /** Argmax labels [count, size, size] (the joint's own label values) of z-scored slices. */
-  predict(images: Float32Array, onChunk?: (done: number, total: number) => void): Uint8Array {
+  predict(images: Float32Array, onChunk?: (done: number, total: number) => void): Promise<Uint8Array> {
     const card = this.model.card;
     return predictLabels(this.net, this.joint, images, {
       size: card.input.size,

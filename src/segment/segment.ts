@@ -117,17 +117,17 @@ export async function checkExam(
  * post-processing (or none). Pure apart from the network; the site's test exam goes through the
  * same steps.
  */
-export function labelExam(
+export async function labelExam(
   net: SegmentationNetwork,
   image: Parameters<typeof sliceVolume>[0],
   options: { postprocess: boolean; file?: string; onProgress?: (done: number, total: number) => void },
-): { labels: Uint8Array; slices: number; predictSeconds: number; postprocessSeconds: number } {
+): Promise<{ labels: Uint8Array; slices: number; predictSeconds: number; postprocessSeconds: number }> {
   const card = net.model.card;
   const size = card.input.size;
   const axis = card.input.sliceAxis;
   const t0 = performance.now();
   const { images, count } = sliceVolume(image, { size, axis, file: options.file });
-  const pred = net.predict(images, options.onProgress);
+  const pred = await net.predict(images, options.onProgress);
   const px = size * size;
   const planes = Array.from({ length: count }, (_, i) => pred.subarray(i * px, (i + 1) * px));
   const raw = stackLabels(planes, { dims: image.dims, trainSize: [size, size], axis });
@@ -160,7 +160,7 @@ export async function segmentExam(
   await checkExam(net.model, net.joint, job, options);
   const image = await readNiftiRaw(job.image);
   const tRead = performance.now();
-  const r = labelExam(net, image, {
+  const r = await labelExam(net, image, {
     postprocess: options.postprocess,
     file: job.image,
     onProgress: options.onProgress,

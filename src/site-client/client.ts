@@ -439,7 +439,10 @@ export class SiteClient {
       geometry: { [this.o.joint]: geometry },
     });
     const dir = this.state.modelDir();
-    await writeModelDir(dir, card, [...trainer.sharedTensors("seg"), ...trainer.domainTensors("seg")]);
+    await writeModelDir(dir, card, [
+      ...(await trainer.sharedTensors("seg")),
+      ...(await trainer.domainTensors("seg")),
+    ]);
     this.summary.model = dir;
     this.log.info({ site: this.o.site, fold, model: dir }, "site model written");
   }

@@ -345,7 +345,10 @@ async function writeTrainedModel(
     geometry,
   });
   const dir = path.join(o.out, modelCount === 1 ? "model" : `model-${m.name}`);
-  await writeModelDir(dir, card, [...trainer.sharedTensors("seg"), ...trainer.domainTensors("seg")]);
+  await writeModelDir(dir, card, [
+    ...(await trainer.sharedTensors("seg")),
+    ...(await trainer.domainTensors("seg")),
+  ]);
   return dir;
 }
 

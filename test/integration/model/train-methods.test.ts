@@ -113,8 +113,8 @@ describe("fedjoint train: individual, shared, dsl+ssc", () => {
       for (const j of JOINTS) {
         const net = new SegmentationNetwork(model, j);
         const images = data[j]!.val.images;
-        const a = trainer.predictSlices(j, images);
-        const b = net.predict(images);
+        const a = await trainer.predictSlices(j, images);
+        const b = await net.predict(images);
         expect(Buffer.from(b).equals(Buffer.from(a)), `${method} ${j}`).toBe(true);
         expect(Math.max(...b)).toBeLessThan(PAPER_LABELS[j].classes);
         net.dispose();

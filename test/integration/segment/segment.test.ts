@@ -189,6 +189,23 @@ describe("fedjoint segment with a site's final model", () => {
       foreground += b.voxels;
     });
     expect(foreground).toBeGreaterThan(0);
+    // --backend: the same command on the pure-JS cpu engine
+    const cpuOut = path.join(work, "held-out_cpu_seg.nii.gz");
+    const cpu = fedjoint([
+      "segment",
+      "--model",
+      knee.model,
+      "--image",
+      imageOf(last.testExam),
+      "--out",
+      cpuOut,
+      "--json",
+      "--backend",
+      "cpu",
+    ]);
+    expect(cpu.code, cpu.stderr).toBe(0);
+    expect(JSON.parse(cpu.stdout.trim()).backend).toBe("cpu");
+    expect(nibabel(cpuOut, imageOf(last.testExam), labelOf(last.testExam)).shape).toEqual(nib.imageShape);
   });
 
   it("--postprocess none writes the stacked labels before the paper's post-processing", async () => {
