@@ -260,6 +260,32 @@ export const ERRORS = {
     "the checkpoint is corrupt: restore it or retrain",
   ),
 
+  // ---- model directories (a site's model/, fedjoint train --out) and fedjoint segment ---------
+  FJ_MODEL_DIR_MANIFEST: input(
+    "not a fedjoint model directory, or its manifest is damaged",
+    "pass the model/ directory a site-client or `fedjoint train --out` wrote; copy it again if it was edited",
+  ),
+  FJ_MODEL_DIR_CHECKSUM: input(
+    "the model's weights do not match their manifest",
+    "the model directory is damaged: copy it again from where it was written",
+  ),
+  FJ_SEGMENT_JOINT: input(
+    "the model does not segment this joint",
+    "pass --joint with one of the joints the model serves (its manifest lists them)",
+  ),
+  FJ_SEGMENT_GEOMETRY: input(
+    "the exam's size or spacing is outside what the model was trained on",
+    "resample or crop the exam to the model's field of view and slice orientation (third voxel axis = acquisition axis), or pass --ignore-geometry to segment it anyway",
+  ),
+  FJ_SEGMENT_OUTPUT_EXISTS: input(
+    "the output file exists",
+    "choose another --out, remove the file, or pass --overwrite",
+  ),
+  FJ_SEGMENT_INPUT: input(
+    "no exam to segment, or an exam file is not named as expected",
+    "pass --image exam.nii.gz, or --images DIR holding <case>_0000.nii.gz files (nnU-Net naming) and --out DIR",
+  ),
+
   // ---- engine ---------------------------------------------------------------------------------
   FJ_ENGINE_BACKEND: input("unknown backend", "use --backend auto, tensorflow, wasm, webgpu or cpu"),
   FJ_ENGINE_INIT: environment(
