@@ -55,6 +55,14 @@ export const adaptiveSitePolicyFields = {
   ...sitePolicyFields,
   update: z.enum(UPDATE_CHOICES).default("auto"),
 };
+/**
+ * The site-policy fields of a strategy that combines models coordinate-wise or picks one (the
+ * robust ones): their result is Θ_{r+1} itself, so sites always send models.
+ */
+export const modelSitePolicyFields = {
+  ...sitePolicyFields,
+  update: z.enum(["model"]).default("model"),
+};
 const sitePolicySchema = z.strictObject(sitePolicyFields);
 export type SitePolicy = z.output<typeof sitePolicySchema>;
 

@@ -14,18 +14,18 @@ import type { StudyState } from "../coordinator/study.js";
 import { synthesizeDataset } from "../data/phantoms.js";
 import type { SliceSet } from "../data/slices.js";
 import { fjError } from "../errors.js";
-import type { ExamResult } from "../eval/types.js";
+import type { ReportedExam } from "../eval/types.js";
 import { JOINTS, type Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
 import { initEngine, parseBackendChoice } from "../model/engine/backend.js";
 import type { LabelSpec } from "../model/labels.js";
 import { SegmentationTrainer, trainerConfig } from "../model/trainer.js";
 import { simulate } from "../simulation/simulate.js";
+import { evaluateTestExam } from "../site-client/test-exam.js";
 import { parseStudyConfig, perDomainBatch, type StudyConfig } from "../study/config.js";
 import { methodSpec } from "../study/methods.js";
 import { foldData, samplerFactory } from "../study/site-data.js";
 import type { QualityPreset, RunKind, RunSpec } from "./presets.js";
-import { evaluateTestExam } from "./test-exam.js";
 
 /** One site's test exam in one fold of one run. */
 export interface QualityResult {
@@ -162,7 +162,7 @@ function pooledSchedule(study: StudyConfig): StudyConfig {
   );
 }
 
-function meanOver(exam: ExamResult): { dice: number; assd: number; bones: QualityDetail["bones"] } {
+function meanOver(exam: ReportedExam): { dice: number; assd: number; bones: QualityDetail["bones"] } {
   const bones = Object.fromEntries(
     Object.entries(exam.labels).map(([bone, m]) => [bone, { dice: m.dice, assd: m.assd }]),
   );
@@ -217,7 +217,7 @@ async function trainedCentrally(
             strategy: null,
             site: s.spec.name,
             fold,
-            ...meanOver(exam),
+            ...meanOver(exam.test),
           });
         }
       } finally {

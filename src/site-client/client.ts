@@ -19,12 +19,14 @@ import { readNifti } from "../data/nifti.js";
 import { type SliceSet, subsetSlices } from "../data/slices.js";
 import { fjError, ProtocolError } from "../errors.js";
 import { evaluateExam } from "../eval/exam.js";
+import { postprocessLabelMap } from "../eval/postprocess.js";
 import { stackLabels } from "../eval/stack.js";
-import type { ExamResult } from "../eval/types.js";
+import { type ExamResult, type ReportedExam, reportedExam } from "../eval/types.js";
 import type { Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
 import type { NamedTensor } from "../model/api.js";
 import type { LabelSpec } from "../model/labels.js";
+import { geometryOfExams, studyModelCard, writeModelDir } from "../model/model-dir.js";
 import { SegmentationTrainer, trainerConfig, type ValidationResult } from "../model/trainer.js";
 import type { PersonalisationMsg, TaskMsg, TrainInstructionsMsg } from "../protocol/proto.js";
 import { mulberry32 } from "../random.js";
@@ -40,7 +42,9 @@ import {
   type ValidatedData,
 } from "../study/site-data.js";
 import { anonymiseEmbeddings, bankFromTensors } from "./anonymise.js";
+import { SiteReport, type TestExamView } from "./report.js";
 import { SiteState } from "./state.js";
+import { evaluateTestExam } from "./test-exam.js";
 import type { Transport } from "./transport.js";
 
 export interface RoundReport {
@@ -66,12 +70,15 @@ export interface SiteSummary {
   }[];
   computeSeconds: number;
   bytes: { sent: number; received: number };
+  /** Local only: the site's model to use (written after the last fold) and its report directory. */
+  model?: string;
+  report?: string;
 }
 
-/** What a site reports per fold: validation Dice per label and the test exam's metrics. */
+/** What a site reports per fold: validation Dice per label and the test exam's metrics (no voxel counts). */
 export interface EvaluationReport {
   validation: Record<string, { dice: number }>;
-  test: ExamResult;
+  test: ReportedExam;
 }
 
 export interface SiteClientOptions {
@@ -104,11 +111,16 @@ export class SiteClient {
   private trainerFold = -1;
   private aeLoaded = -1;
   private readonly summary: SiteSummary;
+  private readonly report: SiteReport;
+  /** The last test exam evaluated (evaluateTestExam), for the site's report and model. */
+  private lastTest?: Omit<TestExamView, "validation" | "image"> & { imageFile: string };
+  private roundsRecorded = 0;
 
   constructor(options: SiteClientOptions) {
     this.o = options;
     this.log = options.log ?? silentLogger;
     this.state = new SiteState(options.stateDir);
+    this.report = new SiteReport(this.state.dir);
     this.summary = {
       site: options.site,
       joint: options.joint,
@@ -138,9 +150,15 @@ export class SiteClient {
         const task = await t.nextTask();
         if (task.kind === "done") break;
         if (task.kind === "wait") continue;
-        if (task.kind === "train") await this.train(task);
-        else if (task.kind === "evaluate") await this.evaluate(task);
+        if (task.kind === "train") {
+          await this.train(task);
+          await this.recordRound();
+        } else if (task.kind === "evaluate") {
+          await this.evaluate(task);
+          await this.recordEvaluation(task.ref!.fold);
+        }
       }
+      await this.writeReport();
     } finally {
       this.trainer?.dispose();
       t.close();
@@ -248,7 +266,7 @@ export class SiteClient {
     if (instructions.embed) {
       const e = this.config!.embeddings;
       const seed = randomInt(2 ** 31);
-      embeddings = anonymiseEmbeddings(trainer.embeddings(phase, { count: e.count, seed }), {
+      embeddings = anonymiseEmbeddings(await trainer.embeddings(phase, { count: e.count, seed }), {
         mix: e.mix,
         noise: e.noise,
         random: mulberry32(seed ^ 0x9e3779b9),
@@ -258,7 +276,7 @@ export class SiteClient {
     // which have no gradient, travel as their values)
     const gradients = new Map((res.gradients ?? []).map((g) => [g.name, g]));
     const shared = federates(this.config!.method)
-      ? trainer.sharedTensors(phase).map((x) => gradients.get(x.name) ?? x)
+      ? (await trainer.sharedTensors(phase)).map((x) => gradients.get(x.name) ?? x)
       : [];
     const computeMs = performance.now() - t0;
     const tPush = performance.now();
@@ -344,7 +362,7 @@ export class SiteClient {
     const test = await this.evaluateTestExam(trainer, ref.fold);
     const report: EvaluationReport = {
       validation: Object.fromEntries(Object.entries(v.dice).map(([label, d]) => [label, { dice: d }])),
-      test,
+      test: reportedExam(test),
     };
     const ack = await this.o.transport.reportEvaluation(ref.fold, v.mean, report);
     if (ack.status === "rejected")
@@ -367,10 +385,10 @@ export class SiteClient {
     personalise: Personalisation,
     restore: boolean,
   ): Promise<ValidationResult> {
-    const gamma = restore && personalise.steps > 0 ? trainer.domainTensors("seg") : undefined;
+    const gamma = restore && personalise.steps > 0 ? await trainer.domainTensors("seg") : undefined;
     if (personalise.steps > 0) await trainer.personalise("seg", personalise);
     trainer.recalibrateNorms("seg");
-    const v = trainer.validate(this.o.joint);
+    const v = await trainer.validate(this.o.joint);
     if (gamma) trainer.setDomainTensors("seg", gamma);
     return v;
   }
@@ -382,18 +400,98 @@ export class SiteClient {
    */
   private async evaluateTestExam(trainer: SegmentationTrainer<SliceSet>, fold: number): Promise<ExamResult> {
     const data = this.data!;
-    const id = foldSplit(data, this.o.site, this.config!.seed, fold).test;
-    const slices = subsetSlices(data.slices, [id]);
-    const size = slices.size;
-    const px = size * size;
-    const pred = trainer.predictSlices(this.o.joint, slices.images);
-    const planes = Array.from({ length: slices.count }, (_, i) => pred.subarray(i * px, (i + 1) * px));
-    const c = data.dataset.cases.find((x) => x.id === id)!;
-    const label = await readNifti(c.label);
-    const volume = stackLabels(planes, { dims: label.dims, trainSize: [size, size], axis: slices.axis });
-    return evaluateExam(volume, label.data, label.dims, label.spacing, data.dataset.labels, {
-      axis: slices.axis,
+    const seed = this.config!.seed;
+    const e = await evaluateTestExam(trainer, { site: this.o.site, joint: this.o.joint, data, seed, fold });
+    this.lastTest = {
+      fold,
+      testExam: e.id,
+      validationExam: foldSplit(data, this.o.site, seed, fold).validation,
+      test: e.test,
+      imageFile: e.imageFile,
+      truth: e.truth,
+      prediction: e.prediction,
+      dims: e.dims,
+    };
+    return e.test;
+  }
+
+  /* ---- what the site keeps: its report and its model (never sent) ---------------------------- */
+
+  /** Appends the rounds trained since the last call to the site report. */
+  private async recordRound(): Promise<void> {
+    for (const r of this.summary.rounds.slice(this.roundsRecorded)) await this.report.addRound(r);
+    this.roundsRecorded = this.summary.rounds.length;
+  }
+
+  /**
+   * After a fold's evaluation: its record and figure in report/, and after the last fold the
+   * site's model to use in model/ (this fold's Θ with the site's Γ_k, as just evaluated).
+   */
+  private async recordEvaluation(fold: number): Promise<void> {
+    const t = this.lastTest;
+    const e = this.summary.evaluations.at(-1);
+    if (!t || t.fold !== fold || !e || e.fold !== fold) return;
+    const image = await readNifti(t.imageFile);
+    await this.report.addFold({
+      ...t,
+      validation: { mean: e.meanDice, dice: e.dice },
+      image: image.data,
     });
+    this.lastTest = undefined;
+    if (fold === this.config!.folds - 1) await this.writeModel(fold);
+  }
+
+  /** model/: the evaluated network of `fold` (the current trainer) with its card. */
+  private async writeModel(fold: number): Promise<void> {
+    const trainer = this.trainer!;
+    const c = this.config!;
+    const data = this.data!;
+    const split = foldSplit(data, this.o.site, c.seed, fold);
+    const byId = new Map(data.dataset.cases.map((x) => [x.id, x.image]));
+    const geometry = await geometryOfExams(
+      split.train.map((id) => byId.get(id)!),
+      data.slices.axis,
+    );
+    const card = studyModelCard({
+      study: c,
+      kind: "federated",
+      site: this.o.site,
+      fold,
+      joints: [this.o.joint],
+      labels: this.labelsFor(),
+      inferenceBatch: trainer.inferenceChunk,
+      sliceAxis: data.slices.axis,
+      geometry: { [this.o.joint]: geometry },
+    });
+    const dir = this.state.modelDir();
+    await writeModelDir(dir, card, [
+      ...(await trainer.sharedTensors("seg")),
+      ...(await trainer.domainTensors("seg")),
+    ]);
+    this.summary.model = dir;
+    this.log.info({ site: this.o.site, fold, model: dir }, "site model written");
+  }
+
+  /** report/ at the end of the study, from every fold and round recorded. */
+  private async writeReport(): Promise<void> {
+    const c = this.config!;
+    const folds = await this.report.folds();
+    const hasModel = folds.some((f) => f.fold === c.folds - 1);
+    const written = await this.report.write({
+      site: this.o.site,
+      joint: this.o.joint,
+      study: c.study,
+      method: c.method,
+      folds: c.folds,
+      labels: this.o.data.labels.names,
+      ...(hasModel ? { model: { dir: this.state.modelDir(), fold: c.folds - 1 } } : {}),
+    });
+    this.summary.report = written.dir;
+    if (hasModel) this.summary.model = this.state.modelDir();
+    this.log.info(
+      { site: this.o.site, report: written.dir, folds: written.folds.length },
+      "site report written",
+    );
   }
 }
 

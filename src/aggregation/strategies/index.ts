@@ -9,11 +9,23 @@ import type { Strategy, StrategyFactory } from "../strategy.js";
 import { fedAdam, fedAdamSchema } from "./fedadam.js";
 import { fedAvg, fedAvgSchema } from "./fedavg.js";
 import { fedAvgM, fedAvgMSchema } from "./fedavgm.js";
+import { fedMedian, fedMedianSchema } from "./fedmedian.js";
 import { fedProx, fedProxSchema } from "./fedprox.js";
+import { fedTrimmedAvg, fedTrimmedAvgSchema } from "./fedtrimmedavg.js";
 import { fedYogi, fedYogiSchema } from "./fedyogi.js";
+import { krum, krumSchema } from "./krum.js";
 
 export const strategyConfigSchema = z
-  .discriminatedUnion("name", [fedAvgSchema, fedAvgMSchema, fedAdamSchema, fedYogiSchema, fedProxSchema])
+  .discriminatedUnion("name", [
+    fedAvgSchema,
+    fedAvgMSchema,
+    fedAdamSchema,
+    fedYogiSchema,
+    fedProxSchema,
+    fedMedianSchema,
+    fedTrimmedAvgSchema,
+    krumSchema,
+  ])
   .prefault({ name: "fedavg" });
 export type StrategyConfig = z.output<typeof strategyConfigSchema>;
 export type StrategyConfigInput = z.input<typeof strategyConfigSchema>;
@@ -25,6 +37,9 @@ const STRATEGIES: { [K in StrategyName]: StrategyFactory<Extract<StrategyConfig,
   fedadam: fedAdam,
   fedyogi: fedYogi,
   fedprox: fedProx,
+  fedmedian: fedMedian,
+  fedtrimmedavg: fedTrimmedAvg,
+  krum: krum,
 };
 
 export const STRATEGY_NAMES = Object.keys(STRATEGIES) as StrategyName[];

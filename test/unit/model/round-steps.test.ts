@@ -59,14 +59,16 @@ describe("federated round steps", () => {
   it("FedSGD: the gradient is captured, Θ stays, Γ_k takes the Adam step the plain step takes", async () => {
     const a = trainer(["knee"]);
     const b = trainer(["knee"]);
-    const theta0 = a.sharedTensors("seg");
+    const theta0 = await a.sharedTensors("seg");
     const r = await a.trainSteps("seg", { steps: 1, round: { gradient: { lossWeight: 1 } } });
     await b.trainSteps("seg", { steps: 1 });
     expect(r.gradients!.map((g) => g.name).sort()).toEqual(theta0.map((t) => t.name).sort());
-    expect(maxAbsDiff(a.sharedTensors("seg"), theta0)).toBe(0);
-    expect(maxAbsDiff(trainable(a.domainTensors("seg")), trainable(b.domainTensors("seg")))).toBe(0);
+    expect(maxAbsDiff(await a.sharedTensors("seg"), theta0)).toBe(0);
+    expect(maxAbsDiff(trainable(await a.domainTensors("seg")), trainable(await b.domainTensors("seg")))).toBe(
+      0,
+    );
     // the plain step moved Θ by Adam's first step, −lr·g/(|g| + ε): the captured g has its sign
-    const moved = b.sharedTensors("seg");
+    const moved = await b.sharedTensors("seg");
     let checked = 0;
     for (const g of r.gradients!) {
       const before = theta0.find((t) => t.name === g.name)!;
@@ -87,21 +89,21 @@ describe("federated round steps", () => {
 
   it("FedProx: a large μ pulls Θ toward the anchor; personalisation moves Γ_k only", async () => {
     const a = trainer(["ankle"]);
-    const theta0 = a.sharedTensors("seg");
+    const theta0 = await a.sharedTensors("seg");
     const anchor = theta0.map((t) => ({ ...t, data: t.data.map((v) => v + 1) }));
     await a.trainSteps("seg", { steps: 1, round: { proximal: { mu: 1e4, anchor } } });
     // the proximal gradient μ·(Θ − Θ_r) = −μ dominates: every element moved up by lr
-    for (const t of a.sharedTensors("seg")) {
+    for (const t of await a.sharedTensors("seg")) {
       const t0 = theta0.find((x) => x.name === t.name)!;
       for (let i = 0; i < t.data.length; i++) expect(t.data[i] - t0.data[i]).toBeCloseTo(5e-3, 5);
     }
-    const theta1 = a.sharedTensors("seg");
-    const gamma1 = trainable(a.domainTensors("seg"));
+    const theta1 = await a.sharedTensors("seg");
+    const gamma1 = trainable(await a.domainTensors("seg"));
     const tensors = tf.memory().numTensors;
     await a.personalise("seg", { steps: 2, lr: 1e-2 });
     expect(tf.memory().numTensors).toBe(tensors);
-    expect(maxAbsDiff(a.sharedTensors("seg"), theta1)).toBe(0);
-    expect(maxAbsDiff(trainable(a.domainTensors("seg")), gamma1)).toBeGreaterThan(1e-3);
+    expect(maxAbsDiff(await a.sharedTensors("seg"), theta1)).toBe(0);
+    expect(maxAbsDiff(trainable(await a.domainTensors("seg")), gamma1)).toBeGreaterThan(1e-3);
     a.dispose();
   });
 
@@ -128,9 +130,9 @@ describe("federated round steps", () => {
     // reset: the next step is a first step again (|ΔΘ| = lr wherever |g| ≫ ε); kept moments after
     // three steps give smaller, unequal steps
     const stepSizes = async (t: SegmentationTrainer) => {
-      const w0 = t.sharedTensors("seg");
+      const w0 = await t.sharedTensors("seg");
       await t.trainSteps("seg", { steps: 1 });
-      const w1 = t.sharedTensors("seg");
+      const w1 = await t.sharedTensors("seg");
       const d = w1.flatMap((x, k) => Array.from(x.data, (v, i) => Math.abs(v - w0[k].data[i])));
       return d.filter((x) => Math.abs(x - 5e-3) < 1e-5).length / d.length;
     };
@@ -149,7 +151,7 @@ describe("federated round steps", () => {
     const sites = JOINTS.map((j) => trainer([j], s));
     const strategy = createStrategy(s);
     const schema = federatedSchema(s, "seg");
-    let theta = sites[0].sharedTensors("seg");
+    let theta = await sites[0].sharedTensors("seg");
     let state = strategy.initialize(theta);
     for (let round = 0; round < 20; round++) {
       const agg = strategy.begin(schema);
@@ -170,11 +172,11 @@ describe("federated round steps", () => {
       state = next.state;
       await pooled.trainSteps("seg", { steps: 1 });
     }
-    expect(maxAbsDiff(theta, sites[0].sharedTensors("seg"))).toBeGreaterThan(1e-4); // Θ_20 ≠ Θ_19
-    expect(maxAbsDiff(theta, pooled.sharedTensors("seg"))).toBe(0);
-    const pooledGamma = trainable(pooled.domainTensors("seg"));
+    expect(maxAbsDiff(theta, await sites[0].sharedTensors("seg"))).toBeGreaterThan(1e-4); // Θ_20 ≠ Θ_19
+    expect(maxAbsDiff(theta, await pooled.sharedTensors("seg"))).toBe(0);
+    const pooledGamma = trainable(await pooled.domainTensors("seg"));
     for (const site of sites) {
-      const gamma = trainable(site.domainTensors("seg"));
+      const gamma = trainable(await site.domainTensors("seg"));
       expect(gamma.length).toBeGreaterThan(0);
       expect(maxAbsDiff(gamma, pooledGamma)).toBe(0);
     }
