@@ -53,6 +53,8 @@ export const sitePolicyFields = {
 /** The site-policy fields of a strategy whose updates default to `auto` (the server optimisers). */
 export const adaptiveSitePolicyFields = {
   ...sitePolicyFields,
+  /** Uniform: the server optimises the paper's per-domain objective (1/K)·Σ_k L_k. */
+  weighting: z.enum(["samples", "uniform"]).default("uniform"),
   update: z.enum(UPDATE_CHOICES).default("auto"),
 };
 /**

@@ -9,6 +9,7 @@ import { writeFileAtomic } from "../atomic-write.js";
 import { barChartSvg } from "../eval/figure.js";
 import { type MeanStd, meanStd } from "../eval/stats.js";
 import { JOINTS } from "../joints.js";
+import { federates, type Method } from "../study/methods.js";
 import type { QualityBudget, QualityDetail, QualityOutcome, QualityResult, RunRecord } from "./quality.js";
 
 export interface RunSummary {
@@ -96,9 +97,9 @@ export function summarise(outcome: QualityOutcome): QualitySummary {
           aboveIndividualOnMean: fed.mean.dice > alone.mean.dice,
         }
       : null;
-  const order = ["individual", "shared", "dsl", "dsl+msc", FULL];
-  const byMethod = (m: string) =>
-    m === "individual"
+  const order: Method[] = ["individual", "shared", "dsl", "dsl+msc", FULL];
+  const byMethod = (m: Method) =>
+    !federates(m)
       ? alone
       : runs.find(
           (r) => r.kind === "federated" && r.method === m && (fed ? r.strategy === fed.strategy : true),

@@ -32,7 +32,7 @@
  * aeLocalSteps: 50                # … per AE round (default = localSteps)
  * minSites: 2                     # a round may close after roundTimeoutS with this many updates
  * roundTimeoutS: 1800
- * strategy: { name: fedavg, weighting: samples }   # src/aggregation/strategies
+ * strategy: { name: fedadam }   # default: FedAdam, uniform weights, FedSGD when a round is 1 step (src/aggregation/strategies)
  * compression: none               # none | float16 (wire dtype of Θ)
  * maxUpdateNorm: 1.0e6            # L2 bound on an update's Θ
  * relativeNormBound: 3            # optional: leave out updates farther from Θ_r than 3 × the round's median

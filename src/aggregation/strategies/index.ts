@@ -26,7 +26,7 @@ export const strategyConfigSchema = z
     fedTrimmedAvgSchema,
     krumSchema,
   ])
-  .prefault({ name: "fedavg" });
+  .prefault({ name: "fedadam" });
 export type StrategyConfig = z.output<typeof strategyConfigSchema>;
 export type StrategyConfigInput = z.input<typeof strategyConfigSchema>;
 export type StrategyName = StrategyConfig["name"];

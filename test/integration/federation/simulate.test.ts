@@ -45,6 +45,8 @@ describe("fedjoint simulate (3 sites, dsl+msc+mjap, loopback mTLS)", () => {
           model: { base: 8, depth: 3, size: 32 },
           training: { seg: { batch: 18, lr: 3e-3 }, ae: { batch: 18, lr: 3e-3 } },
           embeddings: { enabled: true, count: 16 },
+          // several local steps a round: FedAvg's models (the default FedAdam is the demo's test)
+          strategy: { name: "fedavg" },
         }),
         subjects: 4,
         dataSize: 32,
