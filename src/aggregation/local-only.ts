@@ -5,10 +5,11 @@
 import { fjError } from "../errors.js";
 import type { NamedTensor } from "../model/api.js";
 import type { StudyConfig } from "../study/config.js";
-import { defaultTrainInstructions, forEverySite } from "./instructions.js";
-import type { RoundAggregator, SiteResult, Strategy } from "./strategy.js";
+import { evaluateInstructions, forEverySite, PLAIN_SITE_POLICY, trainInstructions } from "./instructions.js";
+import type { RoundAggregator, SiteResult, Strategy, TensorSchema } from "./strategy.js";
 
 class Counter implements RoundAggregator {
+  readonly schema: TensorSchema = { tensors: [] };
   private readonly added: string[] = [];
   private samples = 0;
   get sites(): readonly string[] {
@@ -39,12 +40,18 @@ class Counter implements RoundAggregator {
   }
 }
 
+/**
+ * Each site trains Θ and Γ_k alone (model updates that are never sent, the site's Adam kept, no
+ * personalisation: Γ_k already trains with its own Θ); only the study's validation cadence carries
+ * over from its strategy block.
+ */
 export function localOnly(study: StudyConfig): Strategy {
+  const policy = { ...PLAIN_SITE_POLICY, validateEvery: study.strategy.validateEvery };
   return {
     name: "local-only",
     initialize: () => ({ tensors: [], scalars: {} }),
-    configureTrain: (ctx, sites) => forEverySite(sites, defaultTrainInstructions(study, ctx)),
-    configureEvaluate: (ctx, sites) => forEverySite(sites, { round: ctx.rounds }),
+    configureTrain: (ctx, sites) => forEverySite(sites, trainInstructions(study, ctx, sites, policy)),
+    configureEvaluate: (ctx, sites) => forEverySite(sites, evaluateInstructions(study, ctx, policy)),
     begin: () => new Counter(),
     restore: (_schema, snapshot) => Counter.restore(snapshot),
     aggregate: (_round, _current, state) => ({ model: [], state }),

@@ -14,9 +14,13 @@ import type { NamedTensor } from "../model/api.js";
 import type { StudyConfig } from "../study/config.js";
 import type { Phase } from "../study/methods.js";
 
-/** Expected tensor names and shapes (in order) of one phase's Θ. */
+/**
+ * Expected tensor names and shapes (in order) of one phase's Θ. `trainable: false` marks running
+ * statistics (the "shared" baseline's one batch norm): a server optimiser never steps them, they
+ * take the round's mean. Absent means trainable.
+ */
 export interface TensorSchema {
-  tensors: { name: string; shape: number[] }[];
+  tensors: { name: string; shape: number[]; trainable?: boolean }[];
 }
 
 /** One site's result of a training round, already validated against the schema. */
@@ -38,6 +42,35 @@ export interface RoundContext {
   rounds: number;
 }
 
+/**
+ * What a site sends after its local steps: `model` = Θ_r^k, its Θ after the steps (the FedAvg
+ * family; the server's pseudo-gradient is Θ_r − mean_k Θ_r^k); `gradient` = ∂L_k/∂Θ at Θ_r from
+ * one step (FedSGD: Θ does not move at the site; the server optimiser steps on the mean gradient).
+ */
+export type UpdateKind = "model" | "gradient";
+export const UPDATE_KINDS = ["model", "gradient"] as const satisfies readonly UpdateKind[];
+
+/**
+ * The site's local Adam state at the start of a round: `keep` (moments persist while Θ jumps to
+ * the new aggregate), `reset` (fresh moments and step count every round), `reset-first-moment`
+ * (m = 0, the second moment and its step count kept).
+ */
+export type LocalOptimizerPolicy = "keep" | "reset" | "reset-first-moment";
+export const LOCAL_OPTIMIZER_POLICIES = [
+  "keep",
+  "reset",
+  "reset-first-moment",
+] as const satisfies readonly LocalOptimizerPolicy[];
+
+/**
+ * Γ_k personalisation: `steps` Adam steps on the site's own data that move only Γ_k (DSBN γ/β and
+ * heads; Θ frozen at the new aggregate) before the site validates or evaluates. 0 = none.
+ */
+export interface Personalisation {
+  steps: number;
+  lr: number;
+}
+
 /** What a site is told to do in one training round. */
 export interface TrainInstructions {
   /** Local optimiser steps. */
@@ -46,12 +79,31 @@ export interface TrainInstructions {
   lr: number;
   /** Upload anonymised embeddings after training (phases whose loss has a contrastive term). */
   embed: boolean;
+  /** What the site sends back: its model after the steps, or (FedSGD) the gradient of one step. */
+  update: UpdateKind;
+  /**
+   * The site's weight w_k in the pooled objective L = Σ_k w_k·L_k that its aggregation weight
+   * stands for (uniform: 1/K). In `gradient` mode Γ_k steps on ∂(w_k·L_k)/∂Γ_k = ∂L/∂Γ_k, exactly
+   * what pooled training applies to Γ_k; Θ's gradient is sent unscaled (the server's weighted
+   * mean applies w_k). Unused in `model` mode.
+   */
+  lossWeight: number;
+  /** FedProx: μ of the proximal term (μ/2)·‖Θ − Θ_r‖² added to the local loss (0 = none). */
+  proximalMu: number;
+  /** The local Adam state at the start of the round. */
+  optimizer: LocalOptimizerPolicy;
+  /** Γ_k personalisation on the new Θ before this round's validation. */
+  personalise: Personalisation;
+  /** Whether the site validates Θ_r (+ Γ_k) before training and reports the Dice as a metric. */
+  validate: boolean;
 }
 
 /** What a site is told when it evaluates a fold's final model. */
 export interface EvaluateInstructions {
   /** Aggregations of the fold's final SEG model (the model the site pulls). */
   round: number;
+  /** Γ_k personalisation on the final Θ before validation and the test exam. */
+  personalise: Personalisation;
 }
 
 /** A strategy's server-side state between rounds (e.g. momentum or Adam moments over Θ). */
@@ -68,6 +120,8 @@ export interface Exclusion {
 }
 
 export interface RoundAggregator {
+  /** The schema of the round's results. */
+  readonly schema: TensorSchema;
   /** Folds one validated result in; throws if its names/shapes differ from the schema. */
   add(result: SiteResult): void;
   /** Sites added so far, in order. */

@@ -15,7 +15,7 @@ export const weightingSchema = z.enum(["samples", "uniform"]).default("samples")
 export type Weighting = z.output<typeof weightingSchema>;
 
 export class WeightedMean implements RoundAggregator {
-  private readonly schema: TensorSchema;
+  readonly schema: TensorSchema;
   private readonly acc: Float64Array[];
   private readonly index = new Map<string, number>();
   private readonly weightOf: (u: { samples: number }) => number;

@@ -77,9 +77,12 @@ function taskMsg(t: Task): TaskMsg {
     hasBank: false,
     aeRounds: 0,
     train: null,
+    evaluate: null,
   };
-  if (t.kind === "evaluate")
-    return { ...base, ref: { ...t.ref, round: t.instructions.round }, hasModel: t.hasModel };
+  if (t.kind === "evaluate") {
+    const evaluate = { personalise: { ...t.instructions.personalise } };
+    return { ...base, ref: { ...t.ref, round: t.instructions.round }, hasModel: t.hasModel, evaluate };
+  }
   if (t.kind === "train") {
     return {
       ...base,
@@ -87,7 +90,7 @@ function taskMsg(t: Task): TaskMsg {
       hasModel: t.hasModel,
       hasBank: t.hasBank,
       aeRounds: t.aeRounds,
-      train: { ...t.instructions },
+      train: { ...t.instructions, personalise: { ...t.instructions.personalise } },
     };
   }
   return base;

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { writeFileAtomic } from "../atomic-write.js";
 import { fjError } from "../errors.js";
 import { CosineAccumulator, type CosineCell, scaleOrder } from "./cosine.js";
+import { barChartSvg } from "./figure.js";
 import { ks2samp } from "./ks.js";
 import { distribution, meanStd } from "./stats.js";
 import {
@@ -328,6 +329,7 @@ export function renderMarkdown(
   }
   L.push("");
   L.push("## 3D metrics (Tables 2–3)", "");
+  L.push(`![test Dice per site](${FIGURE_FILE})`, "");
   L.push(
     "Mean ± std (ddof 0) over the test exams of all folds of the per-exam mean over bones, on post-processed masks. " +
       "Dice, sensitivity, specificity in %; MSSD, ASSD in mm; RAVD in %. " +
@@ -499,7 +501,33 @@ export interface WrittenReport {
   summary: ReportSummary;
 }
 
-/** Writes report.md, metrics.csv and metrics.json into `dir` (created if needed), each atomically. */
+/** The leave-one-out figure of a study's report: per site, the mean test Dice of each method ± std. */
+export function renderFigure(study: string, summary: ReportSummary): string {
+  const dice = (method: string, site: string) =>
+    summary.rows3d.find(
+      (r) => r.method === method && r.site === site && r.label === "mean" && r.metric === "dice",
+    );
+  return barChartSvg({
+    title: `${study}: leave-one-out test Dice per site`,
+    axis: "test Dice (3D, post-processed)",
+    groups: summary.sites.map((s) => s.site),
+    series: summary.methods.map((method) => ({
+      label: method,
+      values: Object.fromEntries(
+        summary.sites.map((s) => [s.site, dice(method, s.site)?.mean ?? Number.NaN]),
+      ),
+      errors: Object.fromEntries(summary.sites.map((s) => [s.site, dice(method, s.site)?.std ?? 0])),
+    })),
+    percent: true,
+  });
+}
+
+const FIGURE_FILE = "figure.svg";
+
+/**
+ * Writes report.md (with figure.svg), metrics.csv and metrics.json into `dir` (created if needed),
+ * each atomically.
+ */
 export async function writeReport(
   dir: string,
   studyResults: StudyResults,
@@ -523,7 +551,13 @@ export async function writeReport(
     summary,
   };
   await mkdir(dir, { recursive: true });
-  const files = [join(dir, "report.md"), join(dir, "metrics.csv"), join(dir, "metrics.json")];
+  const files = [
+    join(dir, "report.md"),
+    join(dir, "metrics.csv"),
+    join(dir, "metrics.json"),
+    join(dir, FIGURE_FILE),
+  ];
+  await writeFileAtomic(files[3], renderFigure(studyResults.study, summary));
   await writeFileAtomic(files[0], renderMarkdown(studyResults.study, studyResults, summary, now));
   await writeFileAtomic(files[1], renderCsv(studyResults.study, summary));
   await writeFileAtomic(files[2], `${JSON.stringify(file)}\n`);

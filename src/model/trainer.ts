@@ -96,6 +96,14 @@ export interface TrainerConfig {
   lr: Record<Phase, number>;
   /** λ1, λ2, λ_SSC, λ3 and the contrastive temperature τ. */
   training: Pick<TrainingConfig, "lambdaAeMsc" | "lambdaMsc" | "lambdaSsc" | "lambdaMjap" | "tau" | "scales">;
+  /** Forward passes of `recalibrateNorms` (default 8). */
+  recalibrationBatches?: number;
+  /**
+   * Pooled training of a loss that separates by domain (no L_MSC, DSBN): compute each domain's
+   * gradient in its own pass and combine them as a federation's server does (see
+   * `trainStepsPerDomain`). Same maths as one pass over the whole batch, another float32 summation.
+   */
+  perDomainGradients?: boolean;
 }
 
 /**
@@ -126,6 +134,8 @@ export function trainerConfig(
       tau: t.tau,
       scales: t.scales,
     },
+    recalibrationBatches: t.recalibrationBatches,
+    perDomainGradients: t.perDomainGradients,
   };
 }
 
@@ -144,11 +154,34 @@ export interface TrainStepsOptions {
    * from the device: one step behind the computation, every step before `trainSteps` resolves.
    */
   onStep?: (step: number, loss: LossComponents) => void;
+  /**
+   * Federated round options (src/aggregation TrainInstructions): FedSGD gradient capture, the
+   * FedProx proximal term, or Γ_k-only steps. See `RoundOptimizer`.
+   */
+  round?: RoundStepOptions;
+}
+
+/**
+ * How a federated round changes the local step (the loss closure is the same in every case; only
+ * the gradients handed to Adam change):
+ * - `gradient`: FedSGD — ∂L/∂Θ of each step is captured (the site sends it) and Θ is not moved
+ *   locally; Γ_k steps on its gradient × `lossWeight` (the site's weight w_k in the pooled objective
+ *   Σ_k w_k·L_k, so that Γ_k receives exactly the pooled model's gradient ∂L/∂Γ_k).
+ * - `proximal`: FedProx — μ·(Θ − Θ_r) added to Θ's gradient, the gradient of (μ/2)·‖Θ − Θ_r‖².
+ * - `domainOnly`: only Γ_k's trainable variables (DSBN γ/β, heads) are differentiated and stepped
+ *   (personalisation on a frozen Θ), with the caller's own optimiser and sampler stream.
+ */
+export interface RoundStepOptions {
+  gradient?: { lossWeight: number };
+  proximal?: { mu: number; anchor: readonly NamedTensor[] };
+  domainOnly?: { optimizer: Adam };
 }
 
 export interface TrainStepsResult {
   /** Slices seen: steps × batch actually used. */
   samples: number;
+  /** FedSGD (`round.gradient`): ∂L/∂Θ summed over the steps (one step: that step's gradient). */
+  gradients?: NamedTensor[];
   /** Means over the steps. */
   loss: LossComponents;
   /** Wall time spent in the steps, ms. */
@@ -179,6 +212,12 @@ interface PhaseState {
 }
 
 const SCOPE_ALL: CheckpointScope = "all";
+
+/**
+ * Independent seeded batch streams per (phase, joint): training, the DSBN recalibration batches
+ * and Γ_k personalisation never move each other's draws.
+ */
+type SamplerStream = "train" | "recalibrate" | "personalise";
 
 /**
  * Trains one multi-domain model (Att-UNet S and, for +mjap methods, the multi-joint auto-encoder
@@ -320,12 +359,19 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
    * passes in training mode (no gradient, no optimiser) over training batches, the running mean
    * and variance set to the average of their batch statistics. In a federation Θ changes at every
    * aggregation while the running statistics were accumulated under the site's previous weights;
-   * validating, evaluating or embedding without this normalises with stale statistics.
+   * validating, evaluating or embedding without this normalises with stale statistics. Training
+   * steps normalise with batch statistics and never read these, so when a path recalibrates
+   * changes no trained weight.
    */
-  recalibrateNorms(phase: Phase, batches = 8): void {
+  recalibrateNorms(phase: Phase, batches = this.config.recalibrationBatches ?? 8): void {
     this.alive();
     const per = this.perJoint(phase);
     const groups = this.config.joints.map((joint) => ({ joint, count: per }));
+    // The same calibration batches every time (a fresh sampler from the recalibration seed): the
+    // statistics are a function of the current weights only, not of how often a path recalibrated
+    // before, so a site and pooled training that recalibrate at different times still agree.
+    for (const joint of this.config.joints)
+      this.state(phase).samplers.delete(this.samplerKey("recalibrate", joint));
     for (let i = 0; i < batches; i++) {
       const batch = this.drawBatch(phase, per, "recalibrate");
       tf.tidy(() => {
@@ -349,14 +395,21 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
    * (no synchronous device read inside a step). With L_MSC active, one domain and no bank, the
    * loss reduces to in-batch terms (every pair positive); that is logged once per trainer.
    */
-  async trainSteps(phase: Phase, options: TrainStepsOptions): Promise<TrainStepsResult> {
+  async trainSteps(phase: Phase, options: TrainStepsOptions, pass?: DomainPass): Promise<TrainStepsResult> {
     this.alive();
+    if (!pass && !options.round && this.separatesByDomain(phase))
+      return this.trainStepsPerDomain(phase, options);
     const st = this.state(phase);
-    st.optimizer ??= new Adam(this.config.lr[phase]);
-    const optimizer = st.optimizer;
-    optimizer.learningRate = options.lr ?? this.config.lr[phase];
+    const round = options.round ?? {};
+    if (!round.domainOnly) st.optimizer ??= new Adam(this.config.lr[phase]);
+    const adam = round.domainOnly?.optimizer ?? st.optimizer!;
+    adam.learningRate = options.lr ?? this.config.lr[phase];
+    const roundOptimizer =
+      round.gradient || round.proximal ? new RoundOptimizer(adam, st.params, round) : undefined;
+    const optimizer: tf.Optimizer = pass?.tap ?? roundOptimizer ?? adam;
+    const stream: SamplerStream = round.domainOnly ? "personalise" : "train";
     const per = this.perJoint(phase);
-    const joints = this.config.joints;
+    const joints = pass ? [pass.joint] : this.config.joints;
     const scales = this.contrastiveScales(phase);
     const wMsc = this.contrastiveWeight(phase);
     const useMsc = wMsc > 0 && scales.length > 0;
@@ -369,7 +422,11 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
         "L_MSC has one domain and no embedding bank: in-batch terms only (every pair is a positive, no negatives)",
       );
     }
-    const vars = st.params.trainable();
+    const vars = round.domainOnly
+      ? st.params.trainable((_, scope) => scope !== "shared")
+      : pass
+        ? st.params.trainable((_, scope) => scope === "shared" || scope.domain === pass.joint)
+        : st.params.trainable();
     const domains = Int32Array.from(joints.flatMap((j) => Array<number>(per).fill(JOINTS.indexOf(j))));
     const groups = joints.map((joint) => ({ joint, count: per }));
     const sums = { total: 0, ce: 0, msc: 0, mjap: 0 };
@@ -390,7 +447,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     const t0 = performance.now();
     try {
       for (let step = 0; step < options.steps; step++) {
-        const batch = this.drawBatch(phase, per);
+        const batch = this.drawBatch(phase, per, stream, joints);
         const ctx: ForwardContext = { groups, training: true, statUpdates: [] };
         const parts: tf.Scalar[] = [];
         const cost = optimizer.minimize(
@@ -452,15 +509,120 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
       await losses.drain();
+    } catch (err) {
+      roundOptimizer?.dispose();
+      throw err;
     } finally {
       await losses.drain().catch(() => undefined);
       if (bank) for (const b of bank.values()) b.vectors.dispose();
     }
+    const gradients = round.gradient ? roundOptimizer!.takeGradients() : undefined;
+    roundOptimizer?.dispose();
     const n = Math.max(options.steps, 1);
     const loss: LossComponents = { total: sums.total / n, ce: sums.ce / n };
     if (useMsc) loss.msc = sums.msc / n;
     if (useMjap) loss.mjap = sums.mjap / n;
-    return { samples: options.steps * per * joints.length, loss, computeMs: performance.now() - t0 };
+    return {
+      samples: options.steps * per * joints.length,
+      loss,
+      computeMs: performance.now() - t0,
+      ...(gradients ? { gradients } : {}),
+    };
+  }
+
+  /** Whether pooled steps of `phase` take one pass per domain (`perDomainGradients`). */
+  private separatesByDomain(phase: Phase): boolean {
+    return (
+      this.config.perDomainGradients === true &&
+      this.config.joints.length > 1 &&
+      !this.spec.sharedNorm &&
+      this.contrastiveScales(phase).length === 0
+    );
+  }
+
+  /**
+   * Pooled steps of a loss that separates by domain, L = (1/K)·Σ_k L_k (L_CE, L_MJAP; DSBN, no
+   * L_MSC): each step runs one pass per joint (its own slices of the step, one domain group)
+   * computing ∂L_k/∂(Θ, Γ_k), then Θ's gradient is the float64 mean over the joints rounded once
+   * to float32 — the uniform FedAvg/FedSGD server's WeightedMean, term for term — and Γ_k's is
+   * ∂L_k/∂Γ_k × 1/K, as a FedSGD site scales it; one Adam step applies them. The maths of one pass
+   * over the whole batch; the float32 sums are the federation's, so the two agree bit for bit.
+   */
+  private async trainStepsPerDomain(phase: Phase, options: TrainStepsOptions): Promise<TrainStepsResult> {
+    const st = this.state(phase);
+    st.optimizer ??= new Adam(this.config.lr[phase]);
+    st.optimizer.learningRate = options.lr ?? this.config.lr[phase];
+    const joints = this.config.joints;
+    const shared = st.params.names((_, scope, trainable) => trainable && scope === "shared");
+    const sharedEngine = new Set(shared.map((n) => st.params.get(n).name));
+    const sums = { total: 0, ce: 0, mjap: 0 };
+    const t0 = performance.now();
+    let samples = 0;
+    let useMjap = false;
+    for (let step = 0; step < options.steps; step++) {
+      const tap = new GradientTap();
+      const loss: LossComponents = { total: 0, ce: 0 };
+      try {
+        for (const joint of joints) {
+          const r = await this.trainSteps(phase, { steps: 1, lr: options.lr }, { joint, tap });
+          samples += r.samples;
+          loss.total += r.loss.total / joints.length;
+          loss.ce += r.loss.ce / joints.length;
+          if (r.loss.mjap !== undefined) {
+            useMjap = true;
+            loss.mjap = (loss.mjap ?? 0) + r.loss.mjap / joints.length;
+          }
+        }
+        const grads = await tap.combine(sharedEngine, joints.length);
+        st.optimizer.applyGradients(grads);
+        tf.dispose(grads.map((g) => g.tensor));
+      } finally {
+        tap.dispose();
+      }
+      sums.total += loss.total;
+      sums.ce += loss.ce;
+      sums.mjap += loss.mjap ?? 0;
+      options.onStep?.(step, loss);
+    }
+    const n = Math.max(options.steps, 1);
+    const loss: LossComponents = { total: sums.total / n, ce: sums.ce / n };
+    if (useMjap) loss.mjap = sums.mjap / n;
+    return { samples, loss, computeMs: performance.now() - t0 };
+  }
+
+  /**
+   * The local Adam state of a phase at the start of a federated round (TrainInstructions.optimizer):
+   * `keep` leaves it, `reset` starts fresh moments and step count, `reset-first-moment` zeroes m
+   * and keeps v and the step count (the first steps after it are damped by the bias correction).
+   */
+  async resetOptimizer(phase: Phase, policy: "keep" | "reset" | "reset-first-moment"): Promise<void> {
+    const st = this.state(phase);
+    if (policy === "keep" || !st.optimizer) return;
+    if (policy === "reset") {
+      st.optimizer.dispose();
+      st.optimizer = undefined;
+      return;
+    }
+    const weights = await st.optimizer.getWeights();
+    const zeros = weights
+      .filter((w) => w.name.endsWith("/adam_m"))
+      .map((w) => ({ name: w.name, tensor: tf.zerosLike(w.tensor) }));
+    await st.optimizer.setWeights(zeros);
+    tf.dispose([weights[0].tensor, ...zeros.map((z) => z.tensor)]);
+  }
+
+  /**
+   * Γ_k personalisation: `steps` Adam steps (a fresh optimiser each time, its own sampler stream)
+   * that move only the served joints' trainable domain variables — DSBN γ/β and heads — on the
+   * frozen current Θ, with the phase's loss (no embedding bank).
+   */
+  async personalise(phase: Phase, o: { steps: number; lr: number }): Promise<TrainStepsResult> {
+    const optimizer = new Adam(o.lr);
+    try {
+      return await this.trainSteps(phase, { steps: o.steps, lr: o.lr, round: { domainOnly: { optimizer } } });
+    } finally {
+      optimizer.dispose();
+    }
   }
 
   /**
@@ -725,7 +887,8 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   private drawBatch(
     phase: Phase,
     per: number,
-    stream: "train" | "recalibrate" = "train",
+    stream: SamplerStream = "train",
+    joints: readonly Joint[] = this.config.joints,
   ): { images: Float32Array; labels: tf.Tensor3D[] } {
     if (!this.makeSampler) {
       throw fjError(
@@ -736,15 +899,14 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     const st = this.state(phase);
     const size = this.config.size;
     const px = size * size;
-    const joints = this.config.joints;
     const images = new Float32Array(per * joints.length * px);
     const labels: tf.Tensor3D[] = [];
     joints.forEach((joint, k) => {
-      let sampler = st.samplers.get(`${stream}/${joint}`);
+      let sampler = st.samplers.get(this.samplerKey(stream, joint));
       if (!sampler) {
         const seed = hashSeed("fedjoint-sampler", stream, this.config.seed, phase, joint);
         sampler = this.makeSampler!(this.jointData(joint).train, { batch: per, seed });
-        st.samplers.set(`${stream}/${joint}`, sampler);
+        st.samplers.set(this.samplerKey(stream, joint), sampler);
       }
       const b = sampler.next();
       if (b.n !== per || b.images.length !== per * px || b.labels.length !== per * px) {
@@ -757,6 +919,10 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
       labels.push(tf.tensor3d(this.labelValues(joint, b.labels), [per, size, size], "int32"));
     });
     return { images, labels };
+  }
+
+  private samplerKey(stream: SamplerStream, joint: Joint): string {
+    return `${stream}/${joint}`;
   }
 
   /** Label values as int32, mapped into the union space for the "shared" method. */
@@ -810,6 +976,163 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
       map.set(s.scale, { vectors: tf.tensor2d(s.vectors, [s.count, dim]), domains: s.domains });
     }
     return map;
+  }
+}
+
+type NamedWeight = { name: string; tensor: tf.Tensor };
+
+/** One domain's pass of a per-domain pooled step: its joint and the tap collecting its gradients. */
+interface DomainPass {
+  joint: Joint;
+  tap: GradientTap;
+}
+
+/**
+ * Collects the gradients of several passes without applying them (per-domain pooled steps), then
+ * combines them: Θ's (engine names in `shared`) as the float64 mean over the passes rounded once,
+ * the others (each pass's own Γ_k) scaled by 1/K.
+ */
+class GradientTap extends tf.Optimizer {
+  static get className(): string {
+    return "FedjointGradientTap";
+  }
+
+  private readonly passes: Map<string, tf.Tensor>[] = [];
+
+  override applyGradients(variableGradients: tf.NamedTensorMap | NamedWeight[]): void {
+    const entries: [string, tf.Tensor][] = Array.isArray(variableGradients)
+      ? variableGradients.map((e) => [e.name, e.tensor])
+      : Object.entries(variableGradients);
+    this.passes.push(
+      new Map(entries.filter(([, g]) => g != null).map(([n, g]) => [n, tf.keep(tf.clone(g))])),
+    );
+  }
+
+  async combine(shared: ReadonlySet<string>, k: number): Promise<NamedWeight[]> {
+    const out: NamedWeight[] = [];
+    const sums = new Map<string, { acc: Float64Array; shape: number[] }>();
+    for (const pass of this.passes) {
+      for (const [name, g] of pass) {
+        if (!shared.has(name)) {
+          out.push({ name, tensor: tf.tidy(() => tf.mul(g, 1 / k)) });
+          continue;
+        }
+        const values = (await g.data()) as Float32Array;
+        let s = sums.get(name);
+        if (!s) {
+          s = { acc: new Float64Array(values.length), shape: [...g.shape] };
+          sums.set(name, s);
+        }
+        for (let i = 0; i < values.length; i++) s.acc[i] += 1 * values[i];
+      }
+    }
+    for (const [name, s] of sums) {
+      const mean = new Float32Array(s.acc.length);
+      for (let i = 0; i < mean.length; i++) mean[i] = s.acc[i] / k;
+      out.push({ name, tensor: tf.tensor(mean, s.shape, "float32") });
+    }
+    return out;
+  }
+
+  override dispose(): void {
+    for (const pass of this.passes) tf.dispose([...pass.values()]);
+    this.passes.length = 0;
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {};
+  }
+}
+
+/**
+ * Wraps the phase's Adam for one federated round's steps (RoundStepOptions): rewrites the
+ * gradients tfjs computed before Adam applies them — captures Θ's (FedSGD) and scales Γ_k's by the
+ * site's loss weight, or adds FedProx's μ·(Θ − Θ_r) to Θ's. The loss closure is the same as in
+ * every other step. Variables arrive under their engine names; Θ's are mapped back to partition
+ * names for the captured set.
+ */
+class RoundOptimizer extends tf.Optimizer {
+  static get className(): string {
+    return "FedjointRoundOptimizer";
+  }
+
+  /** Engine variable name → partition name, for Θ's trainable variables. */
+  private readonly shared = new Map<string, string>();
+  private readonly anchors = new Map<string, tf.Tensor>();
+  private readonly captured = new Map<string, tf.Tensor>();
+
+  constructor(
+    private readonly inner: Adam,
+    params: ParamStore,
+    private readonly o: RoundStepOptions,
+  ) {
+    super();
+    for (const n of params.names((_, scope, trainable) => trainable && scope === "shared")) {
+      this.shared.set(params.get(n).name, n);
+    }
+    if (o.proximal) {
+      const byPartition = new Map([...this.shared].map(([engine, partition]) => [partition, engine]));
+      for (const t of o.proximal.anchor) {
+        const engine = byPartition.get(t.name);
+        if (engine !== undefined) this.anchors.set(engine, tf.tensor(t.data, t.shape, "float32"));
+      }
+      const missing = [...this.shared.values()].find((n) => !this.anchors.has(byPartition.get(n)!));
+      if (missing !== undefined) {
+        this.dispose();
+        throw fjError("FJ_MODEL_MISSING_VARIABLE", `proximal term: Θ_r has no ${missing}`);
+      }
+    }
+  }
+
+  override applyGradients(variableGradients: tf.NamedTensorMap | NamedWeight[]): void {
+    const entries: [string, tf.Tensor][] = Array.isArray(variableGradients)
+      ? variableGradients.map((e) => [e.name, e.tensor])
+      : Object.entries(variableGradients);
+    const out: NamedWeight[] = [];
+    tf.tidy(() => {
+      for (const [name, g] of entries) {
+        const partition = this.shared.get(name);
+        if (partition !== undefined && this.o.gradient) {
+          const prev = this.captured.get(partition);
+          this.captured.set(partition, tf.keep(prev ? tf.add(prev, g) : tf.clone(g)));
+          prev?.dispose();
+        } else if (partition !== undefined && this.o.proximal) {
+          const v = tf.engine().registeredVariables[name];
+          out.push({
+            name,
+            tensor: tf.add(g, tf.mul(tf.sub(v, this.anchors.get(name)!), this.o.proximal.mu)),
+          });
+        } else if (partition === undefined && this.o.gradient && this.o.gradient.lossWeight !== 1) {
+          out.push({ name, tensor: tf.mul(g, this.o.gradient.lossWeight) });
+        } else {
+          out.push({ name, tensor: g });
+        }
+      }
+      this.inner.applyGradients(out);
+    });
+    this.incrementIterations();
+  }
+
+  /** The captured Θ gradients (partition names), read out; the buffers are released. */
+  takeGradients(): NamedTensor[] {
+    const out = [...this.captured].map(([name, t]) => ({
+      name,
+      shape: [...t.shape],
+      data: t.dataSync() as Float32Array,
+    }));
+    tf.dispose([...this.captured.values()]);
+    this.captured.clear();
+    return out;
+  }
+
+  override dispose(): void {
+    tf.dispose([...this.anchors.values(), ...this.captured.values()]);
+    this.anchors.clear();
+    this.captured.clear();
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {};
   }
 }
 

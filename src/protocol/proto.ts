@@ -55,10 +55,25 @@ export interface TaskRequestMsg {
   site: string;
 }
 export type TaskKind = "train" | "evaluate" | "wait" | "done";
+export interface PersonalisationMsg {
+  steps: number;
+  lr: number;
+}
 export interface TrainInstructionsMsg {
   steps: number;
   lr: number;
   embed: boolean;
+  /** "model" | "gradient" */
+  update: string;
+  lossWeight: number;
+  proximalMu: number;
+  /** "keep" | "reset" | "reset-first-moment" */
+  optimizer: string;
+  personalise: PersonalisationMsg | null;
+  validate: boolean;
+}
+export interface EvaluateInstructionsMsg {
+  personalise: PersonalisationMsg | null;
 }
 export interface TaskMsg {
   kind: TaskKind;
@@ -67,6 +82,7 @@ export interface TaskMsg {
   hasBank: boolean;
   aeRounds: number;
   train: TrainInstructionsMsg | null;
+  evaluate: EvaluateInstructionsMsg | null;
 }
 export interface ModelRequestMsg {
   site: string;

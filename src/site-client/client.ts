@@ -7,6 +7,14 @@
  * and push Θ_r^k with the sample count, the loss components and compute time. Γ_k never leaves.
  */
 import { randomInt } from "node:crypto";
+import {
+  LOCAL_OPTIMIZER_POLICIES,
+  type LocalOptimizerPolicy,
+  type Personalisation,
+  type TrainInstructions,
+  UPDATE_KINDS,
+  type UpdateKind,
+} from "../aggregation/strategy.js";
 import { readNifti } from "../data/nifti.js";
 import { type SliceSet, subsetSlices } from "../data/slices.js";
 import { fjError, ProtocolError } from "../errors.js";
@@ -19,8 +27,8 @@ import { type Logger, silentLogger } from "../log.js";
 import type { NamedTensor } from "../model/api.js";
 import type { LabelSpec } from "../model/labels.js";
 import { geometryOfExams, studyModelCard, writeModelDir } from "../model/model-dir.js";
-import { SegmentationTrainer, trainerConfig } from "../model/trainer.js";
-import type { TaskMsg } from "../protocol/proto.js";
+import { SegmentationTrainer, trainerConfig, type ValidationResult } from "../model/trainer.js";
+import type { PersonalisationMsg, TaskMsg, TrainInstructionsMsg } from "../protocol/proto.js";
 import { mulberry32 } from "../random.js";
 import { parseStudyConfig, type StudyConfig } from "../study/config.js";
 import { federates, methodSpec, type Phase } from "../study/methods.js";
@@ -36,6 +44,7 @@ import {
 import { anonymiseEmbeddings, bankFromTensors } from "./anonymise.js";
 import { SiteReport, type TestExamView } from "./report.js";
 import { SiteState } from "./state.js";
+import { evaluateTestExam } from "./test-exam.js";
 import type { Transport } from "./transport.js";
 
 export interface RoundReport {
@@ -219,20 +228,29 @@ export class SiteClient {
     const bank = bankTensors ? bankFromTensors(bankTensors) : undefined;
     const pullMs = performance.now() - tTask;
     const t0 = performance.now();
-    // The study's rule, the same as centralised training (src/cli/commands/train.ts): before a
-    // round trains, validates or uses the frozen auto-encoder, the DSBN running statistics are
-    // re-estimated for the current Θ (a new aggregate, or this site's own last steps).
+    if (!task.train) throw fjError("FJ_PROTOCOL_TASK", "train task without instructions");
+    const instructions = trainInstructionsOf(task.train);
+    // The study's rule, the same as centralised training (src/cli/commands/train.ts): before the
+    // frozen auto-encoder is used or a model is validated, the DSBN running statistics are
+    // re-estimated for the current Θ (training steps normalise with batch statistics). Embeddings
+    // after the local steps use the statistics those steps kept current.
     if (needAe) {
       trainer.recalibrateNorms("ae");
       this.aeLoaded = ref.fold;
     }
-    trainer.recalibrateNorms(phase);
-    const valDiceBefore = phase === "seg" ? (await trainer.validate(this.o.joint)).mean : undefined;
-    const instructions = task.train;
-    if (!instructions) throw fjError("FJ_PROTOCOL_TASK", "train task without instructions");
+    await trainer.resetOptimizer(phase, instructions.optimizer);
+    const valDiceBefore = instructions.validate
+      ? (await this.validateWith(trainer, instructions.personalise, true)).mean
+      : undefined;
     const res = await trainer.trainSteps(phase, {
       steps: instructions.steps,
       lr: instructions.lr,
+      round: {
+        ...(instructions.update === "gradient" ? { gradient: { lossWeight: instructions.lossWeight } } : {}),
+        ...(instructions.proximalMu > 0 && model
+          ? { proximal: { mu: instructions.proximalMu, anchor: model } }
+          : {}),
+      },
       bank,
       onStep: (step, loss) =>
         this.o.onProgress?.({
@@ -254,7 +272,12 @@ export class SiteClient {
         random: mulberry32(seed ^ 0x9e3779b9),
       });
     }
-    const shared = federates(this.config!.method) ? await trainer.sharedTensors(phase) : [];
+    // FedSGD: the captured ∂L_k/∂Θ in place of Θ's trainable tensors (shared running statistics,
+    // which have no gradient, travel as their values)
+    const gradients = new Map((res.gradients ?? []).map((g) => [g.name, g]));
+    const shared = federates(this.config!.method)
+      ? (await trainer.sharedTensors(phase)).map((x) => gradients.get(x.name) ?? x)
+      : [];
     const computeMs = performance.now() - t0;
     const tPush = performance.now();
     if (embeddings) {
@@ -335,8 +358,7 @@ export class SiteClient {
     const ref = task.ref!;
     const trainer = await this.trainerFor(ref.fold);
     if (task.hasModel) trainer.setSharedTensors("seg", await this.o.transport.pullModel(ref));
-    trainer.recalibrateNorms("seg");
-    const v = await trainer.validate(this.o.joint);
+    const v = await this.validateWith(trainer, personalisationOf(task.evaluate?.personalise), false);
     const test = await this.evaluateTestExam(trainer, ref.fold);
     const report: EvaluationReport = {
       validation: Object.fromEntries(Object.entries(v.dice).map(([label, d]) => [label, { dice: d }])),
@@ -354,40 +376,43 @@ export class SiteClient {
   }
 
   /**
+   * Validation of the current Θ with this site's Γ_k: after `personalise` Γ_k-only steps when the
+   * strategy asks for them (Γ_k restored afterwards when `restore`: a round's validation only
+   * measures), with the DSBN statistics re-estimated for the weights being measured.
+   */
+  private async validateWith(
+    trainer: SegmentationTrainer<SliceSet>,
+    personalise: Personalisation,
+    restore: boolean,
+  ): Promise<ValidationResult> {
+    const gamma = restore && personalise.steps > 0 ? await trainer.domainTensors("seg") : undefined;
+    if (personalise.steps > 0) await trainer.personalise("seg", personalise);
+    trainer.recalibrateNorms("seg");
+    const v = await trainer.validate(this.o.joint);
+    if (gamma) trainer.setDomainTensors("seg", gamma);
+    return v;
+  }
+
+  /**
    * The fold's test exam: predict its slices, stack them back onto the exam's grid, post-process
    * (largest component, closing) and compute the 3D metrics and per-slice scores (src/eval).
    * Only these numbers leave the site, keyed by fold index (`exam` = 0, never an id).
    */
   private async evaluateTestExam(trainer: SegmentationTrainer<SliceSet>, fold: number): Promise<ExamResult> {
     const data = this.data!;
-    const id = foldSplit(data, this.o.site, this.config!.seed, fold).test;
-    const slices = subsetSlices(data.slices, [id]);
-    const size = slices.size;
-    const px = size * size;
-    const pred = await trainer.predictSlices(this.o.joint, slices.images);
-    const planes = Array.from({ length: slices.count }, (_, i) => pred.subarray(i * px, (i + 1) * px));
-    const c = data.dataset.cases.find((x) => x.id === id)!;
-    const label = await readNifti(c.label);
-    const volume = stackLabels(planes, { dims: label.dims, trainSize: [size, size], axis: slices.axis });
-    // the label map `fedjoint segment` writes for this model and exam, and its metrics
-    const values = Object.values(data.dataset.labels).filter((v) => v !== 0);
-    const labelMap = postprocessLabelMap(volume, label.dims, values);
-    const test = evaluateExam(labelMap, label.data, label.dims, label.spacing, data.dataset.labels, {
-      axis: slices.axis,
-      postprocess: false,
-    });
-    const split = foldSplit(data, this.o.site, this.config!.seed, fold);
+    const seed = this.config!.seed;
+    const e = await evaluateTestExam(trainer, { site: this.o.site, joint: this.o.joint, data, seed, fold });
     this.lastTest = {
       fold,
-      testExam: id,
-      validationExam: split.validation,
-      test,
-      imageFile: c.image,
-      truth: label.data,
-      prediction: labelMap,
-      dims: label.dims,
+      testExam: e.id,
+      validationExam: foldSplit(data, this.o.site, seed, fold).validation,
+      test: e.test,
+      imageFile: e.imageFile,
+      truth: e.truth,
+      prediction: e.prediction,
+      dims: e.dims,
     };
-    return test;
+    return e.test;
   }
 
   /* ---- what the site keeps: its report and its model (never sent) ---------------------------- */
@@ -468,4 +493,34 @@ export class SiteClient {
       "site report written",
     );
   }
+}
+
+function personalisationOf(msg: PersonalisationMsg | null | undefined): Personalisation {
+  return { steps: msg?.steps ?? 0, lr: msg?.lr ?? 0 };
+}
+
+/** The strategy's instructions as the wire carries them, checked (FJ_PROTOCOL_TASK otherwise). */
+function trainInstructionsOf(msg: TrainInstructionsMsg): TrainInstructions {
+  const update = msg.update || "model";
+  const optimizer = msg.optimizer || "keep";
+  if (!(UPDATE_KINDS as readonly string[]).includes(update)) {
+    throw fjError("FJ_PROTOCOL_TASK", `train task: update '${update}', expected ${UPDATE_KINDS.join(" | ")}`);
+  }
+  if (!(LOCAL_OPTIMIZER_POLICIES as readonly string[]).includes(optimizer)) {
+    throw fjError(
+      "FJ_PROTOCOL_TASK",
+      `train task: optimizer '${optimizer}', expected ${LOCAL_OPTIMIZER_POLICIES.join(" | ")}`,
+    );
+  }
+  return {
+    steps: msg.steps,
+    lr: msg.lr,
+    embed: msg.embed,
+    update: update as UpdateKind,
+    lossWeight: msg.lossWeight || 1,
+    proximalMu: msg.proximalMu,
+    optimizer: optimizer as LocalOptimizerPolicy,
+    personalise: personalisationOf(msg.personalise),
+    validate: msg.validate,
+  };
 }

@@ -24,13 +24,15 @@
  *   scales: [0, 4, 8]             # optional: L_MSC scales (0-based; default all, L_SSC the bottleneck)
  *   augment: { enabled: true, rotationDeg: 22.5, shift: 0.1, flip: true }
  *   foregroundFraction: 0.75      # share of each batch drawn from slices with bone (null: uniform)
+ *   recalibrationBatches: 8       # forward passes that re-estimate DSBN statistics for a new Θ
+ *   perDomainGradients: false     # pooled: one gradient pass per joint, summed as a federation does
  * rounds: 20                      # SEG rounds per fold
  * aeRounds: 20                    # AE rounds per fold (+mjap; default = rounds)
  * localSteps: 50                  # local steps per SEG round (centralised: rounds × localSteps steps)
  * aeLocalSteps: 50                # … per AE round (default = localSteps)
  * minSites: 2                     # a round may close after roundTimeoutS with this many updates
  * roundTimeoutS: 1800
- * strategy: { name: fedavg, weighting: samples }   # src/aggregation/strategies
+ * strategy: { name: fedadam }   # default: FedAdam, uniform weights, FedSGD when a round is 1 step (src/aggregation/strategies)
  * compression: none               # none | float16 (wire dtype of Θ)
  * maxUpdateNorm: 1.0e6            # L2 bound on an update's Θ
  * relativeNormBound: 3            # optional: leave out updates farther from Θ_r than 3 × the round's median
@@ -46,7 +48,7 @@ import { strategyConfigSchema } from "../aggregation/strategies/index.js";
 import { fjError } from "../errors.js";
 import { JOINTS, type Joint } from "../joints.js";
 import { SITE_NAME_PATTERN } from "../protocol/certs.js";
-import { METHODS, type Phase } from "./methods.js";
+import { federates, METHODS, methodSpec, type Phase } from "./methods.js";
 
 /** Paper Table 1 / §3.3 hyper-parameters (Att-UNet and the auto-encoder). */
 export const TABLE1 = {
@@ -97,6 +99,14 @@ export const trainingSchema = z
     scales: z.array(int(0, 12)).min(1).optional(),
     augment: augmentSchema,
     foregroundFraction: z.number().min(0).max(1).nullable().default(0.75),
+    /** Training-mode forward passes that re-estimate the DSBN running statistics for a new Θ. */
+    recalibrationBatches: int(1, 1000).default(8),
+    /**
+     * Pooled training only, losses that separate by domain (no L_MSC): one gradient pass per joint,
+     * combined as the federation's server combines sites (src/model/trainer.ts). Same maths; the
+     * float32 sums of a federation, so pooled and FedSGD runs agree bit for bit.
+     */
+    perDomainGradients: z.boolean().default(false),
   })
   .prefault({});
 export type TrainingConfig = z.output<typeof trainingSchema>;
@@ -169,6 +179,18 @@ export const studyConfigSchema = z
         path: ["model", "size"],
         message: `${c.model.size} must be divisible by 2^(depth−1) = ${2 ** (c.model.depth - 1)}`,
       });
+    }
+    if (c.strategy.update === "gradient" && federates(c.method)) {
+      for (const phase of methodSpec(c.method).phases) {
+        const steps = phase === "ae" ? (c.aeLocalSteps ?? c.localSteps) : c.localSteps;
+        if (steps !== 1) {
+          ctx.addIssue({
+            code: "custom",
+            path: [phase === "ae" && c.aeLocalSteps !== undefined ? "aeLocalSteps" : "localSteps"],
+            message: `${steps} local steps: strategy.update gradient (FedSGD) sends one step's gradient, expected 1`,
+          });
+        }
+      }
     }
     // the bottleneck's filters bound |Θ| (≈ 18·F² in its two 3×3 convs): 2048 allows ≈ 140M
     // parameters (the paper's base 32 × 2^4 = 512 has 8.7M), and keeps every tensor set < 2 GiB

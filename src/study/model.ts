@@ -59,7 +59,13 @@ export function federatedVariables(config: StudyConfig, phase: Phase): VariableS
 
 /** The tensor schema every update of a phase must match. */
 export function federatedSchema(config: StudyConfig, phase: Phase): TensorSchema {
-  return { tensors: federatedVariables(config, phase).map((v) => ({ name: v.name, shape: [...v.shape] })) };
+  return {
+    tensors: federatedVariables(config, phase).map((v) => ({
+      name: v.name,
+      shape: [...v.shape],
+      ...(v.trainable ? {} : { trainable: false }),
+    })),
+  };
 }
 
 /** Θ_0 of a phase: the seeded initial values every site's network also starts from. */

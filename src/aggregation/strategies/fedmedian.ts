@@ -6,22 +6,27 @@
  */
 import { z } from "zod";
 import { CollectedResults, type Combine, coordinateWise, medianInPlace } from "../collected.js";
-import { defaultTrainInstructions, forEverySite } from "../instructions.js";
+import {
+  evaluateInstructions,
+  forEverySite,
+  modelSitePolicyFields,
+  trainInstructions,
+} from "../instructions.js";
 import type { Strategy, StrategyFactory } from "../strategy.js";
 
-export const fedMedianSchema = z.strictObject({ name: z.literal("fedmedian") });
+export const fedMedianSchema = z.strictObject({ name: z.literal("fedmedian"), ...modelSitePolicyFields });
 export type FedMedianParams = z.output<typeof fedMedianSchema>;
 
 const median: Combine = (results) => coordinateWise(results, (values) => medianInPlace(values));
 
 export const fedMedian: StrategyFactory<FedMedianParams> = {
   name: "fedmedian",
-  create(_params, study): Strategy {
+  create(params, study): Strategy {
     return {
       name: "fedmedian",
       initialize: () => ({ tensors: [], scalars: {} }),
-      configureTrain: (ctx, sites) => forEverySite(sites, defaultTrainInstructions(study, ctx)),
-      configureEvaluate: (ctx, sites) => forEverySite(sites, { round: ctx.rounds }),
+      configureTrain: (ctx, sites) => forEverySite(sites, trainInstructions(study, ctx, sites, params)),
+      configureEvaluate: (ctx, sites) => forEverySite(sites, evaluateInstructions(study, ctx, params)),
       begin: (schema) => new CollectedResults(schema, median),
       restore: (schema, snapshot) => CollectedResults.restore(schema, median, snapshot),
       aggregate: (round, _current, state) => ({ model: round.result(), state }),

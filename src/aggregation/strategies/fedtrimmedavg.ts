@@ -6,11 +6,17 @@
  */
 import { z } from "zod";
 import { CollectedResults, type Combine, coordinateWise } from "../collected.js";
-import { defaultTrainInstructions, forEverySite } from "../instructions.js";
+import {
+  evaluateInstructions,
+  forEverySite,
+  modelSitePolicyFields,
+  trainInstructions,
+} from "../instructions.js";
 import type { Strategy, StrategyFactory } from "../strategy.js";
 
 export const fedTrimmedAvgSchema = z.strictObject({
   name: z.literal("fedtrimmedavg"),
+  ...modelSitePolicyFields,
   /** Fraction cut from each end, per coordinate. */
   beta: z.number().min(0).lt(0.5).default(0.2),
 });
@@ -33,8 +39,8 @@ export const fedTrimmedAvg: StrategyFactory<FedTrimmedAvgParams> = {
     return {
       name: `fedtrimmedavg(β=${params.beta})`,
       initialize: () => ({ tensors: [], scalars: {} }),
-      configureTrain: (ctx, sites) => forEverySite(sites, defaultTrainInstructions(study, ctx)),
-      configureEvaluate: (ctx, sites) => forEverySite(sites, { round: ctx.rounds }),
+      configureTrain: (ctx, sites) => forEverySite(sites, trainInstructions(study, ctx, sites, params)),
+      configureEvaluate: (ctx, sites) => forEverySite(sites, evaluateInstructions(study, ctx, params)),
       begin: (schema) => new CollectedResults(schema, combine),
       restore: (schema, snapshot) => CollectedResults.restore(schema, combine, snapshot),
       aggregate: (round, _current, state) => ({ model: round.result(), state }),

@@ -8,11 +8,17 @@
  */
 import { z } from "zod";
 import { CollectedResults, type Combine, distance, weightedMeanOf } from "../collected.js";
-import { defaultTrainInstructions, forEverySite } from "../instructions.js";
+import {
+  evaluateInstructions,
+  forEverySite,
+  modelSitePolicyFields,
+  trainInstructions,
+} from "../instructions.js";
 import type { SiteResult, Strategy, StrategyFactory } from "../strategy.js";
 
 export const krumSchema = z.strictObject({
   name: z.literal("krum"),
+  ...modelSitePolicyFields,
   /** f: bad sites tolerated (each score sums n − f − 2 distances, at least one). */
   byzantine: z.number().int().min(0).max(255).default(1),
   /** m: models averaged (0 = plain Krum, the single best). */
@@ -60,8 +66,8 @@ export const krum: StrategyFactory<KrumParams> = {
           ? `multi-krum(f=${params.byzantine},m=${params.keep})`
           : `krum(f=${params.byzantine})`,
       initialize: () => ({ tensors: [], scalars: {} }),
-      configureTrain: (ctx, sites) => forEverySite(sites, defaultTrainInstructions(study, ctx)),
-      configureEvaluate: (ctx, sites) => forEverySite(sites, { round: ctx.rounds }),
+      configureTrain: (ctx, sites) => forEverySite(sites, trainInstructions(study, ctx, sites, params)),
+      configureEvaluate: (ctx, sites) => forEverySite(sites, evaluateInstructions(study, ctx, params)),
       begin: (schema) => new CollectedResults(schema, combine),
       restore: (schema, snapshot) => CollectedResults.restore(schema, combine, snapshot),
       aggregate: (round, _current, state) => ({ model: round.result(), state }),

@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
+import { type QualityFlags, qualityCommand } from "../../bench/command.js";
 import { InputError } from "../../errors.js";
 import { createLogger } from "../../log.js";
 import { benchTrainStep, type TrainStepBenchOptions } from "../../model/bench.js";
@@ -82,8 +83,27 @@ function runTorchReference(f: TrainStepFlags): Record<string, unknown> | undefin
   return JSON.parse(run.stdout.trim().split("\n").pop() ?? "{}") as Record<string, unknown>;
 }
 
+/** `fedjoint bench quality` (src/bench): centralised vs individual vs federated on the same data. */
+function registerQuality(bench: Command): void {
+  bench
+    .command("quality")
+    .description(
+      "centralised vs individual vs federated runs on the same phantoms, folds and per-domain budget",
+    )
+    .option("--preset <name>", "demo | standard | paper", "demo")
+    .option("--folds <n>", "leave-one-out folds (default: the preset's)", intOption("--folds"))
+    .option("--seeds <list>", "comma-separated study seeds (default: the preset's)")
+    .option("--data <dirs>", "ankle,knee,shoulder datasets instead of phantoms")
+    .option("--out <dir>", "report.md, figure.svg, metrics.json (and data/, runs/)", "bench-quality")
+    .option("--keep-runs", "keep each run's coordinator and site state under <out>/runs")
+    .option("--backend <name>", "auto|tensorflow|wasm|webgpu|cpu", process.env.FEDJOINT_BACKEND ?? "auto")
+    .option("--json", "print one JSON line {preset, budget, results, summary}")
+    .action((f: QualityFlags) => qualityCommand(f));
+}
+
 export function registerBench(program: Command): void {
-  const bench = program.command("bench").description("engine benchmarks");
+  const bench = program.command("bench").description("engine and quality benchmarks");
+  registerQuality(bench);
   addTrainStepOptions(
     bench.command("train-step").description("time one optimiser step of the multi-domain Att-UNet"),
   ).action(async (f: TrainStepFlags) => {

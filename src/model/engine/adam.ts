@@ -34,7 +34,11 @@ export class Adam extends tf.Optimizer {
     if (!s) {
       const zeros = (suffix: string) => {
         const initial = tf.zerosLike(variable);
-        const buffer = tf.variable(initial, false, `${name}/adam_${suffix}`);
+        // engine names are global: a second optimiser over the same variable gets a suffix
+        const base = `${name}/adam_${suffix}`;
+        let engineName = base;
+        for (let i = 1; engineName in tf.engine().registeredVariables; i++) engineName = `${base}#${i}`;
+        const buffer = tf.variable(initial, false, engineName);
         initial.dispose(); // unshared buffers can be updated in place
         return buffer;
       };

@@ -76,6 +76,7 @@ describe("dashboard and audit log of a running 3-site study", () => {
         localSteps: 2,
         minSites: 3,
         roundTimeoutS: 300,
+        strategy: { name: "fedavg" },
         folds: 1,
         seed: 0,
         model: { base: 4, depth: 2, size: 16 },

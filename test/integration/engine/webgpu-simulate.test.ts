@@ -44,6 +44,11 @@ describe("fedjoint simulate --backend webgpu (2 sites, 2 rounds)", () => {
         "3",
         "--batch",
         "12",
+        // the demo's network is the quality benchmark's choice; llvmpipe runs the smaller one
+        "--base",
+        "8",
+        "--subjects",
+        "4",
         "--workdir",
         work,
         "--json",

@@ -174,10 +174,9 @@ describe("NatsBus against a real nats-server -js", () => {
     const bus = await NatsBus.connect(own.url);
     await bus.subscribe("gone", () => undefined, { replay: true });
     await own.stop();
-    const t0 = performance.now();
-    await bus.close();
-    expect(performance.now() - t0).toBeLessThan(6_000);
-  });
+    // a close that waited for the reconnect loop would never resolve: the test's timeout catches it
+    await expect(bus.close()).resolves.toBeUndefined();
+  }, 15_000);
 
   it("refuses a publish with a study id that is not a subject token", async () => {
     const bus = await NatsBus.connect(server.url);

@@ -63,6 +63,8 @@ export function studyConfig(over: Partial<StudyConfigInput> = {}): StudyConfigIn
     // pooled batch 12: 4 slices per site and step
     training: { seg: { batch: 12, lr: 3e-3 }, ae: { batch: 12, lr: 3e-3 } },
     embeddings: { enabled: true, count: 8 },
+    // the protocol tests' arithmetic (sample-weighted means of models) is FedAvg's
+    strategy: { name: "fedavg" },
     ...over,
   };
 }

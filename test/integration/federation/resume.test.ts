@@ -1,10 +1,15 @@
 /**
  * Acceptance: SIGKILL the coordinator during round 2 of 4 (after at least one update of that
  * round was accepted), restart it on the same state directory: the sites reconnect by
- * themselves and the study completes with exactly 4 aggregations, no update counted twice.
+ * themselves and the study completes with exactly 4 aggregations, no update counted twice —
+ * under a stateful strategy (FedAdam: server moments m, v and the step count persisted with the
+ * study), whose final Θ equals that of the same study run without interruption.
  */
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
+import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import type { NamedTensor } from "../../../src/model/api.js";
+import { unpackTensorSet } from "../../../src/protocol/tensors.js";
 import {
   type Env,
   freePort,
@@ -18,17 +23,26 @@ import {
   writeConfig,
 } from "./helpers.js";
 
+/** A stateful server optimiser: Adam moments over Θ (model updates, 2 local steps per round). */
+const STUDY = studyConfig({ rounds: 4, localSteps: 2, strategy: { name: "fedadam", lr: 3e-3 } });
+
+async function finalTheta(env: Env): Promise<NamedTensor[]> {
+  const file = path.join(env.work, "coordinator", "model-0-seg-4.bin");
+  return unpackTensorSet(await readFile(file), file);
+}
+
 describe("coordinator resume after SIGKILL", () => {
   let env: Env;
+  let reference: Env;
   const procs: Proc[] = [];
   afterAll(async () => {
     for (const p of procs) p.kill("SIGKILL");
-    if (env) await rm(env.work, { recursive: true, force: true });
+    for (const e of [env, reference]) if (e) await rm(e.work, { recursive: true, force: true });
   });
 
   it("completes with exactly 4 aggregations and a ledger without double counts", async () => {
     env = await makeEnv();
-    const config = await writeConfig(env, studyConfig({ rounds: 4, localSteps: 2 }));
+    const config = await writeConfig(env, STUDY);
     const port = await freePort();
     const first = startCoordinator(env, config, port);
     procs.push(first);
@@ -74,5 +88,28 @@ describe("coordinator resume after SIGKILL", () => {
     }
     const summary = second.json<{ aggregations: number }>();
     expect(summary.aggregations).toBe(4);
+    // the server state was persisted with the study and carried across the kill
+    expect(st.strategy).toMatchObject({ fold: 0, phase: "seg", rounds: 4, scalars: { step: 4 } });
+  });
+
+  it("ends with the Θ of the same study run without interruption (server moments restored)", async () => {
+    reference = await makeEnv();
+    const config = await writeConfig(reference, STUDY);
+    const port = await freePort();
+    const coordinator = startCoordinator(reference, config, port);
+    procs.push(coordinator);
+    await coordinator.waitFor((l) => l.msg === "coordinator listening", "listening");
+    const sites = SITES.map((s) => startSite(reference, s.name, port));
+    procs.push(...sites);
+    const exits = await Promise.all([coordinator.exited, ...sites.map((s) => s.exited)]);
+    expect(exits.map((e) => e.code)).toEqual([0, 0, 0, 0]);
+    const [resumed, uninterrupted] = await Promise.all([finalTheta(env), finalTheta(reference)]);
+    expect(resumed.map((t) => t.name)).toEqual(uninterrupted.map((t) => t.name));
+    let max = 0;
+    resumed.forEach((t, k) => {
+      for (let i = 0; i < t.data.length; i++)
+        max = Math.max(max, Math.abs(t.data[i] - uninterrupted[k].data[i]));
+    });
+    expect(max).toBeLessThanOrEqual(1e-6);
   });
 });

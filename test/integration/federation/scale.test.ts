@@ -49,6 +49,7 @@ describe("one coordinator, 50 concurrent sites", () => {
       model: { base: 22, depth: 4, size: 64 },
       training: { seg: { batch: 3 * N } },
       embeddings: { enabled: false },
+      strategy: { name: "fedavg" },
     };
     const theta0 = initialModel(parseStudyConfig(config), "seg");
     const THETA = theta0.reduce((n, t) => n + t.data.length, 0);

@@ -76,6 +76,7 @@ describe("one study config, federated on one site = pooled", () => {
         "model: { base: 4, depth: 3, size: 32 }",
         "training: { seg: { batch: 4, lr: 3.0e-3 }, ae: { batch: 4, lr: 3.0e-3 } }",
         "embeddings: { enabled: true, count: 6 }",
+        "strategy: { name: fedavg }",
         "",
       ].join("\n"),
     );

@@ -82,16 +82,26 @@ describe("FedAvg over shared tensors", () => {
     expect(Array.from(next.model[0].data)).toEqual([2, 3]);
     expect(next.state).toEqual({ tensors: [], scalars: {} });
     const ins = s.configureTrain(ctx, ["a", "b"]);
-    expect(ins).toEqual({
-      a: { steps: 7, lr: 5e-4, embed: false },
-      b: { steps: 7, lr: 5e-4, embed: false },
-    });
+    const plain = {
+      steps: 7,
+      lr: 5e-4,
+      embed: false,
+      update: "model",
+      lossWeight: 0.5,
+      proximalMu: 0,
+      optimizer: "keep",
+      personalise: { steps: 0, lr: 5e-4 },
+      validate: true,
+    };
+    expect(ins).toEqual({ a: plain, b: plain });
     // embeddings only where the phase's loss has a contrastive term and the study exchanges them
     const msc = createStrategy(study({ method: "dsl+msc" }));
     expect(msc.configureTrain(ctx, ["a"]).a.embed).toBe(true);
     const off = createStrategy(study({ method: "dsl+msc", embeddings: { enabled: false } }));
     expect(off.configureTrain(ctx, ["a"]).a.embed).toBe(false);
-    expect(s.configureEvaluate({ fold: 0, rounds: 3 }, ["a"])).toEqual({ a: { round: 3 } });
+    expect(s.configureEvaluate({ fold: 0, rounds: 3 }, ["a"])).toEqual({
+      a: { round: 3, personalise: { steps: 0, lr: 5e-4 } },
+    });
   });
 
   it("methods that federate nothing aggregate nothing", () => {

@@ -124,10 +124,19 @@ describe("writeReport / readMetricsFile / mergeMetrics", () => {
     const dir = await mkdtemp(join(tmpdir(), "fj-report-"));
     dirs.push(dir);
     const out = await writeReport(join(dir, "study"), study, { now: new Date("2026-01-01T00:00:00Z") });
-    expect(out.files.map((f) => basename(f))).toEqual(["report.md", "metrics.csv", "metrics.json"]);
+    expect(out.files.map((f) => basename(f))).toEqual([
+      "report.md",
+      "metrics.csv",
+      "metrics.json",
+      "figure.svg",
+    ]);
+    const svg = await readFile(join(dir, "study", "figure.svg"), "utf8");
+    expect(svg).toMatch(/^<svg /);
+    for (const s of out.summary.sites) expect(svg).toContain(`>${s.site}</text>`);
     const md = await readFile(join(dir, "study", "report.md"), "utf8");
     if (process.env.FJ_PRINT_REPORT) console.log(md);
     expect(md).toContain("## 3D metrics (Tables 2–3)");
+    expect(md).toContain("![test Dice per site](figure.svg)");
     expect(md).toContain("| dsl | 83.5 ± 0.8 | 83.5 ± 0.8 | 99.9 ± 0.0 |");
     expect(md).toContain("Kolmogorov–Smirnov");
     expect(md).toContain("| dsl | 81.0 (+4.0 / −4.0) | 3.9e-19 |");

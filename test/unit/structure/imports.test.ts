@@ -109,7 +109,10 @@ export async function resolve(specifier, context, next) {
       if (file === path.join(SRC, "study", "methods.ts")) continue;
       const lines = (await readFile(file, "utf8")).split("\n");
       lines.forEach((line, i) => {
-        if (methodCompare.test(line)) offenders.push(`${path.relative(ROOT, file)}:${i + 1}: ${line.trim()}`);
+        // a benchmark run's kind is also called "individual" (centralised | individual | federated)
+        const withoutKinds = line.replace(/\.kind\s*[!=]==?\s*["'`]individual["'`]/g, "");
+        if (methodCompare.test(withoutKinds))
+          offenders.push(`${path.relative(ROOT, file)}:${i + 1}: ${line.trim()}`);
       });
     }
     expect(offenders).toEqual([]);

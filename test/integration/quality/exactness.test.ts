@@ -1,0 +1,136 @@
+/**
+ * Issue 11, item 2 — the federated maths equals pooled training. Three sites (ankle, knee,
+ * shoulder phantoms) federate `dsl` (L_CE only) with one local step per round, uniform weights,
+ * FedSGD updates (each site sends ∂L_k/∂Θ at Θ_r; Γ_k takes its own Adam step on
+ * ∂(L_k/3)/∂Γ_k) and server Adam (FedAdam, lr 5e-4, β 0.9/0.999, bias-corrected: the pooled
+ * optimiser's step): after 20 rounds Θ and every site's trainable Γ_k equal `fedjoint train
+ * --config` on the same study — batch 18 split 6/6/6, the same folds, sampler and Θ_0 — to
+ * max abs diff ≤ 1e-5 (in practice bit for bit).
+ *
+ * Why the scaling works: pooled L_CE is averaged per domain, L = (1/3)·Σ_k L_k, so
+ * ∂L/∂Θ = (1/3)·Σ_k ∂L_k/∂Θ — the uniform mean of what the sites send — and ∂L/∂Γ_k =
+ * (1/3)·∂L_k/∂Γ_k, which is why a site scales Γ_k's gradient by its weight 1/3 (TrainInstructions
+ * .lossWeight). Why bit for bit: Adam divides by √v̂ + 1e-8, so a float32 rounding difference of
+ * 1e-8 in an element whose gradient is near zero moves that element by a sizeable share of the
+ * learning rate; one pass over 18 slices and three passes over 6 sum the filter gradients in
+ * different orders. The pooled run therefore takes one gradient pass per joint and combines them
+ * as the server does (`training.perDomainGradients`: the same maths, the federation's sums), and
+ * the server's Adam is the native kernel's float32 arithmetic.
+ *
+ * L_MSC departs from this: a site's contrastive denominator holds its own batch and the other
+ * sites' embeddings of the previous round (no gradient), where pooled training has every domain's
+ * slices of the current step, with gradient — so dsl+msc is near, not equal, to pooled training.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { synthesizeDataset } from "../../../src/data/phantoms.js";
+import type { NamedTensor } from "../../../src/model/api.js";
+import { readCheckpoint } from "../../../src/model/checkpoint.js";
+import { unpackTensorSet } from "../../../src/protocol/tensors.js";
+import { loadStudyConfig } from "../../../src/study/config.js";
+import { initialModel } from "../../../src/study/model.js";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const JOINTS = ["ankle", "knee", "shoulder"] as const;
+const ROUNDS = 20;
+let tmp: string;
+
+function fedjoint(args: string[]) {
+  const r = spawnSync(
+    process.execPath,
+    ["--import", "tsx", path.join(ROOT, "src/cli/fedjoint.ts"), ...args],
+    {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, FEDJOINT_LOG_JSON: "1", FEDJOINT_THREADS: "1" },
+      timeout: 900_000,
+    },
+  );
+  if (r.status !== 0)
+    throw new Error(`fedjoint ${args.join(" ")} exited ${r.status}: ${r.stderr.slice(-2000)}`);
+  return r.stdout;
+}
+
+function maxAbsDiff(a: readonly NamedTensor[], b: readonly NamedTensor[]): number {
+  const byName = new Map(b.map((t) => [t.name, t]));
+  let max = 0;
+  for (const t of a) {
+    const u = byName.get(t.name);
+    if (!u) throw new Error(`${t.name} missing`);
+    expect(u.shape, t.name).toEqual(t.shape);
+    for (let i = 0; i < t.data.length; i++) max = Math.max(max, Math.abs(t.data[i] - u.data[i]));
+  }
+  return max;
+}
+
+describe("FedSGD + server Adam on three sites = pooled Adam with the batch split 6/6/6", () => {
+  beforeAll(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), "fj-exactness-"));
+    for (const [i, joint] of JOINTS.entries()) {
+      await synthesizeDataset({ joint, subjects: 4, size: 32, seed: 20 + i, out: path.join(tmp, joint) });
+    }
+  });
+  afterAll(async () => {
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it(`gives the same Θ and the same trainable Γ_k at every site after ${ROUNDS} rounds`, async () => {
+    const config = path.join(tmp, "study.yaml");
+    await writeFile(
+      config,
+      [
+        "study: exactness",
+        "method: dsl",
+        `sites: [${JOINTS.map((j) => `{ name: ${j}-site, joint: ${j} }`).join(", ")}]`,
+        "seed: 2",
+        `rounds: ${ROUNDS}`,
+        "localSteps: 1",
+        "model: { base: 4, depth: 3, size: 32 }",
+        "training: { seg: { batch: 18, lr: 5.0e-4 }, perDomainGradients: true }",
+        "strategy: { name: fedadam, weighting: uniform, update: gradient, beta1: 0.9, beta2: 0.999 }",
+        "",
+      ].join("\n"),
+    );
+    const data = JOINTS.map((j) => path.join(tmp, j)).join(",");
+    const backend = ["--backend", "wasm", "--json"];
+    fedjoint([
+      "simulate",
+      "--config",
+      config,
+      "--data",
+      data,
+      "--workdir",
+      path.join(tmp, "fed"),
+      ...backend,
+    ]);
+    fedjoint(["train", "--config", config, "--data", data, "--out", path.join(tmp, "pooled"), ...backend]);
+
+    const file = path.join(tmp, "fed", "coordinator", `model-0-seg-${ROUNDS}.bin`);
+    const fed = unpackTensorSet(await readFile(file), file);
+    const pooled = await readCheckpoint(path.join(tmp, "pooled", "checkpoint"));
+    const pooledTheta = pooled.tensors.filter((t) => t.name.startsWith("shared/"));
+    expect(fed.map((t) => t.name).sort()).toEqual(pooledTheta.map((t) => t.name).sort());
+    const study = await loadStudyConfig(config);
+    // 20 Adam steps of lr 5e-4 moved Θ (the comparison is not between two untrained models)
+    expect(maxAbsDiff(fed, initialModel(study, "seg"))).toBeGreaterThan(5e-3);
+    const theta = maxAbsDiff(fed, pooledTheta);
+    const gamma: Record<string, number> = {};
+    for (const joint of JOINTS) {
+      const site = await readCheckpoint(path.join(tmp, "fed", "sites", `${joint}-site`, "gamma-fold0"));
+      // trainable Γ_k: DSBN γ/β and the head (running statistics are re-estimated for each Θ)
+      const trainable = (ts: readonly NamedTensor[]) =>
+        ts.filter((t) => t.name.startsWith(`domain/${joint}/`) && !/moving_(mean|variance)$/.test(t.name));
+      expect(trainable(site.tensors).length).toBeGreaterThan(0);
+      gamma[joint] = maxAbsDiff(trainable(site.tensors), trainable(pooled.tensors));
+    }
+    process.stderr.write(
+      `exactness after ${ROUNDS} rounds: max |ΔΘ| ${theta}, max |ΔΓ_k| ${JSON.stringify(gamma)}\n`,
+    );
+    expect(theta).toBeLessThanOrEqual(1e-5);
+    for (const joint of JOINTS) expect(gamma[joint], joint).toBeLessThanOrEqual(1e-5);
+  }, 1_200_000);
+});
