@@ -263,6 +263,10 @@ export const ERRORS = {
     "npm install @tensorflow/tfjs-node-gpu@4.22.0 (or tfjs-node), or use --backend wasm",
   ),
   FJ_ENGINE_WASM: environment("the wasm backend failed to start", "reinstall the package (npm ci)"),
+  FJ_ENGINE_WEBGPU_ADAPTER: input(
+    "unknown WebGPU adapter choice",
+    "set FEDJOINT_WEBGPU_ADAPTER to default (Dawn's native backend: Vulkan) or compatibility (OpenGL ES)",
+  ),
   FJ_ENGINE_WEBGPU: environment(
     "WebGPU is not available",
     "npm install @tensorflow/tfjs-backend-webgpu@4.22.0 webgpu, and run where Vulkan or EGL is available",

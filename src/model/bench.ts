@@ -1,6 +1,7 @@
 import { JOINTS, type Joint } from "../joints.js";
 import { mulberry32 } from "../random.js";
 import { Adam } from "./engine/adam.js";
+import { ReadBehind } from "./engine/readback.js";
 import { tf } from "./engine/tf.js";
 import type { ForwardContext } from "./layers/context.js";
 import { applyStatUpdates } from "./layers/dsbn.js";
@@ -64,6 +65,9 @@ export async function benchTrainStep(o: TrainStepBenchOptions): Promise<TrainSte
     ),
   );
   const vars = params.trainable();
+  // Each step's loss is read asynchronously while the next step is queued, as in trainSteps; the
+  // reads also bound the queued work, and the last one ends the timing once the device is done.
+  const losses = new ReadBehind<void>(() => undefined);
   const step = () => {
     const ctx: ForwardContext = {
       groups: joints.map((joint) => ({ joint, count: per })),
@@ -72,14 +76,14 @@ export async function benchTrainStep(o: TrainStepBenchOptions): Promise<TrainSte
     };
     const loss = optimizer.minimize(() => domainCrossEntropy(net.apply(x, ctx).logits, labels), true, vars);
     applyStatUpdates(ctx);
-    const value = loss?.dataSync()[0];
-    loss?.dispose();
-    return value;
+    return losses.push(loss ?? tf.scalar(Number.NaN), undefined);
   };
-  for (let i = 0; i < o.warmup; i++) step();
+  for (let i = 0; i < o.warmup; i++) await step();
+  await losses.drain();
   const tensorsBefore = tf.memory().numTensors;
   const t0 = performance.now();
-  for (let i = 0; i < o.steps; i++) step();
+  for (let i = 0; i < o.steps; i++) await step();
+  await losses.drain();
   const ms = (performance.now() - t0) / o.steps;
   const numTensorsStable = tf.memory().numTensors === tensorsBefore;
   const shared = params.names((_, scope) => scope === "shared");

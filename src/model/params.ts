@@ -90,12 +90,14 @@ export class ParamStore {
       .map(([, e]) => e.variable);
   }
 
-  /** Reads variables out as plain named arrays (copies). */
-  read(names: string[]): NamedTensor[] {
-    return names.map((name) => {
-      const v = this.get(name);
-      return { name, shape: [...v.shape], data: v.dataSync() as Float32Array };
-    });
+  /** Reads variables out as plain named arrays (copies), asynchronously: no synchronous device read. */
+  read(names: string[]): Promise<NamedTensor[]> {
+    return Promise.all(
+      names.map(async (name) => {
+        const v = this.get(name);
+        return { name, shape: [...v.shape], data: (await v.data()) as Float32Array };
+      }),
+    );
   }
 
   /** Overwrites variables from named arrays; every name and shape must match. */

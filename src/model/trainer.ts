@@ -16,6 +16,8 @@ import {
   writeCheckpoint,
 } from "./checkpoint.js";
 import { Adam } from "./engine/adam.js";
+import { oneHotFloat } from "./engine/one-hot.js";
+import { ReadBehind } from "./engine/readback.js";
 import { tf } from "./engine/tf.js";
 import { type LabelSpec, type UnionLabels, unionLabels } from "./labels.js";
 import type { ForwardContext } from "./layers/context.js";
@@ -137,7 +139,10 @@ export interface TrainStepsOptions {
   lr?: number;
   /** Other sites' per-scale embeddings: extra L_MSC negatives without gradient. */
   bank?: EmbeddingBank;
-  /** Called after each step with that step's loss components (index from 0). */
+  /**
+   * Called with each step's loss components (index from 0), in step order, as they are read back
+   * from the device: one step behind the computation, every step before `trainSteps` resolves.
+   */
   onStep?: (step: number, loss: LossComponents) => void;
 }
 
@@ -269,7 +274,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   }
 
   /** Θ of a phase: every `shared/…` variable (trainable or running statistics), copied out. */
-  sharedTensors(phase: Phase): NamedTensor[] {
+  sharedTensors(phase: Phase): Promise<NamedTensor[]> {
     const p = this.paramsOf(phase);
     return p.read(p.names((n) => isShared(n)));
   }
@@ -290,7 +295,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   }
 
   /** Γ of a phase for the joints served: DSBN γ/β/running stats, heads, AE input/output layers. */
-  domainTensors(phase: Phase): NamedTensor[] {
+  domainTensors(phase: Phase): Promise<NamedTensor[]> {
     const p = this.paramsOf(phase);
     return p.read(p.names((n) => !isShared(n)));
   }
@@ -335,8 +340,9 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
    * Runs `steps` Adam steps of a phase. Each step draws batch/|joints| slices per joint (domain
    * groups contiguous), computes the phase's loss, steps the optimiser on this phase's trainable
    * variables and then applies the DSBN running-statistics updates. Yields to the event loop
-   * between steps. With L_MSC active, one domain and no bank, the loss reduces to in-batch terms
-   * (every pair positive); that is logged once per trainer.
+   * between steps; the step's losses are read back asynchronously while the next step is queued
+   * (no synchronous device read inside a step). With L_MSC active, one domain and no bank, the
+   * loss reduces to in-batch terms (every pair positive); that is logged once per trainer.
    */
   async trainSteps(phase: Phase, options: TrainStepsOptions): Promise<TrainStepsResult> {
     this.alive();
@@ -362,6 +368,20 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     const domains = Int32Array.from(joints.flatMap((j) => Array<number>(per).fill(JOINTS.indexOf(j))));
     const groups = joints.map((joint) => ({ joint, count: per }));
     const sums = { total: 0, ce: 0, msc: 0, mjap: 0 };
+    const losses = new ReadBehind<number>((values, step) => {
+      const loss: LossComponents = { total: values[0], ce: values[1] };
+      let k = 2;
+      if (useMsc) loss.msc = values[k++];
+      if (useMjap) loss.mjap = values[k++];
+      if (!Number.isFinite(loss.total)) {
+        throw fjError("FJ_MODEL_DIVERGED", `${phase} loss became ${loss.total} at step ${step}`);
+      }
+      sums.total += loss.total;
+      sums.ce += loss.ce;
+      sums.msc += loss.msc ?? 0;
+      sums.mjap += loss.mjap ?? 0;
+      options.onStep?.(step, loss);
+    });
     const t0 = performance.now();
     try {
       for (let step = 0; step < options.steps; step++) {
@@ -420,23 +440,15 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
         );
         applyStatUpdates(ctx);
         tf.dispose(batch.labels);
-        const values = parts.map((p) => p.dataSync()[0]);
-        const loss: LossComponents = { total: cost ? cost.dataSync()[0] : Number.NaN, ce: values[0] };
-        let k = 1;
-        if (useMsc) loss.msc = values[k++];
-        if (useMjap) loss.mjap = values[k++];
+        // [total, ce, msc?, mjap?] in one tensor, read while the next step is queued.
+        const packed = tf.tidy(() => tf.stack([cost ?? tf.scalar(Number.NaN), ...parts]));
         tf.dispose([...parts, ...(cost ? [cost] : [])]);
-        if (!Number.isFinite(loss.total)) {
-          throw fjError("FJ_MODEL_DIVERGED", `${phase} loss became ${loss.total} at step ${step}`);
-        }
-        sums.total += loss.total;
-        sums.ce += loss.ce;
-        sums.msc += loss.msc ?? 0;
-        sums.mjap += loss.mjap ?? 0;
-        options.onStep?.(step, loss);
+        await losses.push(packed, step);
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
+      await losses.drain();
     } finally {
+      await losses.drain().catch(() => undefined);
       if (bank) for (const b of bank.values()) b.vectors.dispose();
     }
     const n = Math.max(options.steps, 1);
@@ -451,12 +463,21 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
    * statistics, no gradient), for the cross-site bank. Vectors are in random order and carry no
    * slice or exam index; `domains` holds JOINTS.indexOf(joint). All 2·depth−1 scales.
    */
-  embeddings(phase: Phase, options: { count: number; seed: number }): EmbeddingBank {
+  async embeddings(phase: Phase, options: { count: number; seed: number }): Promise<EmbeddingBank> {
     this.alive();
     const dims = this.net.dims;
     const chunks: Float32Array[][] = dims.map(() => []);
     const doms: number[] = [];
     const rand = mulberry32(options.seed);
+    // One read per chunk: every scale's [n, dim] vectors flattened end to end.
+    const reads = new ReadBehind<{ n: number; domain: number }>((flat, { n, domain }) => {
+      let o = 0;
+      for (const [s, dim] of dims.entries()) {
+        chunks[s].push((flat as Float32Array).subarray(o, o + n * dim));
+        o += n * dim;
+      }
+      for (let i = 0; i < n; i++) doms.push(domain);
+    });
     for (const joint of this.config.joints) {
       const set = this.jointData(joint).train;
       const order = shuffle(
@@ -468,7 +489,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
       for (let s = 0; s < picked.length; s += chunk) {
         const idx = picked.slice(s, s + chunk);
         const { images, labels } = gather(set, idx);
-        const outs = tf.tidy(() => {
+        const flat = tf.tidy(() => {
           const ctx: ForwardContext = {
             groups: [{ joint, count: idx.length }],
             training: false,
@@ -481,15 +502,12 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
               : this.net.apply(tf.tensor4d(images, [idx.length, set.size, set.size, 1]), ctx, {
                   embeddings: true,
                 }).embeddings!;
-          return emb;
+          return tf.concat(emb.map((e) => e.reshape([-1])));
         });
-        outs.forEach((e, si) => {
-          chunks[si].push(e.dataSync() as Float32Array);
-        });
-        tf.dispose(outs);
-        for (let i = 0; i < idx.length; i++) doms.push(JOINTS.indexOf(joint));
+        await reads.push(flat, { n: idx.length, domain: JOINTS.indexOf(joint) });
       }
     }
+    await reads.drain();
     const total = doms.length;
     // One shuffle shared by every scale, so that vector i of each scale is the same slice.
     const perm = shuffle(
@@ -511,7 +529,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   }
 
   /** Argmax labels [count, size, size] of the segmentation network for slices of `joint` (inference). */
-  predictSlices(joint: Joint, images: Float32Array): Uint8Array {
+  async predictSlices(joint: Joint, images: Float32Array): Promise<Uint8Array> {
     this.alive();
     this.jointLabels(joint);
     const size = this.config.size;
@@ -523,6 +541,20 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
       );
     }
     const out = new Uint8Array(images.length);
+    const union = this.union;
+    const off = union?.offset[joint] ?? 0;
+    const c = this.jointLabels(joint).classes;
+    // Chunk k's argmax is read while chunk k+1 is queued.
+    const reads = new ReadBehind<number>((values, base) => {
+      if (union) {
+        for (let i = 0; i < values.length; i++) {
+          const u = values[i];
+          out[base + i] = u > off && u < off + c ? u - off : 0;
+        }
+      } else {
+        out.set(values, base);
+      }
+    });
     const chunk = this.chunkSize("seg");
     for (let s = 0; s < count; s += chunk) {
       const n = Math.min(chunk, count - s);
@@ -531,28 +563,17 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
         const ctx: ForwardContext = { groups: [{ joint, count: n }], training: false, statUpdates: [] };
         return tf.argMax(this.net.apply(x, ctx).logits[0], 3);
       });
-      const values = arg.dataSync();
-      arg.dispose();
-      const base = s * size * size;
-      if (this.union) {
-        const off = this.union.offset[joint]!;
-        const c = this.jointLabels(joint).classes;
-        for (let i = 0; i < values.length; i++) {
-          const u = values[i];
-          out[base + i] = u > off && u < off + c ? u - off : 0;
-        }
-      } else {
-        for (let i = 0; i < values.length; i++) out[base + i] = values[i];
-      }
+      await reads.push(arg, s * size * size);
     }
+    await reads.drain();
     return out;
   }
 
   /** Dice per structure on the validation slices of `joint`, pooled over all its slices. */
-  validate(joint: Joint): ValidationResult {
+  async validate(joint: Joint): Promise<ValidationResult> {
     const data = this.jointData(joint);
     if (data.val.count === 0) throw fjError("FJ_MODEL_NO_VALIDATION", `${joint} has no validation slices`);
-    const pred = this.predictSlices(joint, data.val.images);
+    const pred = await this.predictSlices(joint, data.val.images);
     const spec = data.labels;
     const inter = new Float64Array(spec.classes);
     const sumP = new Float64Array(spec.classes);
@@ -581,9 +602,11 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
    */
   async saveCheckpoint(dir: string, scope: CheckpointScope = SCOPE_ALL, meta: Record<string, unknown> = {}) {
     this.alive();
-    const tensors = [...this.phases.values()].flatMap((st) =>
-      st.params.read(st.params.names((n) => inScope(n, scope))),
-    );
+    const tensors = (
+      await Promise.all(
+        [...this.phases.values()].map((st) => st.params.read(st.params.names((n) => inScope(n, scope)))),
+      )
+    ).flat();
     return writeCheckpoint(dir, tensors, scope, {
       method: this.config.method,
       base: this.config.base,
@@ -747,16 +770,14 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
 
   /** One-hot masks per domain group from int32 label tensors. */
   private oneHots(labels: tf.Tensor3D[], _phase: Phase): tf.Tensor4D[] {
-    return labels.map(
-      (l, k) => tf.cast(tf.oneHot(l, this.classesIn(this.config.joints[k])), "float32") as tf.Tensor4D,
-    );
+    return labels.map((l, k) => oneHotFloat<tf.Rank.R4>(l, this.classesIn(this.config.joints[k])));
   }
 
   private oneHotsOf(labels: Uint8Array[], joints: Joint[], counts: number[]): tf.Tensor4D[] {
     const size = this.config.size;
     return labels.map((l, k) => {
       const t = tf.tensor3d(this.labelValues(joints[k], l), [counts[k], size, size], "int32");
-      return tf.cast(tf.oneHot(t, this.classesIn(joints[k])), "float32") as tf.Tensor4D;
+      return oneHotFloat<tf.Rank.R4>(t, this.classesIn(joints[k]));
     });
   }
 

@@ -210,7 +210,7 @@ export class SiteClient {
       this.aeLoaded = ref.fold;
     }
     trainer.recalibrateNorms(phase);
-    const valDiceBefore = phase === "seg" ? trainer.validate(this.o.joint).mean : undefined;
+    const valDiceBefore = phase === "seg" ? (await trainer.validate(this.o.joint)).mean : undefined;
     const instructions = task.train;
     if (!instructions) throw fjError("FJ_PROTOCOL_TASK", "train task without instructions");
     const res = await trainer.trainSteps(phase, {
@@ -231,13 +231,13 @@ export class SiteClient {
     if (instructions.embed) {
       const e = this.config!.embeddings;
       const seed = randomInt(2 ** 31);
-      embeddings = anonymiseEmbeddings(trainer.embeddings(phase, { count: e.count, seed }), {
+      embeddings = anonymiseEmbeddings(await trainer.embeddings(phase, { count: e.count, seed }), {
         mix: e.mix,
         noise: e.noise,
         random: mulberry32(seed ^ 0x9e3779b9),
       });
     }
-    const shared = federates(this.config!.method) ? trainer.sharedTensors(phase) : [];
+    const shared = federates(this.config!.method) ? await trainer.sharedTensors(phase) : [];
     const computeMs = performance.now() - t0;
     const tPush = performance.now();
     if (embeddings) {
@@ -319,7 +319,7 @@ export class SiteClient {
     const trainer = await this.trainerFor(ref.fold);
     if (task.hasModel) trainer.setSharedTensors("seg", await this.o.transport.pullModel(ref));
     trainer.recalibrateNorms("seg");
-    const v = trainer.validate(this.o.joint);
+    const v = await trainer.validate(this.o.joint);
     const test = await this.evaluateTestExam(trainer, ref.fold);
     const report: EvaluationReport = {
       validation: Object.fromEntries(Object.entries(v.dice).map(([label, d]) => [label, { dice: d }])),
@@ -347,7 +347,7 @@ export class SiteClient {
     const slices = subsetSlices(data.slices, [id]);
     const size = slices.size;
     const px = size * size;
-    const pred = trainer.predictSlices(this.o.joint, slices.images);
+    const pred = await trainer.predictSlices(this.o.joint, slices.images);
     const planes = Array.from({ length: slices.count }, (_, i) => pred.subarray(i * px, (i + 1) * px));
     const c = data.dataset.cases.find((x) => x.id === id)!;
     const label = await readNifti(c.label);

@@ -223,7 +223,9 @@ export async function trainCentralised(o: TrainOptions): Promise<TrainSummary> {
           };
           trainer.recalibrateNorms(phase);
           if (phase === "seg") {
-            record.dice = Object.fromEntries(m.joints.map((j) => [j, trainer.validate(j)]));
+            record.dice = {};
+            // One joint at a time: concurrent validations would hold every joint's activations at once.
+            for (const j of m.joints) record.dice[j] = await trainer.validate(j);
           }
           record.numTensors = tf.memory().numTensors;
           if (epoch === 0) tensorsAfterFirst = record.numTensors;
@@ -263,7 +265,7 @@ export async function trainCentralised(o: TrainOptions): Promise<TrainSummary> {
         bar?.stop();
       }
       for (const j of m.joints) {
-        const v = trainer.validate(j);
+        const v = await trainer.validate(j);
         finalDice[j] = { mean: v.mean, perLabel: v.dice };
       }
     } finally {

@@ -102,9 +102,9 @@ describe("centralised dsl+msc+mjap on phantoms (64×64)", () => {
       { makeSampler: samplerFactory(study.training) },
     );
     await fresh.loadCheckpoint(best.checkpoint);
-    for (const j of JOINTS) expect(fresh.validate(j).mean).toBeCloseTo(best.dice[j]!, 6);
+    for (const j of JOINTS) expect((await fresh.validate(j)).mean).toBeCloseTo(best.dice[j]!, 6);
     await fresh.loadCheckpoint(summary.checkpoints.multi);
-    for (const j of JOINTS) expect(fresh.validate(j).mean).toBeCloseTo(final[j], 6);
+    for (const j of JOINTS) expect((await fresh.validate(j)).mean).toBeCloseTo(final[j], 6);
     fresh.dispose();
     expect(tf.memory().numTensors).toBe(0);
   }, 1_200_000);

@@ -47,19 +47,19 @@ describe("checkpoints", () => {
 
     const b = make("dsl+mjap", ["ankle", "knee"], 99);
     await b.loadCheckpoint(path.join(dir, "shared"));
-    expect(b.sharedTensors("seg").map((t) => Array.from(t.data))).toEqual(
-      a.sharedTensors("seg").map((t) => Array.from(t.data)),
+    expect((await b.sharedTensors("seg")).map((t) => Array.from(t.data))).toEqual(
+      (await a.sharedTensors("seg")).map((t) => Array.from(t.data)),
     );
-    expect(b.domainTensors("seg")[0].data).not.toEqual(a.domainTensors("seg")[0].data);
+    expect((await b.domainTensors("seg"))[0].data).not.toEqual((await a.domainTensors("seg"))[0].data);
     await b.loadCheckpoint(path.join(dir, "all"));
-    expect(b.domainTensors("seg").map((t) => Array.from(t.data))).toEqual(
-      a.domainTensors("seg").map((t) => Array.from(t.data)),
+    expect((await b.domainTensors("seg")).map((t) => Array.from(t.data))).toEqual(
+      (await a.domainTensors("seg")).map((t) => Array.from(t.data)),
     );
     // A site holding only the knee loads the knee checkpoint.
     const site = make("dsl+mjap", ["knee"], 5);
     await site.loadCheckpoint(path.join(dir, "knee"));
-    const want = a.domainTensors("seg").filter((t) => t.name.startsWith("domain/knee/"));
-    expect(site.domainTensors("seg").map((t) => Array.from(t.data))).toEqual(
+    const want = (await a.domainTensors("seg")).filter((t) => t.name.startsWith("domain/knee/"));
+    expect((await site.domainTensors("seg")).map((t) => Array.from(t.data))).toEqual(
       want.map((t) => Array.from(t.data)),
     );
     for (const t of [a, b, site]) t.dispose();

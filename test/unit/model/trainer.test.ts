@@ -34,7 +34,7 @@ describe("SegmentationTrainer", () => {
         r.loss.ce + (phase === "ae" ? 0.05 : 0.5) * r.loss.msc! + (phase === "seg" ? 0.1 * r.loss.mjap! : 0),
         4,
       );
-      const bank = t.embeddings(phase, { count: 5, seed: 1 });
+      const bank = await t.embeddings(phase, { count: 5, seed: 1 });
       expect(bank.scales).toHaveLength(5);
       expect(bank.scales[2].dim).toBe(16);
       expect(bank.scales[2].count).toBe(15);
@@ -43,9 +43,9 @@ describe("SegmentationTrainer", () => {
       expect(new Set(bank.scales[0].domains)).toEqual(new Set([0, 1, 2]));
       expect(tf.memory().numTensors).toBe(before);
     }
-    const val = t.validate("knee");
+    const val = await t.validate("knee");
     expect(Object.keys(val.dice)).toEqual(["femur", "fibula", "patella", "tibia"]);
-    expect(t.predictSlices("shoulder", new Float32Array(2 * 256))).toHaveLength(512);
+    expect(await t.predictSlices("shoulder", new Float32Array(2 * 256))).toHaveLength(512);
     t.dispose();
     expect(tf.memory().numTensors).toBe(0);
   });
@@ -60,22 +60,23 @@ describe("SegmentationTrainer", () => {
       makeSampler: toySampler,
     });
     for (const phase of methodSpec("dsl+mjap").phases) {
-      const theta = knee.sharedTensors(phase);
+      const theta = await knee.sharedTensors(phase);
       expect(theta.every((t) => t.name.startsWith("shared/"))).toBe(true);
-      expect(knee.domainTensors(phase).every((t) => t.name.startsWith("domain/knee/"))).toBe(true);
-      expect(ankle.domainTensors(phase).every((t) => t.name.startsWith("domain/ankle/"))).toBe(true);
+      expect((await knee.domainTensors(phase)).every((t) => t.name.startsWith("domain/knee/"))).toBe(true);
+      expect((await ankle.domainTensors(phase)).every((t) => t.name.startsWith("domain/ankle/"))).toBe(true);
       // Same seed → same initial Θ at every site.
-      expect(ankle.sharedTensors(phase).map((t) => t.data[0])).toEqual(theta.map((t) => t.data[0]));
+      expect((await ankle.sharedTensors(phase)).map((t) => t.data[0])).toEqual(theta.map((t) => t.data[0]));
     }
     await knee.trainSteps("seg", { steps: 1 });
-    const theta = knee.sharedTensors("seg");
+    const theta = await knee.sharedTensors("seg");
     ankle.setSharedTensors("seg", theta);
-    expect(ankle.sharedTensors("seg").map((t) => Array.from(t.data))).toEqual(
+    expect((await ankle.sharedTensors("seg")).map((t) => Array.from(t.data))).toEqual(
       theta.map((t) => Array.from(t.data)),
     );
     expect(() => ankle.setSharedTensors("seg", theta.slice(1))).toThrow(/is missing/);
-    expect(() => ankle.setDomainTensors("seg", knee.domainTensors("seg"))).toThrow(/not one of them/);
-    expect(() => ankle.validate("knee")).toThrow(/serves ankle, not knee/);
+    const kneeDomain = await knee.domainTensors("seg");
+    expect(() => ankle.setDomainTensors("seg", kneeDomain)).toThrow(/not one of them/);
+    await expect(ankle.validate("knee")).rejects.toThrow(/serves ankle, not knee/);
     knee.dispose();
     ankle.dispose();
   });
@@ -99,7 +100,7 @@ describe("SegmentationTrainer", () => {
       toyData(["ankle"], 16, 4, 2),
       { makeSampler: toySampler },
     );
-    const bank = other.embeddings("seg", { count: 6, seed: 3 });
+    const bank = await other.embeddings("seg", { count: 6, seed: 3 });
     const before = tf.memory().numTensors;
     const r = await t.trainSteps("seg", { steps: 2, bank });
     expect(tf.memory().numTensors).toBe(before);
@@ -117,10 +118,12 @@ describe("SegmentationTrainer", () => {
       toyData(["knee", "shoulder"], 16, 4, 2),
       { makeSampler: toySampler },
     );
-    expect(t.domainTensors("seg")).toEqual([]);
-    expect(t.sharedTensors("seg").find((x) => x.name === "shared/head/kernel")?.shape).toEqual([1, 1, 4, 10]);
+    expect(await t.domainTensors("seg")).toEqual([]);
+    expect((await t.sharedTensors("seg")).find((x) => x.name === "shared/head/kernel")?.shape).toEqual([
+      1, 1, 4, 10,
+    ]);
     await t.trainSteps("seg", { steps: 1 });
-    const pred = t.predictSlices("shoulder", toyData(["shoulder"], 16, 2, 1).shoulder!.train.images);
+    const pred = await t.predictSlices("shoulder", toyData(["shoulder"], 16, 2, 1).shoulder!.train.images);
     expect(Math.max(...pred)).toBeLessThanOrEqual(2);
     t.dispose();
   });
