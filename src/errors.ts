@@ -86,6 +86,14 @@ export const ERRORS = {
     "image and label origins differ",
     "check that the label map belongs to this image (a warning, training goes on)",
   ),
+  FJ_DATA_PATH: data(
+    "a dataset file lies outside the dataset folder",
+    "copy the file into the dataset folder instead of linking to a place outside it",
+  ),
+  FJ_DATA_LABEL_EMPTY: data(
+    "a label map holds no foreground",
+    "check that the label map belongs to this image (a warning: the case trains as background only)",
+  ),
   FJ_DATA_LABEL_NONINTEGER: data(
     "a label map holds non-integer values",
     "label maps must hold the integer values of dataset.json labels (not probabilities)",
@@ -252,6 +260,32 @@ export const ERRORS = {
     "the checkpoint is corrupt: restore it or retrain",
   ),
 
+  // ---- model directories (a site's model/, fedjoint train --out) and fedjoint segment ---------
+  FJ_MODEL_DIR_MANIFEST: input(
+    "not a fedjoint model directory, or its manifest is damaged",
+    "pass the model/ directory a site-client or `fedjoint train --out` wrote; copy it again if it was edited",
+  ),
+  FJ_MODEL_DIR_CHECKSUM: input(
+    "the model's weights do not match their manifest",
+    "the model directory is damaged: copy it again from where it was written",
+  ),
+  FJ_SEGMENT_JOINT: input(
+    "the model does not segment this joint",
+    "pass --joint with one of the joints the model serves (its manifest lists them)",
+  ),
+  FJ_SEGMENT_GEOMETRY: input(
+    "the exam's size or spacing is outside what the model was trained on",
+    "resample or crop the exam to the model's field of view and slice orientation (third voxel axis = acquisition axis), or pass --ignore-geometry to segment it anyway",
+  ),
+  FJ_SEGMENT_OUTPUT_EXISTS: input(
+    "the output file exists",
+    "choose another --out, remove the file, or pass --overwrite",
+  ),
+  FJ_SEGMENT_INPUT: input(
+    "no exam to segment, or an exam file is not named as expected",
+    "pass --image exam.nii.gz, or --images DIR holding <case>_0000.nii.gz files (nnU-Net naming) and --out DIR",
+  ),
+
   // ---- engine ---------------------------------------------------------------------------------
   FJ_ENGINE_BACKEND: input("unknown backend", "use --backend auto, tensorflow, wasm, webgpu or cpu"),
   FJ_ENGINE_INIT: environment(
@@ -301,6 +335,14 @@ export const ERRORS = {
     "the update's norm exceeds the bound",
     "the site's training diverged, or raise maxUpdateNorm in the study config",
   ),
+  FJ_AGG_NORM_OUTLIER: protocol(
+    "the update lies far from the round's other updates",
+    "the update was left out of the aggregate: check the site's data and training, or raise relativeNormBound",
+  ),
+  FJ_AGG_SCALARS: protocol(
+    "invalid loss or metric values",
+    "an update carries only the method's loss terms and the site-client's metrics, with finite values",
+  ),
 
   // ---- wire protocol --------------------------------------------------------------------------
   FJ_PROTOCOL_PROTO_MISSING: environment("proto/federation.proto not found", "reinstall the package"),
@@ -315,6 +357,18 @@ export const ERRORS = {
     "retry; check the network between site and coordinator",
   ),
   FJ_PROTOCOL_CHECKSUM: protocol("SHA-256 mismatch", "retry; the bytes were corrupted in transit"),
+  FJ_PROTOCOL_IDLE: protocol(
+    "the stream sent nothing for longer than the idle limit",
+    "check the network between site and coordinator; the site-client retries by itself",
+  ),
+  FJ_PROTOCOL_DEADLINE: protocol(
+    "the stream did not finish within its deadline",
+    "check the network's bandwidth; the coordinator's --stream-total-s sets the deadline",
+  ),
+  FJ_PROTOCOL_BACKLOG: protocol(
+    "the reader does not keep up with the stream",
+    "read the stream as it arrives (a Watch client must consume its events)",
+  ),
   FJ_PROTOCOL_SHAPE: protocol("tensor shape and data disagree", SITE_BUG),
   FJ_PROTOCOL_DTYPE: protocol("unsupported wire dtype", "use float32 or float16"),
   FJ_PROTOCOL_FILE: protocol(
@@ -375,6 +429,18 @@ export const ERRORS = {
   FJ_COORD_FOLD: protocol("no such fold", SITE_BUG),
   FJ_COORD_EMBEDDINGS: protocol("invalid embeddings", SITE_BUG),
   FJ_COORD_EMBEDDINGS_OFF: protocol("this study exchanges no embeddings", SITE_BUG),
+  FJ_COORD_BUSY: protocol(
+    "the site already has an upload of this kind in flight",
+    "wait for it to finish; the site-client retries by itself",
+  ),
+  FJ_COORD_SHUTDOWN: protocol(
+    "the coordinator is shutting down",
+    "the site-client reconnects by itself once the coordinator is back",
+  ),
+  FJ_COORD_INTERNAL: environment(
+    "unexpected error in the coordinator",
+    "report it with the coordinator's log; the coordinator resumes from its state directory when restarted",
+  ),
 
   // ---- identity and transport security --------------------------------------------------------
   FJ_AUTH_UNKNOWN_SITE: protocol(
@@ -384,6 +450,18 @@ export const ERRORS = {
   FJ_AUTH_IMPERSONATION: protocol(
     "a site tried to act as another",
     "a site can only act as its certificate's CN",
+  ),
+  FJ_AUTH_NO_CERTIFICATE: protocol(
+    "the caller presented no verified client certificate",
+    "connect with a certificate signed by the study's CA (fedjoint certs)",
+  ),
+  FJ_AUTH_OPERATOR: protocol(
+    "only the coordinator's operator may watch the study",
+    "watch with the operator certificate (its CN is the coordinator's --operator, default 'operator')",
+  ),
+  FJ_TLS_INSECURE_REMOTE: input(
+    "--insecure on an address other machines can reach",
+    "use mutual TLS (--cert, --key, --ca) or keep --insecure on 127.0.0.1 / ::1 / localhost",
   ),
   FJ_TLS_MISSING: input(
     "TLS files missing",
@@ -405,6 +483,10 @@ export const ERRORS = {
   FJ_SITE_DENIED: protocol(
     "the coordinator refused this site",
     "check the site's certificate and that its CN is in the study config",
+  ),
+  FJ_SITE_TLS: protocol(
+    "the TLS handshake with the coordinator failed",
+    "check that --ca is the study's CA certificate and that the site certificate was signed by that CA",
   ),
   FJ_SITE_RPC: protocol("a call to the coordinator failed", "read the coordinator's log for the reason"),
   FJ_SITE_REJECTED: protocol(

@@ -9,6 +9,7 @@
  * Memory: a round's results are folded in one at a time (O(|Θ|) whatever the number of sites);
  * aggregators and server state can be snapshotted for atomic persistence.
  */
+import type { ErrorCode } from "../errors.js";
 import type { NamedTensor } from "../model/api.js";
 import type { StudyConfig } from "../study/config.js";
 import type { Phase } from "../study/methods.js";
@@ -59,6 +60,13 @@ export interface StrategyState {
   scalars: Record<string, number>;
 }
 
+/** An accepted result that a strategy left out of the aggregate, and why. */
+export interface Exclusion {
+  site: string;
+  code: ErrorCode;
+  reason: string;
+}
+
 export interface RoundAggregator {
   /** Folds one validated result in; throws if its names/shapes differ from the schema. */
   add(result: SiteResult): void;
@@ -86,13 +94,16 @@ export interface Strategy {
   begin(schema: TensorSchema): RoundAggregator;
   /** Restores an aggregator from its `snapshot()` bytes (same schema). */
   restore(schema: TensorSchema, snapshot: Buffer): RoundAggregator;
-  /** Θ_{r+1} and the new server state from Θ_r, the closed round and the previous state. */
+  /**
+   * Θ_{r+1} and the new server state from Θ_r, the closed round and the previous state; `excluded`
+   * names accepted results left out of Θ_{r+1} (absent: every result entered).
+   */
   aggregate(
     round: RoundAggregator,
     current: readonly NamedTensor[],
     state: StrategyState,
     ctx: RoundContext,
-  ): { model: NamedTensor[]; state: StrategyState };
+  ): { model: NamedTensor[]; state: StrategyState; excluded?: Exclusion[] };
 }
 
 /** A strategy's entry in the registry (./strategies/index.ts): its config schema and constructor. */

@@ -3,7 +3,11 @@
  * `site-client --joint knee --data DIR --coordinator HOST:PORT --cert site.pem --key site.key
  *  --ca ca.pem --state DIR [--site NAME] [--backend auto|wasm|…] [--insecure] [--json]`
  * Validates the local dataset, joins the study and trains until the study is done. The site
- * name is the certificate's subject CN (or --site with --insecure). Progress bar on a TTY.
+ * name is the certificate's subject CN (or --site with --insecure, which only reaches a
+ * coordinator on this machine's loopback). Progress bar on a TTY. A refused certificate or an
+ * untrusted coordinator ends the site at once (FJ_SITE_TLS), not after --retry-for. SIGINT and
+ * SIGTERM close the connection and exit 130 / 143; Γ_k checkpoints are atomic, so a restarted
+ * site resumes from its state directory.
  */
 import { X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -99,10 +103,6 @@ const program = new Command("site-client")
           throw fjError("FJ_CLI_ARG", `--site ${f.site} differs from the certificate CN ${cn}`);
         site = cn;
       }
-      const engine = await initEngine(parseBackendChoice(f.backend), { log });
-      log.info({ site, joint, data: f.data }, "validating the local dataset");
-      const data = await validateSiteData(f.data, joint);
-      log.info({ site, joint, exams: data.exams, labels: data.labels.names }, "dataset valid");
       const transport = new Transport({
         address: f.coordinator,
         site,
@@ -111,6 +111,20 @@ const program = new Command("site-client")
         log,
         retryForMs: f.retryFor * 1000,
       });
+      for (const [signal, code] of [
+        ["SIGINT", 130],
+        ["SIGTERM", 143],
+      ] as const) {
+        process.once(signal, () => {
+          log.info({ site, signal }, "stopping site-client");
+          transport.close();
+          process.exit(code);
+        });
+      }
+      const engine = await initEngine(parseBackendChoice(f.backend), { log });
+      log.info({ site, joint, data: f.data }, "validating the local dataset");
+      const data = await validateSiteData(f.data, joint);
+      log.info({ site, joint, exams: data.exams, labels: data.labels.names }, "dataset valid");
       let bar: cliProgress.SingleBar | undefined;
       const tty = process.stderr.isTTY === true && !f.json;
       const client = new SiteClient({

@@ -19,26 +19,36 @@ export interface BankRef {
 
 const key = (r: BankRef) => `${r.fold}/${r.phase}/${r.round}`;
 
+/** A tensor as a stream header announces it. */
+export interface EmbeddingSpec {
+  name: string;
+  shape: readonly number[];
+  dtype?: string;
+}
+
 /**
  * Embedding sets as a site must send them: one tensor `embedding/scale<s>` per scale of the
- * network (dims[s] wide), 2-D [count, dim], the same count ≤ `maxRows` at every scale, finite unit
- * rows. Returns the first problem, or undefined.
+ * network (dims[s] wide), 2-D [count, dim], the same count ≤ `maxRows` at every scale, an allowed
+ * dtype. Checked on the stream's header, before any payload byte is read (it also bounds the
+ * stream's size to maxRows · Σ dims values). Returns the first problem, or undefined.
  */
-export function checkEmbeddings(
-  tensors: readonly NamedTensor[],
-  expected: { dims: readonly number[]; maxRows: number },
+export function checkEmbeddingSpecs(
+  specs: readonly EmbeddingSpec[],
+  expected: { dims: readonly number[]; maxRows: number; dtypes?: readonly string[] },
 ): string | undefined {
-  if (tensors.length !== expected.dims.length)
-    return `${tensors.length} embedding tensors, expected one per scale (${expected.dims.length})`;
+  if (specs.length !== expected.dims.length)
+    return `${specs.length} embedding tensors, expected one per scale (${expected.dims.length})`;
   let rows: number | undefined;
   const seen = new Set<number>();
-  for (const t of tensors) {
+  for (const t of specs) {
     const m = /^embedding\/scale(\d+)$/.exec(t.name);
     const scale = m ? Number(m[1]) : -1;
     if (!(scale >= 0 && scale < expected.dims.length))
-      return `tensor ${t.name}: expected names embedding/scale0..${expected.dims.length - 1}`;
+      return `tensor ${t.name.slice(0, 64)}: expected names embedding/scale0..${expected.dims.length - 1}`;
     if (seen.has(scale)) return `tensor ${t.name} twice`;
     seen.add(scale);
+    if (t.dtype !== undefined && expected.dtypes !== undefined && !expected.dtypes.includes(t.dtype))
+      return `tensor ${t.name}: dtype ${t.dtype}, expected ${expected.dtypes.join(" or ")}`;
     const dim = expected.dims[scale];
     if (t.shape.length !== 2 || t.shape[1] !== dim)
       return `tensor ${t.name}: shape [${t.shape.join(",")}], expected [count, ${dim}]`;
@@ -47,6 +57,22 @@ export function checkEmbeddings(
     if (n !== rows) return `tensor ${t.name}: ${n} vectors, other scales have ${rows}`;
     if (n < 1 || n > expected.maxRows)
       return `tensor ${t.name}: ${n} vectors, expected 1..${expected.maxRows}`;
+  }
+  return undefined;
+}
+
+/**
+ * Decoded embedding sets: the specs as above, then finite unit rows. Returns the first problem,
+ * or undefined.
+ */
+export function checkEmbeddings(
+  tensors: readonly NamedTensor[],
+  expected: { dims: readonly number[]; maxRows: number },
+): string | undefined {
+  const specs = checkEmbeddingSpecs(tensors, expected);
+  if (specs !== undefined) return specs;
+  for (const t of tensors) {
+    const [n, dim] = t.shape;
     if (t.data.length !== n * dim) return `tensor ${t.name}: ${t.data.length} values for shape [${n},${dim}]`;
     for (let i = 0; i < n; i++) {
       let sq = 0;

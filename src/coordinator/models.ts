@@ -10,15 +10,16 @@ import {
   type EncodedTensorSet,
   encodeTensorSet,
   packTensorSet,
-  unpackTensorSet,
   type WireDtype,
 } from "../protocol/tensors.js";
 import type { Phase } from "../study/methods.js";
-import type { StateStore } from "./store.js";
+import { type StateStore, unpackStateFile } from "./store.js";
 
 export interface ModelRecord {
   rounds: number;
   file: string;
+  /** SHA-256 of the file, checked whenever it is read back. */
+  sha256: string;
 }
 
 interface Cached extends ModelRecord {
@@ -47,10 +48,10 @@ export class GlobalModels {
   /** Writes Θ of (fold, phase) after `rounds` aggregations (atomic, fsync'ed) and records it. */
   async put(fold: number, phase: Phase, rounds: number, tensors: NamedTensor[]): Promise<void> {
     const file = `model-${fold}-${phase}-${rounds}.bin`;
-    await this.store.writeAtomic(file, packTensorSet(tensors));
+    const sha256 = await this.store.writeAtomic(file, packTensorSet(tensors));
     const key = keyOf(fold, phase);
-    this.records[key] = { rounds, file };
-    this.remember(key, { rounds, file, tensors });
+    this.records[key] = { rounds, file, sha256 };
+    this.remember(key, { rounds, file, sha256, tensors });
   }
 
   /** Θ of (fold, phase) (throws when there is none; callers check `rounds` first). */
@@ -65,6 +66,14 @@ export class GlobalModels {
     return m.encoded;
   }
 
+  /**
+   * Reads every recorded model file back and checks its SHA-256 and tensor format (resume): a
+   * damaged file is one FJ_COORD_STATE error naming it, before the study goes on.
+   */
+  async verifyAll(): Promise<void> {
+    for (const record of Object.values(this.records)) await this.decode(record);
+  }
+
   /** Files that must be kept (the others are swept). */
   files(): string[] {
     return Object.values(this.records).map((r) => r.file);
@@ -76,8 +85,12 @@ export class GlobalModels {
     if (!record) throw new RangeError(`no model for fold ${fold} ${phase}`);
     const hit = this.cache.get(key);
     if (hit && hit.file === record.file) return hit;
-    const tensors = unpackTensorSet(await this.store.read(record.file), this.store.file(record.file));
-    return this.remember(key, { ...record, tensors });
+    return this.remember(key, { ...record, tensors: await this.decode(record) });
+  }
+
+  private async decode(record: ModelRecord): Promise<NamedTensor[]> {
+    const buf = await this.store.readVerified(record.file, record.sha256);
+    return unpackStateFile(buf, this.store.file(record.file));
   }
 
   private remember(key: string, entry: Cached): Cached {

@@ -7,12 +7,17 @@
  * update twice: the ledger is keyed by (site, fold, phase, round). The strategy's server state is
  * persisted with each aggregation. What every update must look like (its tensor schema) and the
  * Θ_0 of round 0 come from the study config alone (src/study/model.ts), before any site speaks.
+ * An upload is decided on its header first (`admitUpdate`, `admitEmbeddings`: round, sample
+ * bound, loss/metric names, tensor specs), before the service reads its payload; a resumed state
+ * is validated (./state.ts) and every file it names checked against its SHA-256 (./store.ts).
  */
-import { z } from "zod";
+import type { z } from "zod";
 import { localOnly } from "../aggregation/local-only.js";
+import { withNormBound } from "../aggregation/norm-bound.js";
 import { createStrategy } from "../aggregation/strategies/index.js";
 import type {
   EvaluateInstructions,
+  Exclusion,
   RoundAggregator,
   RoundContext,
   Strategy,
@@ -20,30 +25,32 @@ import type {
   TensorSchema,
   TrainInstructions,
 } from "../aggregation/strategy.js";
-import { validateUpdate } from "../aggregation/validate.js";
+import {
+  checkScalars,
+  checkTensorSpecs,
+  type TensorSpec,
+  updateScalarRules,
+  validateUpdate,
+} from "../aggregation/validate.js";
 import { type ErrorCode, fjError } from "../errors.js";
-import { examResultSchema, STUDY_RESULTS_SCHEMA, type StudyResults } from "../eval/types.js";
+import { STUDY_RESULTS_SCHEMA, type StudyResults } from "../eval/types.js";
 import type { EventBus, StudyEventInput } from "../events/events.js";
 import type { Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
 import type { NamedTensor } from "../model/api.js";
 import { scaleDims } from "../model/architecture.js";
 import { PAPER_LABELS } from "../model/labels.js";
-import {
-  type EncodedTensorSet,
-  packTensorSet,
-  unpackTensorSet,
-  type WireDtype,
-} from "../protocol/tensors.js";
+import { type EncodedTensorSet, packTensorSet, type WireDtype } from "../protocol/tensors.js";
 import { configHash, perDomainBatch, roundsOf, type StudyConfig } from "../study/config.js";
 import { planFolds } from "../study/folds.js";
 import { federates, methodSpec, type Phase } from "../study/methods.js";
 import { federatedSchema, initialModel } from "../study/model.js";
-import { checkEmbeddings, EmbeddingBank } from "./bank.js";
+import { checkEmbeddingSpecs, checkEmbeddings, EmbeddingBank, type EmbeddingSpec } from "./bank.js";
 import { GlobalModels, type ModelRecord } from "./models.js";
-import { StateStore } from "./store.js";
+import { evaluationReportSchema, parseState } from "./state.js";
+import { StateStore, unpackStateFile } from "./store.js";
 
-export const STATE_VERSION = 2;
+export const STATE_VERSION = 3;
 
 export interface Ref {
   fold: number;
@@ -62,19 +69,18 @@ export interface LedgerEntry extends Ref {
 }
 
 export interface AggregationRecord extends Ref {
+  /** Sites whose updates entered the aggregate. */
   sites: string[];
   missing: string[];
+  /** Accepted updates the strategy left out (absent: none). */
+  excluded?: Exclusion[];
   samples: number;
   openedAt: string;
   aggregatedAt: string;
   durationMs: number;
 }
 
-/** A site's evaluation of a fold: validation Dice per label and its test exam's metrics. */
-export const evaluationReportSchema = z.object({
-  validation: z.record(z.string(), z.object({ dice: z.number().min(0).max(1) })),
-  test: examResultSchema,
-});
+export { evaluationReportSchema };
 export type EvaluationReport = z.infer<typeof evaluationReportSchema>;
 
 export interface EvaluationRecord extends EvaluationReport {
@@ -87,6 +93,7 @@ export interface EvaluationRecord extends EvaluationReport {
 export interface EmbeddingRecord extends Ref {
   site: string;
   file: string;
+  sha256: string;
   vectors: number;
 }
 
@@ -112,8 +119,15 @@ export interface StudyState {
   /** Latest global model per "fold/phase" (round 0: Θ_0). */
   models: Record<string, ModelRecord>;
   /** The strategy's server state of the current (fold, phase) after `rounds` aggregations. */
-  strategy?: { fold: number; phase: Phase; rounds: number; file?: string; scalars: Record<string, number> };
-  accumulator?: Ref & { file: string };
+  strategy?: {
+    fold: number;
+    phase: Phase;
+    rounds: number;
+    file?: string;
+    sha256?: string;
+    scalars: Record<string, number>;
+  };
+  accumulator?: Ref & { file: string; sha256: string };
   ledger: LedgerEntry[];
   aggregations: AggregationRecord[];
   embeddings: EmbeddingRecord[];
@@ -141,6 +155,18 @@ export type AckResult =
   | { status: "accepted" }
   | { status: "duplicate"; code: ErrorCode; reason: string }
   | { status: "rejected"; code: ErrorCode; reason: string };
+
+/** What an update stream's header declares, before any payload byte is read. */
+export interface UpdateHeaderInput {
+  site: string;
+  ref: Ref;
+  samples: number;
+  loss: Record<string, number>;
+  metrics: Record<string, number>;
+  sha256: string;
+  /** The tensors the header announces (names, shapes, wire dtypes). */
+  specs: TensorSpec[];
+}
 
 export interface UpdateInput {
   site: string;
@@ -213,7 +239,9 @@ export class Study {
     const spec = methodSpec(this.config.method);
     this.phases = spec.phases;
     this.federates = federates(this.config.method);
-    this.strategy = this.federates ? createStrategy(this.config) : localOnly(this.config);
+    this.strategy = this.federates
+      ? withNormBound(createStrategy(this.config), this.config.relativeNormBound)
+      : localOnly(this.config);
     this.schemas = Object.fromEntries(this.phases.map((p) => [p, federatedSchema(this.config, p)]));
     this.wireDtype = this.config.compression === "float16" ? "float16" : "float32";
     this.store = new StateStore(options.stateDir);
@@ -233,39 +261,27 @@ export class Study {
   /** Loads the state directory (resume) or starts a new study there. */
   async open(): Promise<{ resumed: boolean }> {
     await this.store.init();
-    const saved = await this.store.readState<StudyState>();
+    const raw = await this.store.readState();
     const hash = configHash(this.config);
-    if (saved) {
-      if (saved.version !== STATE_VERSION) {
-        throw fjError(
-          "FJ_COORD_STATE",
-          `${this.store.file("state.json")}: version ${saved.version}, expected ${STATE_VERSION}`,
-        );
+    if (raw !== undefined) {
+      const where = this.store.file("state.json");
+      const version = (raw as { version?: unknown } | null)?.version;
+      if (version !== STATE_VERSION) {
+        throw fjError("FJ_COORD_STATE", `${where}: version ${String(version)}, expected ${STATE_VERSION}`);
       }
-      if (saved.configHash !== hash) {
+      const savedHash = (raw as { configHash?: unknown }).configHash;
+      if (savedHash !== hash) {
+        const savedStudy = (raw as { config?: { study?: unknown } }).config?.study;
         throw fjError(
           "FJ_COORD_CONFIG_CHANGED",
-          `${this.store.file("state.json")} belongs to a different study config (study ${saved.config.study}); use a new --state directory or the same config`,
+          `${where} belongs to a different study config (study ${String(savedStudy)}); use a new --state directory or the same config`,
         );
       }
+      const saved = parseState(raw, this.config, STATE_VERSION, where);
+      await this.loadFiles(saved);
       this.state = saved;
-      this.models = new GlobalModels(this.store, this.wireDtype, this.state.models);
       // Event seq numbers published after the last persist may be lost: leave a gap.
       this.state.seq += 1000;
-      for (const e of saved.embeddings) {
-        this.bank.put(e, e.site, unpackTensorSet(await this.store.read(e.file), this.store.file(e.file)));
-      }
-      if (saved.strategy) {
-        const st = saved.strategy;
-        const tensors = st.file
-          ? unpackTensorSet(await this.store.read(st.file), this.store.file(st.file))
-          : [];
-        this.strategyState = { tensors, scalars: { ...st.scalars } };
-      }
-      if (saved.accumulator) {
-        const a = saved.accumulator;
-        this.aggregator = this.strategy.restore(this.schemaOf(a.phase), await this.store.read(a.file));
-      }
       this.log.info(
         {
           study: this.config.study,
@@ -309,6 +325,45 @@ export class Study {
     await this.persist();
     await this.emit({ kind: "study.started", config: this.config as unknown as Record<string, unknown> });
     return { resumed: false };
+  }
+
+  /**
+   * Reads back every file the saved state names — models, embedding banks, strategy state, the
+   * open round's aggregator — checking each against its recorded SHA-256 and format: damage is
+   * one FJ_COORD_STATE error naming the file, before anything of the study runs.
+   */
+  private async loadFiles(saved: StudyState): Promise<void> {
+    this.models = new GlobalModels(this.store, this.wireDtype, saved.models);
+    await this.models.verifyAll();
+    for (const e of saved.embeddings) {
+      const buf = await this.store.readVerified(e.file, e.sha256);
+      this.bank.put(e, e.site, unpackStateFile(buf, this.store.file(e.file)));
+    }
+    if (saved.strategy) {
+      const st = saved.strategy;
+      if (st.file !== undefined && st.sha256 === undefined) {
+        throw fjError(
+          "FJ_COORD_STATE",
+          `${this.store.file("state.json")}: strategy.sha256: missing for ${st.file}`,
+        );
+      }
+      const tensors =
+        st.file !== undefined && st.sha256 !== undefined
+          ? unpackStateFile(await this.store.readVerified(st.file, st.sha256), this.store.file(st.file))
+          : [];
+      this.strategyState = { tensors, scalars: { ...st.scalars } };
+    }
+    if (saved.accumulator) {
+      const a = saved.accumulator;
+      const buf = await this.store.readVerified(a.file, a.sha256);
+      try {
+        this.aggregator = this.strategy.restore(this.schemaOf(a.phase), buf);
+      } catch (err) {
+        throw fjError("FJ_COORD_STATE", `${this.store.file(a.file)}: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+    }
   }
 
   /**
@@ -500,32 +555,40 @@ export class Study {
 
   /* ---------------------------------------------------------------------------------------- */
 
-  /** Validates, ledgers and folds one update into the open round (persisted before returning). */
-  async pushUpdate(u: UpdateInput): Promise<AckResult> {
+  /**
+   * Decides on an update stream from its header alone, before any payload byte is read: the open
+   * round, a replay or duplicate, the sample count, the loss and metric names and values, and the
+   * announced tensors against the phase's schema (which also fixes the stream's byte count).
+   * Undefined: read the payload; otherwise the answer (rejections are logged and published).
+   */
+  async admitUpdate(h: UpdateHeaderInput): Promise<AckResult | undefined> {
     return this.mutex.run(async () => {
-      const result = await this.acceptUpdate(u);
-      if (result.status !== "accepted") {
-        if (result.status === "rejected") {
-          this.log.warn(
-            { site: u.site, ...u.ref, code: result.code, reason: result.reason },
-            "update rejected",
-          );
-          await this.emit({
-            kind: "update.rejected",
-            site: u.site,
-            ...u.ref,
-            code: result.code,
-            reason: result.reason,
-          });
-        } else {
-          this.log.info({ site: u.site, ...u.ref, code: result.code }, "duplicate update ignored");
-        }
-      }
+      const result = this.preflight(h);
+      if (result) await this.reportRefusal(h.site, h.ref, result);
       return result;
     });
   }
 
-  private async acceptUpdate(u: UpdateInput): Promise<AckResult> {
+  /** Validates, ledgers and folds one update into the open round (persisted before returning). */
+  async pushUpdate(u: UpdateInput): Promise<AckResult> {
+    return this.mutex.run(async () => {
+      const result = await this.acceptUpdate(u);
+      if (result.status !== "accepted") await this.reportRefusal(u.site, u.ref, result);
+      return result;
+    });
+  }
+
+  private async reportRefusal(site: string, ref: Ref, result: AckResult): Promise<void> {
+    if (result.status === "rejected") {
+      this.log.warn({ site, ...ref, code: result.code, reason: result.reason }, "update rejected");
+      await this.emit({ kind: "update.rejected", site, ...ref, code: result.code, reason: result.reason });
+    } else if (result.status === "duplicate") {
+      this.log.info({ site, ...ref, code: result.code }, "duplicate update ignored");
+    }
+  }
+
+  /** The checks an update passes on its header (shared by admitUpdate and acceptUpdate). */
+  private preflight(u: UpdateHeaderInput): AckResult | undefined {
     const st = this.state;
     const key = refKey(u.ref);
     const prior = st.ledger.find((e) => e.site === u.site && refKey(e) === key);
@@ -562,20 +625,40 @@ export class Study {
         reason: `sample count ${u.samples}, expected an integer 1..${maxSamples} (${steps} steps × ${perDomainBatch(this.config, open.phase)} slices)`,
       };
     }
+    const scalars = checkScalars(u.loss, u.metrics, updateScalarRules(this.config.method, open.phase));
+    if (!scalars.ok) return { status: "rejected", code: scalars.code, reason: scalars.reason };
     if (this.federates) {
-      const verdict = validateUpdate(u.tensors, {
-        schema: this.schemaOf(u.ref.phase),
-        maxNorm: this.config.maxUpdateNorm,
-        dtypes: u.dtypes,
-        allowedDtypes: this.config.compression === "float16" ? ["float32", "float16"] : ["float32"],
-      });
-      if (!verdict.ok) return { status: "rejected", code: verdict.code, reason: verdict.reason };
-    } else if (u.tensors.length > 0) {
+      const specs = checkTensorSpecs(u.specs, this.schemaOf(open.phase), this.allowedDtypes());
+      if (!specs.ok) return { status: "rejected", code: specs.code, reason: specs.reason };
+    } else if (u.specs.length > 0) {
       return {
         status: "rejected",
         code: "FJ_AGG_SCHEMA",
         reason: `method ${this.config.method} federates no tensors`,
       };
+    }
+    return undefined;
+  }
+
+  private allowedDtypes(): string[] {
+    return this.config.compression === "float16" ? ["float32", "float16"] : ["float32"];
+  }
+
+  private async acceptUpdate(u: UpdateInput): Promise<AckResult> {
+    const st = this.state;
+    const refused = this.preflight({
+      ...u,
+      specs: u.tensors.map((t, i) => ({ name: t.name, shape: t.shape, dtype: u.dtypes[i] })),
+    });
+    if (refused) return refused;
+    if (this.federates) {
+      const verdict = validateUpdate(u.tensors, {
+        schema: this.schemaOf(u.ref.phase),
+        maxNorm: this.config.maxUpdateNorm,
+        dtypes: u.dtypes,
+        allowedDtypes: this.allowedDtypes(),
+      });
+      if (!verdict.ok) return { status: "rejected", code: verdict.code, reason: verdict.reason };
     }
     this.aggregator ??= this.strategy.begin(this.schemaOf(u.ref.phase));
     this.aggregator.add({ site: u.site, samples: u.samples, tensors: u.tensors });
@@ -591,8 +674,8 @@ export class Study {
     });
     this.count(u.site, u.ref, "sent", u.bytes);
     const file = `acc-${u.ref.fold}-${u.ref.phase}-${u.ref.round}-${this.aggregator.sites.length}.bin`;
-    await this.store.writeAtomic(file, this.aggregator.snapshot(), false);
-    st.accumulator = { ...u.ref, file };
+    const sha256 = await this.store.writeAtomic(file, this.aggregator.snapshot(), false);
+    st.accumulator = { ...u.ref, file, sha256 };
     await this.persist(false);
     this.log.info(
       { site: u.site, ...u.ref, samples: u.samples, bytes: u.bytes, loss: u.loss },
@@ -618,49 +701,85 @@ export class Study {
 
   /* ---------------------------------------------------------------------------------------- */
 
+  /**
+   * Decides on an embeddings stream from its header alone (the open round, embeddings on, not yet
+   * received, one [count ≤ embeddings.count, dim] tensor per scale): undefined = read the payload,
+   * whose size the admitted specs fix; otherwise the answer (rejections are published).
+   */
+  async admitEmbeddings(
+    site: string,
+    ref: Ref,
+    specs: readonly EmbeddingSpec[],
+  ): Promise<AckResult | undefined> {
+    return this.mutex.run(async () => {
+      const result = this.embeddingsPreflight(site, ref, specs);
+      if (result?.status === "rejected") await this.reportEmbeddingsRefusal(site, ref, result);
+      return result;
+    });
+  }
+
+  private embeddingsPreflight(
+    site: string,
+    ref: Ref,
+    specs: readonly EmbeddingSpec[],
+  ): AckResult | undefined {
+    if (this.state.status !== "running" || refKey(ref) !== refKey(this.cursorRef())) {
+      return {
+        status: "rejected",
+        code: "FJ_PROTOCOL_STALE",
+        reason: `embeddings for fold ${ref.fold} ${ref.phase} round ${ref.round}: not the open round`,
+      };
+    }
+    if (!this.instructionsFor(site, ref).embed) {
+      return {
+        status: "rejected",
+        code: "FJ_COORD_EMBEDDINGS_OFF",
+        reason: `this study exchanges no embeddings in ${ref.phase} rounds (method ${this.config.method}, embeddings.enabled ${this.config.embeddings.enabled})`,
+      };
+    }
+    if (this.bank.has(ref, site)) {
+      return {
+        status: "duplicate",
+        code: "FJ_PROTOCOL_REPLAY",
+        reason: `embeddings of ${site} for this round already received`,
+      };
+    }
+    const problem = checkEmbeddingSpecs(specs, { ...this.embeddingShape(), dtypes: this.allowedDtypes() });
+    if (problem) return { status: "rejected", code: "FJ_COORD_EMBEDDINGS", reason: problem };
+    return undefined;
+  }
+
+  private embeddingShape(): { dims: number[]; maxRows: number } {
+    return {
+      dims: scaleDims(this.config.model.base, this.config.model.depth),
+      maxRows: this.config.embeddings.count,
+    };
+  }
+
+  private async reportEmbeddingsRefusal(site: string, ref: Ref, result: AckResult): Promise<void> {
+    if (result.status !== "rejected") return;
+    this.log.warn({ site, ...ref, code: result.code, reason: result.reason }, "embeddings rejected");
+    await this.emit({ kind: "update.rejected", site, ...ref, code: result.code, reason: result.reason });
+  }
+
   async pushEmbeddings(site: string, ref: Ref, tensors: NamedTensor[], bytes: number): Promise<AckResult> {
     return this.mutex.run(async () => {
-      if (this.state.status !== "running" || refKey(ref) !== refKey(this.cursorRef())) {
-        return {
-          status: "rejected",
-          code: "FJ_PROTOCOL_STALE",
-          reason: `embeddings for fold ${ref.fold} ${ref.phase} round ${ref.round}: not the open round`,
-        };
+      const refused = this.embeddingsPreflight(site, ref, tensors);
+      if (refused) {
+        await this.reportEmbeddingsRefusal(site, ref, refused);
+        return refused;
       }
-      if (!this.instructionsFor(site, ref).embed) {
-        return {
-          status: "rejected",
-          code: "FJ_COORD_EMBEDDINGS_OFF",
-          reason: `this study exchanges no embeddings in ${ref.phase} rounds (method ${this.config.method}, embeddings.enabled ${this.config.embeddings.enabled})`,
-        };
-      }
-      if (this.bank.has(ref, site)) {
-        return {
-          status: "duplicate",
-          code: "FJ_PROTOCOL_REPLAY",
-          reason: `embeddings of ${site} for this round already received`,
-        };
-      }
-      const problem = checkEmbeddings(tensors, {
-        dims: scaleDims(this.config.model.base, this.config.model.depth),
-        maxRows: this.config.embeddings.count,
-      });
+      const problem = checkEmbeddings(tensors, this.embeddingShape());
       if (problem) {
-        this.log.warn({ site, ...ref, reason: problem }, "embeddings rejected");
-        await this.emit({
-          kind: "update.rejected",
-          site,
-          ...ref,
-          code: "FJ_COORD_EMBEDDINGS",
-          reason: problem,
-        });
-        return { status: "rejected", code: "FJ_COORD_EMBEDDINGS", reason: problem };
+        const result: AckResult = { status: "rejected", code: "FJ_COORD_EMBEDDINGS", reason: problem };
+        await this.reportEmbeddingsRefusal(site, ref, result);
+        return result;
       }
       const file = `emb-${ref.fold}-${ref.phase}-${ref.round}-${site}.bin`;
-      await this.store.writeAtomic(file, packTensorSet(tensors), false);
+      const sha256 = await this.store.writeAtomic(file, packTensorSet(tensors), false);
       this.bank.put(ref, site, tensors);
       const vectors = tensors[0].shape[0];
-      this.state.embeddings.push({ ...ref, site, file, vectors });
+      this.state.embeddings.push({ ...ref, site, file, sha256, vectors });
       this.count(site, ref, "sent", bytes);
       // Banks older than the previous round are no longer served.
       const kept = (e: Ref) => e.fold === ref.fold && e.phase === ref.phase && e.round >= ref.round - 1;
@@ -809,12 +928,13 @@ export class Study {
     state: StrategyState,
   ): Promise<void> {
     let file: string | undefined;
+    let sha256: string | undefined;
     if (state.tensors.length > 0) {
       file = `strategy-${fold}-${phase}-${rounds}.bin`;
-      await this.store.writeAtomic(file, packTensorSet(state.tensors));
+      sha256 = await this.store.writeAtomic(file, packTensorSet(state.tensors));
     }
     this.strategyState = state;
-    this.state.strategy = { fold, phase, rounds, file, scalars: { ...state.scalars } };
+    this.state.strategy = { fold, phase, rounds, file, sha256, scalars: { ...state.scalars } };
   }
 
   private armTimer(resumed: boolean): void {
@@ -863,6 +983,7 @@ export class Study {
         site: s,
         reason: `no update by the end of fold ${ref.fold} ${ref.phase} round ${ref.round}`,
       });
+    let excluded: Exclusion[] = [];
     if (this.federates) {
       const current = await this.models.tensors(ref.fold, ref.phase);
       const st = this.state.strategy;
@@ -871,15 +992,29 @@ export class Study {
           ? this.strategyState
           : this.strategy.initialize(current);
       const next = this.strategy.aggregate(agg, current, state, this.roundContext(ref));
+      excluded = next.excluded ?? [];
       await this.models.put(ref.fold, ref.phase, ref.round + 1, next.model);
       await this.saveStrategyState(ref.fold, ref.phase, ref.round + 1, next.state);
+    }
+    // the sites whose updates entered the aggregate, and their samples
+    const entered = sites.filter((s) => !excluded.some((e) => e.site === s));
+    const samples = this.state.ledger
+      .filter((e) => refKey(e) === refKey(ref) && entered.includes(e.site))
+      .reduce((n, e) => n + e.samples, 0);
+    for (const e of excluded) {
+      this.log.warn(
+        { site: e.site, ...ref, code: e.code, reason: e.reason },
+        "update left out of the aggregate",
+      );
+      await this.emit({ kind: "update.rejected", site: e.site, ...ref, code: e.code, reason: e.reason });
     }
     const aggregatedAt = new Date().toISOString();
     const record: AggregationRecord = {
       ...ref,
-      sites,
+      sites: entered,
       missing,
-      samples: agg.totalSamples,
+      ...(excluded.length > 0 ? { excluded } : {}),
+      samples,
       openedAt,
       aggregatedAt,
       durationMs: Date.parse(aggregatedAt) - openedMs,
@@ -913,8 +1048,8 @@ export class Study {
     await this.emit({
       kind: "round.aggregated",
       ...ref,
-      sites,
-      samples: agg.totalSamples,
+      sites: entered,
+      samples,
       bytesIn: totalBytes.reduce((n, t) => n + t.sent, 0),
       bytesOut: totalBytes.reduce((n, t) => n + t.received, 0),
       durationMs: record.durationMs,
@@ -922,9 +1057,10 @@ export class Study {
     this.log.info(
       {
         ...ref,
-        sites,
+        sites: entered,
         missing,
-        samples: agg.totalSamples,
+        excluded: excluded.map((e) => e.site),
+        samples,
         ms: Math.round(performance.now() - t0),
         roundMs: record.durationMs,
       },

@@ -30,7 +30,14 @@ import { fjError } from "../errors.js";
 import { assertStudyId } from "../events/bus-memory.js";
 import type { StudyEvent } from "../events/events.js";
 import { silentLogger } from "../log.js";
-import { hasVerifiedClientCert, isLoopback, presentedToken, tokenMatches } from "./auth.js";
+import {
+  checkDashboardAccess,
+  hasVerifiedClientCert,
+  isLoopback,
+  MIN_TOKEN_LENGTH,
+  presentedToken,
+  tokenMatches,
+} from "./auth.js";
 import { embeddingView } from "./embeddings.js";
 import { createMetrics, writeMetrics } from "./metrics.js";
 import { DashboardStateBuilder } from "./state.js";
@@ -38,8 +45,8 @@ import type { DashboardHandle, DashboardOptions, EmbeddingView } from "./types.j
 import { APP_JS } from "./ui/client.js";
 import { APP_CSS, INDEX_HTML } from "./ui/page.js";
 
-/** Minimum token length accepted when the dashboard is reachable from other machines. */
-export const MIN_TOKEN_LENGTH = 16;
+export { MIN_TOKEN_LENGTH };
+
 /** Retained raw events for /api/events. */
 const MAX_EVENTS = 100_000;
 /** SSE: at most one state push per this many ms per client. */
@@ -77,15 +84,12 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const logger = options.logger ?? silentLogger;
   assertStudyId(options.study);
   const loopback = isLoopback(options.host);
-  if (options.token !== undefined && options.token.length < MIN_TOKEN_LENGTH) {
-    throw fjError("FJ_DASHBOARD_TOKEN", `dashboard token must be at least ${MIN_TOKEN_LENGTH} characters`);
-  }
-  if (!loopback && options.token === undefined && options.tls?.ca === undefined) {
-    throw fjError(
-      "FJ_DASHBOARD_TOKEN_REQUIRED",
-      `dashboard on ${options.host === "" ? "all interfaces" : options.host}:${options.port} is not loopback: give a token (FEDJOINT_DASHBOARD_TOKEN) or TLS with a client CA`,
-    );
-  }
+  checkDashboardAccess({
+    host: options.host,
+    port: options.port,
+    token: options.token,
+    clientCa: options.tls?.ca !== undefined,
+  });
   const scatterScales = options.scatterScales;
   const metrics = options.metrics ?? createMetrics();
   const builder = new DashboardStateBuilder(options.study);
@@ -116,7 +120,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
 
   const authorised = (req: IncomingMessage, url: URL): boolean => {
     if (loopback) return true;
-    if (options.tls?.ca !== undefined && hasVerifiedClientCert(req)) return true;
+    if (options.tls?.ca !== undefined && hasVerifiedClientCert(req, options.operators)) return true;
     return options.token !== undefined && tokenMatches(presentedToken(req, url), options.token);
   };
 

@@ -74,6 +74,11 @@ export interface DashboardOptions {
   /** Required (or `tls.ca`) unless host is loopback: `Authorization: Bearer <token>` or `?token=<token>`. */
   token?: string;
   tls?: DashboardTls;
+  /**
+   * With `tls.ca`: the certificate CNs a client certificate must carry to open the dashboard
+   * (the coordinator's operators); absent, any certificate the CA signed does.
+   */
+  operators?: readonly string[];
   /** Served at /metrics and fed from the dashboard's subscription; one is created when absent. */
   metrics?: StudyMetrics;
   /** The coordinator's embedding bank (latest round), for the scatter and cosine matrices. */

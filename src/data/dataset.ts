@@ -4,9 +4,11 @@
  *   DIR/imagesTr/<case>_0000<file_ending> one file per channel (_0000, _0001, …)
  *   DIR/labelsTr/<case><file_ending>      integer label map, same grid as the image
  * `loadDataset` parses and validates dataset.json and lists the cases (fast, no image reads);
- * `checkDataset` reads every file and reports every problem with the file it concerns.
+ * `checkDataset` reads every file and reports every problem with the file it concerns. A file (or
+ * folder) that resolves outside the dataset folder — a symlink to elsewhere — is refused
+ * (FJ_DATA_PATH): a site reads only what its operator put in its dataset.
  */
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import { type ErrorCode, fjError, isErrorCode, isFedjointError } from "../errors.js";
@@ -171,6 +173,24 @@ async function listCases(root: string, fileEnding: string, channels: string[]): 
     });
   }
   if (problems.length > 0) return { cases: [], problems };
+  const realRoot = await realpath(root);
+  /** Undefined when `file` resolves inside the dataset folder, else the problem. */
+  const escapes = async (file: string): Promise<DatasetProblem | undefined> => {
+    const real = await realpath(file).catch(() => undefined);
+    if (real === undefined) return undefined;
+    const rel = path.relative(realRoot, real);
+    if (rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel)) return undefined;
+    return {
+      code: "FJ_DATA_PATH",
+      file,
+      message: `resolves to ${real}, outside the dataset folder ${realRoot}: expected a file inside it`,
+    };
+  };
+  for (const dir of [imagesDir, labelsDir]) {
+    const p = await escapes(dir);
+    if (p) problems.push(p);
+  }
+  if (problems.length > 0) return { cases: [], problems };
   const images = (await readdir(imagesDir)).filter((f) => f.endsWith(fileEnding)).sort();
   const labels = new Set((await readdir(labelsDir)).filter((f) => f.endsWith(fileEnding)));
   const imageSet = new Set(images);
@@ -211,6 +231,18 @@ async function listCases(root: string, fileEnding: string, channels: string[]): 
     }
     labels.delete(labelFile);
     if (!imageSet.has(`${id}_0000${fileEnding}`)) continue;
+    const outside: DatasetProblem[] = [];
+    for (const file of [
+      ...channels.map((ch) => path.join(imagesDir, `${id}_${ch.padStart(4, "0")}${fileEnding}`)),
+      path.join(labelsDir, labelFile),
+    ]) {
+      const p = await escapes(file);
+      if (p) outside.push(p);
+    }
+    if (outside.length > 0) {
+      problems.push(...outside);
+      continue;
+    }
     cases.push({
       id,
       image: path.join(imagesDir, `${id}_0000${fileEnding}`),
@@ -427,6 +459,13 @@ export async function checkDataset(dir: string, options: { minCases?: number } =
             message: `has label ${unknown.join(", ")}, dataset.json declares ${declaredRange()}`,
           });
         }
+      }
+      if (nonInteger === 0 && [...counts.keys()].every((v) => v === 0)) {
+        warnings.push({
+          code: "FJ_DATA_LABEL_EMPTY",
+          file: c.label,
+          message: "holds only background (label 0): no bone is segmented in this case",
+        });
       }
       for (const [v, n] of counts) {
         const e = labelVoxels.get(v) ?? { voxels: 0, cases: 0 };

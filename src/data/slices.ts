@@ -9,9 +9,9 @@
  */
 import { fjError } from "../errors.js";
 import { type Random, seeded, shuffle, uniform } from "../random.js";
-import { zScore, zScoreMap } from "../volume/intensity.js";
+import { zScoreMap } from "../volume/intensity.js";
 import type { SiteDataset } from "./dataset.js";
-import { type NiftiVolume, readNiftiHeader, readNiftiRaw } from "./nifti.js";
+import { type NiftiRawVolume, readNiftiHeader, readNiftiRaw } from "./nifti.js";
 
 export type SliceAxis = 0 | 1 | 2;
 
@@ -153,15 +153,37 @@ export function resliceNearest(
   return g.count;
 }
 
-/** Slices one exam in memory (image z-scored in place). For inference and evaluation. */
+/**
+ * Writes every slice of one exam along `axis` into `out` at `offset` (count·size² floats): the
+ * stored values z-scored per volume on the fly (no float copy of the exam) and resized bilinearly.
+ * The one slicing of an image, for training slices and inference alike: the same exam gives the
+ * same slices bit for bit. Returns the number of slices.
+ */
+export function sliceExamInto(
+  image: NiftiRawVolume,
+  axis: SliceAxis,
+  size: number,
+  out: Float32Array,
+  offset: number,
+  file: string,
+): number {
+  const z = zScoreMap(image.values, image.slope);
+  if (!Number.isFinite(z.mean)) {
+    throw fjError("FJ_DATA_NONFINITE", "has NaN or infinite intensities (run fedjoint data check)", { file });
+  }
+  return resliceBilinear(image.values, image.dims, axis, size, out, offset, z.scale, z.shift);
+}
+
+/** Slices one exam in memory exactly as `loadSlices` does (`sliceExamInto`). For inference. */
 export function sliceVolume(
-  image: NiftiVolume,
-  options: { size: number; axis?: SliceAxis },
+  image: NiftiRawVolume,
+  options: { size: number; axis?: SliceAxis; file?: string },
 ): { images: Float32Array; count: number } {
   const axis = options.axis ?? 2;
+  checkSize(options.size);
   const g = sliceGeometry(image.dims, axis);
   const images = new Float32Array(g.count * options.size * options.size);
-  resliceBilinear(zScore(Float32Array.from(image.data)), image.dims, axis, options.size, images);
+  sliceExamInto(image, axis, options.size, images, 0, options.file ?? "<volume>");
   return { images, count: g.count };
 }
 
@@ -222,13 +244,7 @@ export async function loadSlices(
       if (dims[axis] !== counts[ci]) {
         throw fjError("FJ_DATA_CHANGED", "file changed while loading slices", { file: c.image });
       }
-      const z = zScoreMap(image.values, image.slope);
-      if (!Number.isFinite(z.mean)) {
-        throw fjError("FJ_DATA_NONFINITE", "has NaN or infinite intensities (run fedjoint data check)", {
-          file: c.image,
-        });
-      }
-      resliceBilinear(image.values, dims, axis, size, images, at * plane, z.scale, z.shift);
+      sliceExamInto(image, axis, size, images, at * plane, c.image);
     }
     {
       const label = await readNiftiRaw(c.label);

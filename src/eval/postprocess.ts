@@ -42,6 +42,21 @@ export function postprocessLabels(
   return out;
 }
 
+/**
+ * The post-processed label map of a stacked prediction: `postprocessLabels`, then `combineMasks`
+ * with the raw prediction as the prior (a voxel two closed bones claim keeps its predicted label).
+ * This is what `fedjoint segment` writes and what a site's test metrics are computed on, so that a
+ * model's reported Dice is the Dice of the label map an operator gets.
+ */
+export function postprocessLabelMap(
+  pred: VoxelArray,
+  dims: Dims3,
+  labels: readonly number[],
+  options: PostprocessOptions = {},
+): Uint8Array {
+  return combineMasks(postprocessLabels(pred, dims, labels, options), dims, pred);
+}
+
 /** Post-processing of one binary mask. */
 export function postprocessMask(mask: Mask, dims: Dims3, options: PostprocessOptions = {}): Mask {
   const keepLargest = options.largestComponent ?? true;

@@ -70,13 +70,36 @@ export interface SliceMetrics {
   specificity: number[];
 }
 
-/** One test exam of one site in one fold. */
+/** One test exam of one site in one fold, as evaluated at the site. */
 export interface ExamResult {
   /** Position of the exam in the site's test set for this fold (0 in leave-one-out). Not an id. */
   exam: number;
   /** Metrics per label, keyed by label name from dataset.json (e.g. "femur"). */
   labels: Record<string, LabelMetrics>;
   slices: SliceMetrics;
+}
+
+/**
+ * A label's metrics as they leave the site (DESIGN §4): every metric — RAVD and Dice included —
+ * but not the voxel counts, which are the volumes of the exam's bones.
+ */
+export type ReportedLabelMetrics = Omit<LabelMetrics, "predVoxels" | "gtVoxels">;
+
+/** An exam's result as it leaves the site and as studies publish it (no voxel counts). */
+export interface ReportedExam {
+  exam: number;
+  labels: Record<string, ReportedLabelMetrics>;
+  slices: SliceMetrics;
+}
+
+/** The exam's result without what stays at the site (per-bone voxel counts). */
+export function reportedExam(e: ExamResult): ReportedExam {
+  const labels: Record<string, ReportedLabelMetrics> = {};
+  for (const [name, m] of Object.entries(e.labels)) {
+    const { predVoxels: _p, gtVoxels: _g, ...rest } = m;
+    labels[name] = rest;
+  }
+  return { exam: e.exam, labels, slices: e.slices };
 }
 
 /** Unit vectors per scale ("s1" … "s9"), e.g. `{ s1: [[…32 numbers], …], s5: …, s9: … }`. */
@@ -88,7 +111,7 @@ export interface SiteFoldResult {
   site: string;
   /** Domain of the site: ankle | knee | shoulder | … */
   joint: string;
-  exams: ExamResult[];
+  exams: ReportedExam[];
   /** Optional embeddings of training/validation slices (anonymised unit vectors) per scale. */
   embeddings?: EmbeddingSet;
 }
@@ -163,12 +186,31 @@ export const examResultSchema = z.object({
   slices: sliceMetricsSchema,
 });
 
+/** A reported label (files read back: unknown keys such as old voxel counts are dropped). */
+export const reportedLabelMetricsSchema = labelMetricsSchema.omit({ predVoxels: true, gtVoxels: true });
+
+export const reportedExamSchema = z.object({
+  exam: z.number().int().nonnegative(),
+  labels: z.record(z.string(), reportedLabelMetricsSchema),
+  slices: sliceMetricsSchema,
+});
+
+/**
+ * An exam result as a site sends it: the reported metrics and nothing else — a message carrying
+ * voxel counts (or any other field) is refused, so nothing beyond DESIGN §4 is stored.
+ */
+export const transmittedExamSchema = z.strictObject({
+  exam: z.number().int().nonnegative(),
+  labels: z.record(z.string(), reportedLabelMetricsSchema.strict()),
+  slices: sliceMetricsSchema,
+});
+
 export const embeddingSetSchema = z.record(z.string(), z.array(z.array(finite)));
 
 export const siteFoldResultSchema = z.object({
   site: z.string().min(1),
   joint: z.string().min(1),
-  exams: z.array(examResultSchema),
+  exams: z.array(reportedExamSchema),
   embeddings: embeddingSetSchema.optional(),
 });
 

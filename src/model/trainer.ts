@@ -256,6 +256,11 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     return this.net.dims.length;
   }
 
+  /** Slices per inference forward pass (`predictSlices`): the segmentation step's batch. */
+  get inferenceChunk(): number {
+    return this.chunkSize("seg");
+  }
+
   /** L_MSC scale indices of a phase ([] when the phase has no contrastive term). */
   contrastiveScales(phase: Phase): number[] {
     const term = this.spec.phase[phase].contrastive;

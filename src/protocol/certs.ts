@@ -1,7 +1,8 @@
 /**
  * Development PKI for mutual TLS: a CA, a coordinator certificate (SAN localhost, 127.0.0.1, ::1
- * and any given host names) and one client certificate per site whose subject CN is the site
- * name — the identity the coordinator enforces. ECDSA P-256 keys (node:crypto WebCrypto) and
+ * and any given host names), one client certificate per site whose subject CN is the site
+ * name — the identity the coordinator enforces — and an operator certificate (CN "operator"),
+ * the identity the coordinator lets Watch the study (its --operator). ECDSA P-256 keys (node:crypto WebCrypto) and
  * X.509 v3 certificates (@peculiar/x509). Keys are written 0600, every file atomically.
  */
 import { webcrypto } from "node:crypto";
@@ -26,8 +27,13 @@ export interface CertFiles {
   ca: string;
   caKey: string;
   coordinator: { cert: string; key: string };
+  /** Client certificate of the coordinator's operator (CN "operator": Watch, dashboard). */
+  operator: { cert: string; key: string };
   sites: Record<string, { cert: string; key: string }>;
 }
+
+/** CNs `generateCerts` issues besides the sites (so no site may take them). */
+export const RESERVED_NAMES = ["coordinator", "ca", "operator"] as const;
 
 export interface GenerateCertsOptions {
   out: string;
@@ -124,7 +130,8 @@ export async function generateCerts(options: GenerateCertsOptions): Promise<Cert
     if (!SITE_NAME_PATTERN.test(s)) {
       throw fjError("FJ_CLI_ARG", `--sites: '${s}' is not a valid site name (letters, digits, _ or -)`);
     }
-    if (s === "coordinator" || s === "ca") throw fjError("FJ_CLI_ARG", `--sites: '${s}' is reserved`);
+    if ((RESERVED_NAMES as readonly string[]).includes(s))
+      throw fjError("FJ_CLI_ARG", `--sites: '${s}' is reserved (${RESERVED_NAMES.join(", ")})`);
     if (seen.has(s)) throw fjError("FJ_CLI_ARG", `--sites: '${s}' is listed twice`);
     seen.add(s);
   }
@@ -169,12 +176,16 @@ export async function generateCerts(options: GenerateCertsOptions): Promise<Cert
     ca: caFile,
     caKey: caKeyFile,
     coordinator: { cert: path.join(out, "coordinator.pem"), key: path.join(out, "coordinator.key") },
+    operator: { cert: path.join(out, "operator.pem"), key: path.join(out, "operator.key") },
     sites: {},
   };
   const hosts = [...new Set(["localhost", "127.0.0.1", "::1", ...(options.hosts ?? [])])];
   const coord = await leaf({ cn: "coordinator", ca, caKey, days, server: true, sans: hosts });
   await writeFileAtomic(files.coordinator.key, coord.key, { mode: 0o600 });
   await writeFileAtomic(files.coordinator.cert, coord.cert, { mode: 0o644 });
+  const operator = await leaf({ cn: "operator", ca, caKey, days, server: false, sans: [] });
+  await writeFileAtomic(files.operator.key, operator.key, { mode: 0o600 });
+  await writeFileAtomic(files.operator.cert, operator.cert, { mode: 0o644 });
   for (const site of options.sites) {
     const c = await leaf({ cn: site, ca, caKey, days, server: false, sans: [] });
     const entry = { cert: path.join(out, `${site}.pem`), key: path.join(out, `${site}.key`) };

@@ -11,12 +11,14 @@ import { readNifti } from "../data/nifti.js";
 import { type SliceSet, subsetSlices } from "../data/slices.js";
 import { fjError, ProtocolError } from "../errors.js";
 import { evaluateExam } from "../eval/exam.js";
+import { postprocessLabelMap } from "../eval/postprocess.js";
 import { stackLabels } from "../eval/stack.js";
-import type { ExamResult } from "../eval/types.js";
+import { type ExamResult, type ReportedExam, reportedExam } from "../eval/types.js";
 import type { Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
 import type { NamedTensor } from "../model/api.js";
 import type { LabelSpec } from "../model/labels.js";
+import { geometryOfExams, studyModelCard, writeModelDir } from "../model/model-dir.js";
 import { SegmentationTrainer, trainerConfig } from "../model/trainer.js";
 import type { TaskMsg } from "../protocol/proto.js";
 import { mulberry32 } from "../random.js";
@@ -32,6 +34,7 @@ import {
   type ValidatedData,
 } from "../study/site-data.js";
 import { anonymiseEmbeddings, bankFromTensors } from "./anonymise.js";
+import { SiteReport, type TestExamView } from "./report.js";
 import { SiteState } from "./state.js";
 import type { Transport } from "./transport.js";
 
@@ -58,12 +61,15 @@ export interface SiteSummary {
   }[];
   computeSeconds: number;
   bytes: { sent: number; received: number };
+  /** Local only: the site's model to use (written after the last fold) and its report directory. */
+  model?: string;
+  report?: string;
 }
 
-/** What a site reports per fold: validation Dice per label and the test exam's metrics. */
+/** What a site reports per fold: validation Dice per label and the test exam's metrics (no voxel counts). */
 export interface EvaluationReport {
   validation: Record<string, { dice: number }>;
-  test: ExamResult;
+  test: ReportedExam;
 }
 
 export interface SiteClientOptions {
@@ -96,11 +102,16 @@ export class SiteClient {
   private trainerFold = -1;
   private aeLoaded = -1;
   private readonly summary: SiteSummary;
+  private readonly report: SiteReport;
+  /** The last test exam evaluated (evaluateTestExam), for the site's report and model. */
+  private lastTest?: Omit<TestExamView, "validation" | "image"> & { imageFile: string };
+  private roundsRecorded = 0;
 
   constructor(options: SiteClientOptions) {
     this.o = options;
     this.log = options.log ?? silentLogger;
     this.state = new SiteState(options.stateDir);
+    this.report = new SiteReport(this.state.dir);
     this.summary = {
       site: options.site,
       joint: options.joint,
@@ -130,9 +141,15 @@ export class SiteClient {
         const task = await t.nextTask();
         if (task.kind === "done") break;
         if (task.kind === "wait") continue;
-        if (task.kind === "train") await this.train(task);
-        else if (task.kind === "evaluate") await this.evaluate(task);
+        if (task.kind === "train") {
+          await this.train(task);
+          await this.recordRound();
+        } else if (task.kind === "evaluate") {
+          await this.evaluate(task);
+          await this.recordEvaluation(task.ref!.fold);
+        }
       }
+      await this.writeReport();
     } finally {
       this.trainer?.dispose();
       t.close();
@@ -323,7 +340,7 @@ export class SiteClient {
     const test = await this.evaluateTestExam(trainer, ref.fold);
     const report: EvaluationReport = {
       validation: Object.fromEntries(Object.entries(v.dice).map(([label, d]) => [label, { dice: d }])),
-      test,
+      test: reportedExam(test),
     };
     const ack = await this.o.transport.reportEvaluation(ref.fold, v.mean, report);
     if (ack.status === "rejected")
@@ -352,8 +369,103 @@ export class SiteClient {
     const c = data.dataset.cases.find((x) => x.id === id)!;
     const label = await readNifti(c.label);
     const volume = stackLabels(planes, { dims: label.dims, trainSize: [size, size], axis: slices.axis });
-    return evaluateExam(volume, label.data, label.dims, label.spacing, data.dataset.labels, {
+    // the label map `fedjoint segment` writes for this model and exam, and its metrics
+    const values = Object.values(data.dataset.labels).filter((v) => v !== 0);
+    const labelMap = postprocessLabelMap(volume, label.dims, values);
+    const test = evaluateExam(labelMap, label.data, label.dims, label.spacing, data.dataset.labels, {
       axis: slices.axis,
+      postprocess: false,
     });
+    const split = foldSplit(data, this.o.site, this.config!.seed, fold);
+    this.lastTest = {
+      fold,
+      testExam: id,
+      validationExam: split.validation,
+      test,
+      imageFile: c.image,
+      truth: label.data,
+      prediction: labelMap,
+      dims: label.dims,
+    };
+    return test;
+  }
+
+  /* ---- what the site keeps: its report and its model (never sent) ---------------------------- */
+
+  /** Appends the rounds trained since the last call to the site report. */
+  private async recordRound(): Promise<void> {
+    for (const r of this.summary.rounds.slice(this.roundsRecorded)) await this.report.addRound(r);
+    this.roundsRecorded = this.summary.rounds.length;
+  }
+
+  /**
+   * After a fold's evaluation: its record and figure in report/, and after the last fold the
+   * site's model to use in model/ (this fold's Θ with the site's Γ_k, as just evaluated).
+   */
+  private async recordEvaluation(fold: number): Promise<void> {
+    const t = this.lastTest;
+    const e = this.summary.evaluations.at(-1);
+    if (!t || t.fold !== fold || !e || e.fold !== fold) return;
+    const image = await readNifti(t.imageFile);
+    await this.report.addFold({
+      ...t,
+      validation: { mean: e.meanDice, dice: e.dice },
+      image: image.data,
+    });
+    this.lastTest = undefined;
+    if (fold === this.config!.folds - 1) await this.writeModel(fold);
+  }
+
+  /** model/: the evaluated network of `fold` (the current trainer) with its card. */
+  private async writeModel(fold: number): Promise<void> {
+    const trainer = this.trainer!;
+    const c = this.config!;
+    const data = this.data!;
+    const split = foldSplit(data, this.o.site, c.seed, fold);
+    const byId = new Map(data.dataset.cases.map((x) => [x.id, x.image]));
+    const geometry = await geometryOfExams(
+      split.train.map((id) => byId.get(id)!),
+      data.slices.axis,
+    );
+    const card = studyModelCard({
+      study: c,
+      kind: "federated",
+      site: this.o.site,
+      fold,
+      joints: [this.o.joint],
+      labels: this.labelsFor(),
+      inferenceBatch: trainer.inferenceChunk,
+      sliceAxis: data.slices.axis,
+      geometry: { [this.o.joint]: geometry },
+    });
+    const dir = this.state.modelDir();
+    await writeModelDir(dir, card, [
+      ...(await trainer.sharedTensors("seg")),
+      ...(await trainer.domainTensors("seg")),
+    ]);
+    this.summary.model = dir;
+    this.log.info({ site: this.o.site, fold, model: dir }, "site model written");
+  }
+
+  /** report/ at the end of the study, from every fold and round recorded. */
+  private async writeReport(): Promise<void> {
+    const c = this.config!;
+    const folds = await this.report.folds();
+    const hasModel = folds.some((f) => f.fold === c.folds - 1);
+    const written = await this.report.write({
+      site: this.o.site,
+      joint: this.o.joint,
+      study: c.study,
+      method: c.method,
+      folds: c.folds,
+      labels: this.o.data.labels.names,
+      ...(hasModel ? { model: { dir: this.state.modelDir(), fold: c.folds - 1 } } : {}),
+    });
+    this.summary.report = written.dir;
+    if (hasModel) this.summary.model = this.state.modelDir();
+    this.log.info(
+      { site: this.o.site, report: written.dir, folds: written.folds.length },
+      "site report written",
+    );
   }
 }

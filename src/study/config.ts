@@ -33,6 +33,7 @@
  * strategy: { name: fedavg, weighting: samples }   # src/aggregation/strategies
  * compression: none               # none | float16 (wire dtype of Θ)
  * maxUpdateNorm: 1.0e6            # L2 bound on an update's Θ
+ * relativeNormBound: 3            # optional: leave out updates farther from Θ_r than 3 × the round's median
  * embeddings: { enabled: true, count: 32, mix: 1, noise: 0 }
  * ```
  */
@@ -134,9 +135,11 @@ export const studyConfigSchema = z
       .positive()
       .max(7 * 86_400)
       .default(600),
-    strategy: strategyConfigSchema,
+    // lazy: the strategies' modules import this one (their default instructions read the config)
+    strategy: z.lazy(() => strategyConfigSchema),
     compression: z.enum(["none", "float16"]).default("none"),
     maxUpdateNorm: z.number().positive().default(1e6),
+    relativeNormBound: z.number().min(1).max(1e6).optional(),
     embeddings: z
       .strictObject({
         enabled: z.boolean().default(true),
@@ -165,6 +168,16 @@ export const studyConfigSchema = z
         code: "custom",
         path: ["model", "size"],
         message: `${c.model.size} must be divisible by 2^(depth−1) = ${2 ** (c.model.depth - 1)}`,
+      });
+    }
+    // the bottleneck's filters bound |Θ| (≈ 18·F² in its two 3×3 convs): 2048 allows ≈ 140M
+    // parameters (the paper's base 32 × 2^4 = 512 has 8.7M), and keeps every tensor set < 2 GiB
+    const bottleneck = c.model.base * 2 ** (c.model.depth - 1);
+    if (bottleneck > 2048) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["model", "base"],
+        message: `base ${c.model.base} × 2^(depth−1) = ${bottleneck} bottleneck filters, expected at most 2048`,
       });
     }
     const scale = c.training.scales?.find((s) => s >= 2 * c.model.depth - 1);

@@ -15,6 +15,7 @@ interface DashboardFlags {
   cert?: string;
   key?: string;
   ca?: string;
+  operator?: string[];
 }
 
 function readPem(flag: string, file: string): Buffer {
@@ -47,6 +48,11 @@ export function registerDashboard(program: Command): void {
     .option("--cert <file>", "TLS certificate (PEM) for HTTPS")
     .option("--key <file>", "TLS key (PEM)")
     .option("--ca <file>", "CA (PEM): clients with a certificate it signed need no token")
+    .option(
+      "--operator <cn>",
+      "with --ca: only client certificates of this CN (repeat for several; default: any the CA signed)",
+      (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+    )
     .action(async (f: DashboardFlags) => {
       const logger = createLogger({ name: "dashboard" });
       const { host, port } = parseDashboardAddress(f.listen, "--listen");
@@ -63,7 +69,16 @@ export function registerDashboard(program: Command): void {
       const bus = await NatsBus.connect(f.nats, { stream: f.stream, logger, name: "fedjoint-dashboard" });
       let dashboard: Awaited<ReturnType<typeof startDashboard>>;
       try {
-        dashboard = await startDashboard({ bus, study: f.study, host, port, token, tls, logger });
+        dashboard = await startDashboard({
+          bus,
+          study: f.study,
+          host,
+          port,
+          token,
+          tls,
+          ...(f.operator === undefined ? {} : { operators: f.operator }),
+          logger,
+        });
       } catch (err) {
         await bus.close();
         throw err;

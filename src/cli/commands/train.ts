@@ -13,6 +13,12 @@ import { type BackendChoice, initEngine, parseBackendChoice } from "../../model/
 import { tf } from "../../model/engine/tf.js";
 import type { LabelSpec } from "../../model/labels.js";
 import {
+  geometryOfExams,
+  studyModelCard,
+  type TrainingGeometry,
+  writeModelDir,
+} from "../../model/model-dir.js";
+import {
   type JointData,
   SegmentationTrainer,
   type TrainerConfig,
@@ -35,6 +41,7 @@ import { studyLabels } from "../../study/model.js";
 import {
   type FoldSplit,
   foldData,
+  foldSplit,
   loadSiteSlices,
   type SiteData,
   samplerFactory,
@@ -96,6 +103,11 @@ export interface TrainSummary {
    * Dice per joint and its checkpoint (`…-best`): model selection on the validation exam.
    */
   best: Record<string, { epoch: number; dice: Partial<Record<Joint, number>>; checkpoint: string }>;
+  /**
+   * Model directory per model after the last epoch (src/model/model-dir.ts, the layout a site
+   * keeps as model/): RUN/model, or RUN/model-<joint> per joint when the method does not pool.
+   */
+  models: Record<string, string>;
   /** tf.memory().numTensors identical at the end of every epoch of a phase (after its first). */
   numTensorsStable: boolean;
   seconds: number;
@@ -124,7 +136,8 @@ export async function loadTrainSites(study: StudyConfig, dirs: readonly string[]
  * rounds × localSteps steps per phase (the federation's per-site budget); validation Dice per
  * joint after every epoch (= round: localSteps steps); a checkpoint after every epoch. Methods
  * that do not pool (individual) train one model per joint. Writes RUN/summary.json,
- * RUN/epochs.jsonl and RUN/checkpoint[-<joint>]/.
+ * RUN/epochs.jsonl, RUN/checkpoint[-<joint>]/ and the final network as RUN/model[-<joint>]/ (the
+ * model-directory layout a site keeps, for `fedjoint segment`).
  */
 export async function trainCentralised(o: TrainOptions): Promise<TrainSummary> {
   const log = o.log ?? createLogger({ name: "train" });
@@ -166,7 +179,7 @@ export async function trainCentralised(o: TrainOptions): Promise<TrainSummary> {
     Record<Joint, LabelSpec>
   >;
   const labels = spec.sharedNorm ? { ...studyLabels(study), ...ownLabels } : ownLabels;
-  const models: { name: string; joints: Joint[] }[] = spec.pooled
+  const modelList: { name: string; joints: Joint[] }[] = spec.pooled
     ? [{ name: "multi", joints }]
     : joints.map((j) => ({ name: j, joints: [j] }));
   await mkdir(o.out, { recursive: true });
@@ -179,14 +192,15 @@ export async function trainCentralised(o: TrainOptions): Promise<TrainSummary> {
   let config: TrainerConfig | undefined;
   const showProgress = o.progress ?? process.stderr.isTTY === true;
 
-  for (const m of models) {
+  const models: Record<string, string> = {};
+  for (const m of modelList) {
     config = trainerConfig(study, m.joints, labels);
     const trainer = new SegmentationTrainer(config, data, {
       makeSampler: samplerFactory(study.training),
       log,
     });
     try {
-      const ckpt = path.join(o.out, models.length === 1 ? "checkpoint" : `checkpoint-${m.name}`);
+      const ckpt = path.join(o.out, modelList.length === 1 ? "checkpoint" : `checkpoint-${m.name}`);
       for (const phase of trainer.phaseList) {
         const steps = stepsOf(study, phase);
         const epochs = roundsOf(study, phase);
@@ -268,6 +282,7 @@ export async function trainCentralised(o: TrainOptions): Promise<TrainSummary> {
         const v = await trainer.validate(j);
         finalDice[j] = { mean: v.mean, perLabel: v.dice };
       }
+      models[m.name] = await writeTrainedModel(o, m, trainer, labels, byJoint, modelList.length);
     } finally {
       trainer.dispose();
     }
@@ -284,6 +299,7 @@ export async function trainCentralised(o: TrainOptions): Promise<TrainSummary> {
     dice: finalDice,
     checkpoints,
     best,
+    models,
     numTensorsStable: stable,
     seconds: (performance.now() - t0) / 1000,
     backend: engine.backend,
@@ -294,6 +310,48 @@ export async function trainCentralised(o: TrainOptions): Promise<TrainSummary> {
     "training done",
   );
   return summary;
+}
+
+/** The trained network of one model as a model directory (what `fedjoint segment --model` reads). */
+async function writeTrainedModel(
+  o: TrainOptions,
+  m: { name: string; joints: Joint[] },
+  trainer: SegmentationTrainer<SliceSet>,
+  labels: Partial<Record<Joint, LabelSpec>>,
+  byJoint: Map<Joint, TrainSite>,
+  modelCount: number,
+): Promise<string> {
+  const geometry: Partial<Record<Joint, TrainingGeometry>> = {};
+  let sliceAxis: 0 | 1 | 2 = 2;
+  for (const j of m.joints) {
+    const site = byJoint.get(j)!;
+    sliceAxis = site.data.slices.axis;
+    const split = foldSplit(site.data, site.spec.name, o.study.seed, o.fold);
+    const files = new Map(site.data.dataset.cases.map((c) => [c.id, c.image]));
+    geometry[j] = await geometryOfExams(
+      split.train.map((id) => files.get(id)!),
+      sliceAxis,
+    );
+  }
+  const served = methodSpec(o.study.method).sharedNorm
+    ? labels
+    : Object.fromEntries(m.joints.map((j) => [j, labels[j]!]));
+  const card = studyModelCard({
+    study: o.study,
+    kind: "centralised",
+    fold: o.fold,
+    joints: m.joints,
+    labels: served,
+    inferenceBatch: trainer.inferenceChunk,
+    sliceAxis,
+    geometry,
+  });
+  const dir = path.join(o.out, modelCount === 1 ? "model" : `model-${m.name}`);
+  await writeModelDir(dir, card, [
+    ...(await trainer.sharedTensors("seg")),
+    ...(await trainer.domainTensors("seg")),
+  ]);
+  return dir;
 }
 
 function round(x: number, digits = 4): number {
@@ -481,7 +539,10 @@ export function registerTrain(program: Command): void {
     .option("--no-augment", "disable on-the-fly augmentation")
     .option("--backend <name>", "auto|tensorflow|wasm|webgpu|cpu", process.env.FEDJOINT_BACKEND ?? "auto")
     .option("--no-progress", "no progress bar")
-    .requiredOption("--out <dir>", "run directory (checkpoints, epochs.jsonl, summary.json)")
+    .requiredOption(
+      "--out <dir>",
+      "run directory (checkpoints, epochs.jsonl, summary.json, model/ for fedjoint segment)",
+    )
     .option("--json", "print the summary as one JSON line")
     .action(async (f: TrainFlags) => {
       const backend = parseBackendChoice(f.backend);
@@ -515,6 +576,7 @@ export function registerTrain(program: Command): void {
           loss: summary.epochs.at(-1)?.loss,
           checkpoints: summary.checkpoints,
           best: summary.best,
+          models: summary.models,
           numTensorsStable: summary.numTensorsStable,
           seconds: Math.round(summary.seconds * 10) / 10,
           backend: summary.backend,
@@ -534,6 +596,9 @@ export function registerTrain(program: Command): void {
           process.stdout.write(`best epoch of ${name}: ${b.epoch + 1} (${d.join(", ")}) → ${b.checkpoint}\n`);
         }
         process.stdout.write(`checkpoints: ${Object.values(summary.checkpoints).join(", ")}\n`);
+        process.stdout.write(
+          `model (fedjoint segment --model): ${Object.values(summary.models).join(", ")}\n`,
+        );
       }
     });
 }

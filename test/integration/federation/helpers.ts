@@ -1,6 +1,6 @@
 /**
  * Shared setup of the federation integration tests: real `coordinator` and `site-client`
- * processes (src/coordinator/processes.ts) on loopback with mutual TLS, tiny phantom datasets
+ * processes (src/simulation/processes.ts) on loopback with mutual TLS, tiny phantom datasets
  * and tiny models so that each test runs in well under a minute on a 2-core machine.
  */
 import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
@@ -92,6 +92,7 @@ export function startCoordinator(
   configFile: string,
   port: number,
   extraEnv: NodeJS.ProcessEnv = {},
+  extraArgs: string[] = [],
 ): Proc {
   const c = env.certs;
   return new Proc(
@@ -111,6 +112,7 @@ export function startCoordinator(
       c.coordinator.key,
       "--ca",
       c.ca,
+      ...extraArgs,
     ],
     { logFile: path.join(env.work, "logs", `coordinator-${seq++}.log`), env: extraEnv },
   );

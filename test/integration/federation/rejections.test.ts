@@ -2,8 +2,8 @@
  * Acceptance: hostile or broken clients against a real coordinator process over mTLS. A
  * wrong-shape update, a NaN update and a replayed (site, round) update are refused with a clear
  * reason and never aggregated; a client whose certificate comes from another CA cannot connect;
- * a site certificate cannot act as another site. Verified in the Acks, the Watch stream of
- * study events and the persisted ledger.
+ * a site certificate cannot act as another site. Verified in the Acks, the operator's Watch
+ * stream of study events and the persisted ledger.
  */
 import { rm } from "node:fs/promises";
 import path from "node:path";
@@ -99,10 +99,12 @@ describe("rejections over mTLS", () => {
     const knee = await as("knee");
     const shoulder = await as("shoulder");
 
-    // Watch the study (any certificate of the CA may watch)
+    // Watch the study as its operator (the only identity that may)
     const events: StudyEventMsg[] = [];
+    const operator = await rawClient(port, { ...env.certs.operator, ca: env.certs.ca });
+    clients.push(operator);
     const watch = (
-      ankle as unknown as { Watch: (req: unknown) => grpc.ClientReadableStream<StudyEventMsg> }
+      operator as unknown as { Watch: (req: unknown) => grpc.ClientReadableStream<StudyEventMsg> }
     ).Watch({ replay: true });
     watch.on("data", (e: StudyEventMsg) => events.push(e));
     watch.on("error", () => undefined);
