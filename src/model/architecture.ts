@@ -138,7 +138,10 @@ function domainConv(
   return owners.flatMap((j) => {
     const p = domainPrefix(path, j, shared);
     const [cin, cout] = io(j);
-    return [kernel(`${p}/kernel`, [size, size, cin, cout], init, role), kernel(`${p}/bias`, [cout], "zeros", role)];
+    return [
+      kernel(`${p}/kernel`, [size, size, cin, cout], init, role),
+      kernel(`${p}/bias`, [cout], "zeros", role),
+    ];
   });
 }
 
@@ -181,7 +184,15 @@ export function attUNetVariables(net: NetSpec, joints: readonly Joint[], inChann
     });
     add(doubleConv(`dec${l}`, 2 * ch[l], ch[l], net, joints));
   }
-  const head = domainConv("head", 1, (j) => [net.base, classesOf(net, j)], "glorot", net.sharedNorm, joints, "head");
+  const head = domainConv(
+    "head",
+    1,
+    (j) => [net.base, classesOf(net, j)],
+    "glorot",
+    net.sharedNorm,
+    joints,
+    "head",
+  );
   return [...shared, ...domain, ...head];
 }
 
