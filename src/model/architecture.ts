@@ -18,12 +18,20 @@ import type { NamedTensor } from "./api.js";
 
 export type Initializer = "he" | "zeros" | "ones" | "glorot";
 
+/**
+ * What a variable is in the network: a convolution kernel of the encoder/decoder/attention gates
+ * (the paper's Θ for DSL methods), a normalisation parameter or statistic (DSBN), or a
+ * domain-specific input/output layer (segmentation heads, the AE's one-hot input and output).
+ */
+export type VariableRole = "conv" | "norm" | "head" | "input";
+
 export interface VariableSpec {
   name: string;
   shape: number[];
   init: Initializer;
   /** False for running statistics (moving mean / variance). */
   trainable: boolean;
+  role: VariableRole;
 }
 
 export interface NetSpec {
@@ -58,10 +66,16 @@ export function gateChannels(channels: number): number {
   return Math.max(Math.floor(channels / 2), 1);
 }
 
-const kernel = (name: string, shape: number[], init: Initializer = "he"): VariableSpec => ({
+const kernel = (
+  name: string,
+  shape: number[],
+  init: Initializer = "he",
+  role: VariableRole = "conv",
+): VariableSpec => ({
   name,
   shape,
   init,
+  role,
   trainable: true,
 });
 
@@ -82,10 +96,10 @@ function batchNorm(
     const p = domainPrefix(path, j, shared);
     const c = [channels];
     return [
-      { name: `${p}/gamma`, shape: c, init: "ones", trainable: true },
-      { name: `${p}/beta`, shape: c, init: "zeros", trainable: true },
-      { name: `${p}/moving_mean`, shape: c, init: "zeros", trainable: false },
-      { name: `${p}/moving_variance`, shape: c, init: "ones", trainable: false },
+      { name: `${p}/gamma`, shape: c, init: "ones", trainable: true, role: "norm" },
+      { name: `${p}/beta`, shape: c, init: "zeros", trainable: true, role: "norm" },
+      { name: `${p}/moving_mean`, shape: c, init: "zeros", trainable: false, role: "norm" },
+      { name: `${p}/moving_variance`, shape: c, init: "ones", trainable: false, role: "norm" },
     ] satisfies VariableSpec[];
   });
 }
@@ -118,12 +132,16 @@ function domainConv(
   init: Initializer,
   shared: boolean,
   joints: readonly Joint[],
+  role: VariableRole,
 ): VariableSpec[] {
   const owners = shared ? joints.slice(0, 1) : joints;
   return owners.flatMap((j) => {
     const p = domainPrefix(path, j, shared);
     const [cin, cout] = io(j);
-    return [kernel(`${p}/kernel`, [size, size, cin, cout], init), kernel(`${p}/bias`, [cout], "zeros")];
+    return [
+      kernel(`${p}/kernel`, [size, size, cin, cout], init, role),
+      kernel(`${p}/bias`, [cout], "zeros", role),
+    ];
   });
 }
 
@@ -166,7 +184,15 @@ export function attUNetVariables(net: NetSpec, joints: readonly Joint[], inChann
     });
     add(doubleConv(`dec${l}`, 2 * ch[l], ch[l], net, joints));
   }
-  const head = domainConv("head", 1, (j) => [net.base, classesOf(net, j)], "glorot", net.sharedNorm, joints);
+  const head = domainConv(
+    "head",
+    1,
+    (j) => [net.base, classesOf(net, j)],
+    "glorot",
+    net.sharedNorm,
+    joints,
+    "head",
+  );
   return [...shared, ...domain, ...head];
 }
 
@@ -182,7 +208,15 @@ export function autoEncoderVariables(net: NetSpec, joints: readonly Joint[]): Va
     shared.push(...b.shared);
     domain.push(...b.domain);
   };
-  const input = domainConv("ae/input", 3, (j) => [classesOf(net, j), net.base], "he", net.sharedNorm, joints);
+  const input = domainConv(
+    "ae/input",
+    3,
+    (j) => [classesOf(net, j), net.base],
+    "he",
+    net.sharedNorm,
+    joints,
+    "input",
+  );
   let cin = net.base;
   ch.forEach((c, i) => {
     add(doubleConv(`ae/enc${i}`, cin, c, net, joints));
@@ -199,6 +233,7 @@ export function autoEncoderVariables(net: NetSpec, joints: readonly Joint[]): Va
     "glorot",
     net.sharedNorm,
     joints,
+    "head",
   );
   return [...input, ...shared, ...domain, ...head];
 }

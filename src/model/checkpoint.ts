@@ -66,6 +66,21 @@ export function inScope(name: string, scope: CheckpointScope): boolean {
   return s !== "shared" && s.domain === scope.domain;
 }
 
+/**
+ * Content digest of a tensor set, independent of order: SHA-256 over every tensor's name, shape
+ * and little-endian float32 values, by name. Two sets with equal digests are bit-equal.
+ */
+export function tensorsDigest(tensors: readonly NamedTensor[]): string {
+  const h = createHash("sha256");
+  for (const t of [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    h.update(`${t.name}|${t.shape.join("x")}\n`);
+    const bytes = Buffer.alloc(t.data.length * 4);
+    for (let k = 0; k < t.data.length; k++) bytes.writeFloatLE(t.data[k], k * 4);
+    h.update(bytes);
+  }
+  return h.digest("hex");
+}
+
 /** Writes `tensors` as a checkpoint directory `dir` (created if needed), atomically. */
 export async function writeCheckpoint(
   dir: string,

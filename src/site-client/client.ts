@@ -25,6 +25,7 @@ import { type ExamResult, type ReportedExam, reportedExam } from "../eval/types.
 import type { Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
 import type { NamedTensor } from "../model/api.js";
+import { tensorsDigest } from "../model/checkpoint.js";
 import type { LabelSpec } from "../model/labels.js";
 import { geometryOfExams, studyModelCard, writeModelDir } from "../model/model-dir.js";
 import { SegmentationTrainer, trainerConfig, type ValidationResult } from "../model/trainer.js";
@@ -190,8 +191,16 @@ export class SiteClient {
     const progress = await this.state.read();
     if (progress && progress.fold === fold && progress.checkpoint) {
       await trainer.loadCheckpoint(this.state.checkpointDir(fold));
+      // what the trainer now holds (read back), so an audit can compare it with the checkpoint
+      const gamma = (await Promise.all(trainer.phaseList.map((p) => trainer.domainTensors(p)))).flat();
       this.log.info(
-        { site: this.o.site, fold, phase: progress.phase, round: progress.round },
+        {
+          site: this.o.site,
+          fold,
+          phase: progress.phase,
+          round: progress.round,
+          gammaSha256: tensorsDigest(gamma),
+        },
         "resumed Γ from the site state",
       );
     }

@@ -5,6 +5,7 @@
  * serves Θ_0 in round 0; the trainer builds exactly these variables.
  */
 import type { TensorSchema } from "../aggregation/strategy.js";
+import { fjError } from "../errors.js";
 import type { Joint } from "../joints.js";
 import type { NamedTensor } from "../model/api.js";
 import {
@@ -49,12 +50,19 @@ export function phaseVariables(
   return phase === "ae" ? autoEncoderVariables(net, joints) : attUNetVariables(net, joints);
 }
 
-/** Θ of a phase: the variables that cross the wire (none when the method federates nothing). */
+/**
+ * Θ of a phase: the variables that cross the wire, by their role in the network (MethodSpec's
+ * `federation`): `theta` — the convolution kernels only; `all` — every variable (the "shared"
+ * baseline, whose normalisation and head are one for all domains); `nothing` — none.
+ */
 export function federatedVariables(config: StudyConfig, phase: Phase): VariableSpec[] {
   const spec = methodSpec(config.method);
   if (spec.federation === "nothing" || !spec.phases.includes(phase)) return [];
-  const joints = studyJoints(config);
-  return phaseVariables(config, phase, joints, studyLabels(config)).filter((v) => isSharedName(v.name));
+  const all = phaseVariables(config, phase, studyJoints(config), studyLabels(config));
+  const federated = spec.federation === "all" ? all : all.filter((v) => v.role === "conv");
+  const local = federated.find((v) => !isSharedName(v.name));
+  if (local) throw fjError("FJ_MODEL_ARCHITECTURE", `${local.name} is federated but not named shared/…`);
+  return federated;
 }
 
 /** The tensor schema every update of a phase must match. */

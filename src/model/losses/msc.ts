@@ -54,7 +54,7 @@ export function contrastiveScale(
   }
   if (anchors === 0) return tf.scalar(0);
   return tf.tidy(() => {
-    const cand = bank ? tf.concat([z, bank.vectors], 0) : z;
+    const cand = bank ? tf.concat([z, constant(bank.vectors)], 0) : z;
     const logits = tf.div(tf.matMul(z, cand, false, true), tau); // [N, N+M]
     // Remove the anchor itself from the denominator (a large negative, exp → 0).
     const masked = tf.add(logits, tf.mul(tf.tensor2d(self, [n, total]), -1e9));
@@ -63,6 +63,18 @@ export function contrastiveScale(
     const perAnchor = tf.sum(tf.mul(logProb, tf.tensor2d(pos, [n, total])), 1); // Σ_p log p / |P_i|
     return tf.div(tf.neg(tf.sum(tf.mul(perAnchor, tf.tensor1d(anchorWeight)))), anchors) as tf.Scalar;
   });
+}
+
+/**
+ * The bank's vectors as constants: identity forward, zero gradient. They are other sites' (or
+ * other rounds') embeddings — never parameters this step may move, whatever tensor holds them.
+ */
+function constant(x: tf.Tensor2D): tf.Tensor2D {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const v = args[0] as tf.Tensor2D;
+    return { value: tf.clone(v), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) };
+  });
+  return op(x) as tf.Tensor2D;
 }
 
 /**

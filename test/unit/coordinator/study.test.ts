@@ -237,6 +237,46 @@ describe("study state machine", () => {
   });
 });
 
+describe("embeddings at the coordinator", () => {
+  const unitRows = (rows: number, dim: number, first: number) =>
+    Float32Array.from({ length: rows * dim }, (_, i) =>
+      i % dim === 0 ? first : i % dim === 1 ? Math.sqrt(1 - first * first) : 0,
+    );
+  const set = (rows: number, first: number) =>
+    [2, 4, 2].map((dim, s) => ({
+      name: `embedding/scale${s}`,
+      shape: [rows, dim],
+      data: unitRows(rows, dim, first),
+    }));
+
+  it("stores only checked sets and serves a site the others' vectors, never its own", async () => {
+    const { study, events } = await open(
+      config({ method: "dsl+msc", embeddings: { enabled: true, count: 4 } }),
+    );
+    await joinAll(study);
+    const bad = set(3, 0.5).map((t, i) => (i === 1 ? { ...t, data: t.data.map((v) => v * 3) } : t));
+    expect(await study.pushEmbeddings("a", r0, bad, 100)).toMatchObject({
+      status: "rejected",
+      code: "FJ_COORD_EMBEDDINGS",
+    });
+    expect(await study.pushEmbeddings("a", r0, set(5, 0.5), 100)).toMatchObject({
+      status: "rejected",
+      code: "FJ_COORD_EMBEDDINGS",
+    });
+    expect(study.bankFor("k", r0)).toEqual([]);
+    expect(study.snapshot().embeddings).toEqual([]);
+    expect(
+      events.filter((e) => e.kind === "update.rejected").map((e) => (e as { code: string }).code),
+    ).toEqual(["FJ_COORD_EMBEDDINGS", "FJ_COORD_EMBEDDINGS"]);
+    expect(await study.pushEmbeddings("a", r0, set(3, 0.25), 100)).toEqual({ status: "accepted" });
+    expect(await study.pushEmbeddings("k", r0, set(2, 0.75), 100)).toEqual({ status: "accepted" });
+    const firsts = (ts: NamedTensor[]) => Array.from({ length: ts[0].shape[0] }, (_, r) => ts[0].data[r * 2]);
+    expect(firsts(study.bankFor("a", r0))).toEqual([0.75, 0.75]);
+    expect(firsts(study.bankFor("k", r0))).toEqual([0.25, 0.25, 0.25]);
+    expect(firsts(study.bankFor("s", r0)).sort()).toEqual([0.25, 0.25, 0.25, 0.75, 0.75]);
+  });
+});
+
 describe("study config", () => {
   it("names the field and what was expected", async () => {
     expect(() => config({ minSites: 4 })).toThrowError(/minSites: 4 exceeds the 3 configured sites/);

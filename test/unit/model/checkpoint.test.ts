@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ModelError } from "../../../src/errors.js";
-import { readCheckpoint, writeCheckpoint } from "../../../src/model/checkpoint.js";
+import { readCheckpoint, tensorsDigest, writeCheckpoint } from "../../../src/model/checkpoint.js";
 import { initEngine } from "../../../src/model/engine/backend.js";
 import { tf } from "../../../src/model/engine/tf.js";
 import { labelSpecFromDatasetJson, PAPER_LABELS, unionLabels } from "../../../src/model/labels.js";
@@ -106,5 +106,21 @@ describe("labels", () => {
     expect(u.classes).toBe(10);
     expect(u.offset).toEqual({ ankle: 0, knee: 3, shoulder: 7 });
     expect(u.names[8]).toBe("shoulder/humerus");
+  });
+});
+
+describe("tensorsDigest", () => {
+  const a = { name: "domain/knee/bn/gamma", shape: [3], data: Float32Array.from([1, 2, 3]) };
+  const b = { name: "domain/knee/head/kernel", shape: [1, 2], data: Float32Array.from([0.5, -0.25]) };
+  it("does not depend on order and changes with one bit, a shape or a name", () => {
+    const d = tensorsDigest([a, b]);
+    expect(d).toMatch(/^[0-9a-f]{64}$/);
+    expect(tensorsDigest([b, a])).toBe(d);
+    const flipped = Float32Array.from(a.data);
+    new Uint32Array(flipped.buffer)[2] ^= 1;
+    expect(tensorsDigest([{ ...a, data: flipped }, b])).not.toBe(d);
+    expect(tensorsDigest([a, { ...b, shape: [2, 1] }])).not.toBe(d);
+    expect(tensorsDigest([a, { ...b, name: "domain/knee/head/bias" }])).not.toBe(d);
+    expect(tensorsDigest([a])).not.toBe(d);
   });
 });

@@ -4,8 +4,37 @@ import { tf } from "../../../src/model/engine/tf.js";
 import { domainCrossEntropy } from "../../../src/model/losses/ce.js";
 import { anatomicalPriorLoss } from "../../../src/model/losses/mjap.js";
 import { contrastiveScale, multiScaleContrastive } from "../../../src/model/losses/msc.js";
+import { mulberry32 } from "../../../src/random.js";
 
 const s = Math.SQRT1_2;
+
+/**
+ * Eq. 5 for one scale, as loops over plain arrays: for each anchor i with positives P_i (same
+ * domain, batch or bank, not i), −1/|P_i| Σ_p log(exp(z_i·c_p/τ) / Σ_{a≠i} exp(z_i·c_a/τ)),
+ * averaged over the anchors that have a positive.
+ */
+function mscReference(
+  z: number[][],
+  doms: number[],
+  bank: number[][],
+  bankDoms: number[],
+  tau: number,
+): number {
+  const cand = [...z, ...bank];
+  const candDoms = [...doms, ...bankDoms];
+  const dot = (a: number[], b: number[]) => a.reduce((acc, x, k) => acc + x * b[k], 0);
+  let sum = 0;
+  let anchors = 0;
+  z.forEach((zi, i) => {
+    const positives = cand.map((_, j) => j).filter((j) => j !== i && candDoms[j] === doms[i]);
+    if (positives.length === 0) return;
+    const denom = cand.reduce((acc, c, j) => (j === i ? acc : acc + Math.exp(dot(zi, c) / tau)), 0);
+    const l = positives.reduce((acc, p) => acc - Math.log(Math.exp(dot(zi, cand[p]) / tau) / denom), 0);
+    sum += l / positives.length;
+    anchors++;
+  });
+  return anchors === 0 ? 0 : sum / anchors;
+}
 const value = (t: tf.Scalar) => {
   const v = t.dataSync()[0];
   t.dispose();
@@ -33,12 +62,46 @@ describe("L_MSC (eq. 5)", () => {
   it("adds bank vectors as constant negatives (and same-domain bank vectors as positives)", () => {
     const bank = { vectors: tf.tensor2d([0, -1, -1, 0], [2, 2]), domains: Int32Array.from([1, 0]) };
     expect(value(contrastiveScale(z(), domains, 0.5, bank))).toBeCloseTo(2.3353290881383404, 5);
-    // Bank vectors get no gradient: only z does.
+    tf.dispose(bank.vectors);
+  });
+
+  it("with a federated bank (other domains only) equals the loop reference, and differs from no bank", () => {
+    // 6 anchors of 2 domains, 5 bank vectors of a third domain (another site), random unit vectors
+    const rand = mulberry32(11);
+    const unit = (n: number, d: number) =>
+      Array.from({ length: n }, () => {
+        const v = Array.from({ length: d }, () => rand() - 0.5);
+        const norm = Math.hypot(...v);
+        return v.map((x) => x / norm);
+      });
+    const anchors = unit(6, 4);
+    const bankRows = unit(5, 4);
+    const doms = Int32Array.from([0, 0, 0, 1, 1, 1]);
+    const bankDoms = new Int32Array(5).fill(2);
+    const tau = 0.1;
+    const zt = tf.tensor2d(anchors);
+    const bank = { vectors: tf.tensor2d(bankRows), domains: bankDoms };
+    const withBank = value(contrastiveScale(zt, doms, tau, bank));
+    const without = value(contrastiveScale(zt, doms, tau));
+    expect(withBank).toBeCloseTo(mscReference(anchors, [...doms], bankRows, [...bankDoms], tau), 4);
+    expect(without).toBeCloseTo(mscReference(anchors, [...doms], [], [], tau), 4);
+    // extra negatives make every positive less probable
+    expect(withBank).toBeGreaterThan(without + 1e-3);
+    tf.dispose([zt, bank.vectors]);
+  });
+
+  it("gives the bank no gradient: only the anchors move", () => {
+    const bankVectors = tf.tensor2d([0, -1, -1, 0], [2, 2]);
+    const bankDomains = Int32Array.from([1, 0]);
     const zv = z();
-    const g = tf.grad((x: tf.Tensor) => contrastiveScale(x as tf.Tensor2D, domains, 0.5, bank))(zv);
-    expect(g.shape).toEqual([4, 2]);
-    expect(tf.sum(tf.abs(g)).dataSync()[0]).toBeGreaterThan(0);
-    tf.dispose([g, zv, bank.vectors]);
+    const [gz, gb] = tf.grads((x: tf.Tensor, b: tf.Tensor) =>
+      contrastiveScale(x as tf.Tensor2D, domains, 0.5, { vectors: b as tf.Tensor2D, domains: bankDomains }),
+    )([zv, bankVectors]);
+    expect(gz.shape).toEqual([4, 2]);
+    expect(tf.sum(tf.abs(gz)).dataSync()[0]).toBeGreaterThan(0);
+    expect(gb.shape).toEqual([2, 2]);
+    expect(Array.from(gb.dataSync())).toEqual([0, 0, 0, 0]);
+    tf.dispose([gz, gb, zv, bankVectors]);
   });
 
   it("decreases when same-domain embeddings align", () => {
