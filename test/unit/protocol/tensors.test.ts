@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import type { ProtocolError } from "../../../src/errors.js";
 import type { NamedTensor } from "../../../src/model/api.js";
 import { fromHalf, toHalf } from "../../../src/protocol/float16.js";
 import { MAX_CHUNK_BYTES } from "../../../src/protocol/proto.js";
@@ -14,6 +13,15 @@ import {
 function tensor(name: string, shape: number[], f: (i: number) => number): NamedTensor {
   const n = shape.reduce((a, b) => a * b, 1);
   return { name, shape, data: Float32Array.from({ length: n }, (_, i) => f(i)) };
+}
+
+/** Index of the first element where a and b differ (bit for bit, NaN included), -1 when none. */
+function firstDifference(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return i;
+  return -1;
 }
 
 function roundTrip(tensors: NamedTensor[], dtype: "float32" | "float16" = "float32"): NamedTensor[] {
@@ -42,9 +50,9 @@ describe("tensor sets on the wire", () => {
     const chunks = [...chunksOf(enc.payload)];
     expect(chunks.length).toBe(Math.ceil(2_800_000 / MAX_CHUNK_BYTES));
     expect(Math.max(...chunks.map((c) => c.data.length))).toBeLessThanOrEqual(MAX_CHUNK_BYTES);
-    expect(Array.from(roundTrip([big])[0].data.subarray(0, 200))).toEqual(
-      Array.from(big.data.subarray(0, 200)),
-    );
+    const back = roundTrip([big])[0].data;
+    expect(back).toHaveLength(700_000);
+    expect(firstDifference(back, big.data)).toBe(-1);
   });
 
   it("float16 halves the bytes and stays within half precision", () => {
@@ -64,12 +72,9 @@ describe("tensor sets on the wire", () => {
     enc.payload[5] ^= 1;
     const rx = new TensorSetReceiver(enc.header, "PushUpdate");
     rx.add({ offset: 0, data: enc.payload });
-    expect(() => rx.finish()).toThrowError(/FJ|SHA-256/);
-    try {
-      rx.finish();
-    } catch (e) {
-      expect((e as ProtocolError).code).toBe("FJ_PROTOCOL_CHECKSUM");
-    }
+    expect(() => rx.finish()).toThrowError(
+      expect.objectContaining({ code: "FJ_PROTOCOL_CHECKSUM", message: expect.stringMatching(/SHA-256/) }),
+    );
   });
 
   it("rejects out-of-order chunks, oversized chunks, incomplete streams and inconsistent headers", () => {
