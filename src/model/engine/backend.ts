@@ -2,16 +2,16 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import { EnvironmentError, InputError } from "../../errors.js";
 import { type Logger, silentLogger } from "../../log.js";
-import { activateNativeConv } from "./native.js";
+import { NATIVE_BACKEND, prepareNativeBackend } from "./native/index.js";
 import { tf } from "./tf.js";
 
-export const BACKEND_CHOICES = ["auto", "tensorflow", "wasm", "webgpu", "cpu"] as const;
+export const BACKEND_CHOICES = ["auto", "tensorflow", "native", "wasm", "webgpu", "cpu"] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface EngineInfo {
-  /** The tfjs backend name actually active (`tensorflow`, `wasm`, `webgpu`, `cpu`). */
+  /** The tfjs backend name actually active (`tensorflow`, `native`, `wasm`, `webgpu`, `cpu`). */
   backend: string;
-  /** Human-readable device description, e.g. `wasm-simd x2 threads` or `tensorflow (GPU)`. */
+  /** Human-readable device and kernels, e.g. `native kernels x2 threads, OpenBLAS SkylakeX`. */
   device: string;
   /** The package that provided the backend. */
   provider: string;
@@ -63,14 +63,14 @@ async function initWasm(threads: number): Promise<string> {
   await tf.ready();
   const actual = wasm.getThreadsCount();
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
-  const native = activateNativeConv(threads);
-  const base = `wasm${simd ? "-simd" : ""} x${actual} thread${actual === 1 ? "" : "s"}`;
-  return native ? `${base} + ${native}` : `${base} (native convolutions not built: see README)`;
+  return `wasm${simd ? "-simd" : ""} kernels x${actual} thread${actual === 1 ? "" : "s"}`;
 }
 
 /**
  * Selects and initialises the tfjs backend. `auto` = tensorflow when libtensorflow bindings are
- * installed, else wasm. Idempotent: a second call with the same choice returns the active engine.
+ * installed, else native (ordinary-memory tensors, native kernels) when its addon is built, else
+ * wasm — with a warning, since wasm is several times slower and its heap ends at 4 GB.
+ * Idempotent: a second call with the same choice returns the active engine.
  */
 export async function initEngine(
   choice: BackendChoice = parseBackendChoice(process.env.FEDJOINT_BACKEND),
@@ -97,6 +97,23 @@ export async function initEngine(
       throw new EnvironmentError(
         "FJ_ENGINE_TENSORFLOW",
         "--backend tensorflow needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node (npm install @tensorflow/tfjs-node-gpu@4.22.0)",
+      );
+    }
+  }
+  if (!info && (choice === "native" || choice === "auto")) {
+    const native = prepareNativeBackend(threads);
+    if (native.ready) {
+      await tf.setBackend(NATIVE_BACKEND);
+      info = { backend: NATIVE_BACKEND, device: native.kernels, provider: "fedjoint native/ (OpenBLAS)" };
+    } else if (choice === "native") {
+      throw new EnvironmentError(
+        "FJ_ENGINE_NATIVE",
+        `--backend native: the native kernels are ${native.reason}`,
+      );
+    } else {
+      log.warn(
+        { reason: native.reason },
+        `native kernels ${native.reason}: training falls back to wasm kernels only (several times slower, 4 GB heap: the paper's 256×256 network does not fit)`,
       );
     }
   }
@@ -153,9 +170,16 @@ export function activeEngine(): EngineInfo | undefined {
 }
 
 /** Switches to an already-registered backend (used by tests that compare backends). */
-export async function useBackend(name: "cpu" | "wasm"): Promise<void> {
+export async function useBackend(name: "cpu" | "wasm" | "native"): Promise<void> {
   if (name === "cpu") await import("@tensorflow/tfjs-backend-cpu");
-  else await import("@tensorflow/tfjs-backend-wasm");
+  else if (name === "wasm") await import("@tensorflow/tfjs-backend-wasm");
+  else {
+    const native = prepareNativeBackend(
+      Math.max(1, Number(process.env.FEDJOINT_THREADS) || os.availableParallelism()),
+    );
+    if (!native.ready)
+      throw new EnvironmentError("FJ_ENGINE_NATIVE", `the native kernels are ${native.reason}`);
+  }
   await tf.setBackend(name);
   await tf.ready();
 }

@@ -1,5 +1,6 @@
 import type { Joint } from "../api.js";
-import { batchNormTrain } from "../engine/batch-norm.js";
+import { withoutTape } from "../engine/backprop.js";
+import { type BatchNormOptions, batchNormTrain } from "../engine/batch-norm.js";
 import { tf } from "../engine/tf.js";
 import type { ParamStore } from "../params.js";
 import { equalGroups, type ForwardContext } from "./context.js";
@@ -43,18 +44,23 @@ export class DomainBatchNorm {
     for (const j of joints) this.vars(j);
   }
 
-  apply(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D {
+  /** Normalises x; with `relu` the ReLU that follows is fused in (same values as tf.relu after it). */
+  apply(x: tf.Tensor4D, ctx: ForwardContext, options: BatchNormOptions = {}): tf.Tensor4D {
     const groups = this.shared ? [{ joint: ctx.groups[0].joint, count: x.shape[0] }] : ctx.groups;
     if (!ctx.training) {
       return this.concat(
         this.split(x, groups).map((part, i) => {
           const v = this.vars(groups[i].joint);
-          return tf.batchNorm(part, v.mean, v.variance, v.beta, v.gamma, BN_EPSILON) as tf.Tensor4D;
+          const y = tf.batchNorm(part, v.mean, v.variance, v.beta, v.gamma, BN_EPSILON) as tf.Tensor4D;
+          return options.relu ? tf.relu(y) : y;
         }),
       );
     }
-    if (groups.length === 1 || equalGroups({ ...ctx, groups })) return this.trainGroups(x, groups, ctx);
-    return this.concat(this.split(x, groups).map((part, i) => this.trainGroups(part, [groups[i]], ctx)));
+    if (groups.length === 1 || equalGroups({ ...ctx, groups }))
+      return this.trainGroups(x, groups, ctx, options);
+    return this.concat(
+      this.split(x, groups).map((part, i) => this.trainGroups(part, [groups[i]], ctx, options)),
+    );
   }
 
   /** Equal-sized domain groups: one reshape to [D, n·H, W, C] and one normalisation for all. */
@@ -62,6 +68,7 @@ export class DomainBatchNorm {
     x: tf.Tensor4D,
     groups: { joint: Joint; count: number }[],
     ctx: ForwardContext,
+    options: BatchNormOptions,
   ): tf.Tensor4D {
     const [n, h, w, c] = x.shape;
     const d = groups.length;
@@ -72,13 +79,15 @@ export class DomainBatchNorm {
         ? vs[0][key].reshape([1, 1, 1, c])
         : tf.stack(vs.map((v) => v[key])).reshape([d, 1, 1, c])) as tf.Tensor4D;
     const grouped = x.reshape([d, (n / d) * h, w, c]) as tf.Tensor4D;
-    const { y, mean, variance } = batchNormTrain(grouped, stack("gamma"), stack("beta"), BN_EPSILON);
+    const { y, mean, variance } = batchNormTrain(grouped, stack("gamma"), stack("beta"), BN_EPSILON, options);
     const unbiased = m > 1 ? m / (m - 1) : 1;
     vs.forEach((v, i) => {
-      const [bm, bv] = tf.tidy(() => [
-        tf.slice(mean, [i, 0, 0, 0], [1, 1, 1, c]).reshape([c]),
-        tf.slice(variance, [i, 0, 0, 0], [1, 1, 1, c]).reshape([c]),
-      ]);
+      const [bm, bv] = withoutTape(() =>
+        tf.tidy(() => [
+          tf.slice(mean, [i, 0, 0, 0], [1, 1, 1, c]).reshape([c]),
+          tf.slice(variance, [i, 0, 0, 0], [1, 1, 1, c]).reshape([c]),
+        ]),
+      );
       ctx.statUpdates.push(
         { variable: v.mean, value: tf.keep(blend(v.mean, bm, 1, ctx.statMomentum)) },
         { variable: v.variance, value: tf.keep(blend(v.variance, bv, unbiased, ctx.statMomentum)) },
@@ -103,9 +112,11 @@ export class DomainBatchNorm {
   }
 }
 
-/** running ← (1 − m)·running + m·scale·batch */
+/** running ← (1 − m)·running + m·scale·batch (off the gradient tape: no gradient flows here). */
 function blend(running: tf.Variable, batch: tf.Tensor, scale: number, momentum = BN_MOMENTUM): tf.Tensor {
-  return tf.tidy(() => tf.add(tf.mul(running, 1 - momentum), tf.mul(batch, momentum * scale)));
+  return withoutTape(() =>
+    tf.tidy(() => tf.add(tf.mul(running, 1 - momentum), tf.mul(batch, momentum * scale))),
+  );
 }
 
 /** Applies and disposes the running-stat updates a training forward pass left in the context. */
