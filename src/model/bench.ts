@@ -26,13 +26,18 @@ export interface TrainStepBenchResult {
   images: number;
   sharedParams: number;
   totalParams: number;
+  /** tfjs kernel calls (nested ones included) of one step, the last warm-up step. */
+  kernelsPerStep: number;
+  /** Peak resident set size of the process so far (MiB). */
+  peakRssMB: number;
   numTensorsStable: boolean;
 }
 
 /**
  * One Adam step of the multi-domain Att-UNet on random data: the batch split equally between
  * domains (DSBN + head per domain), L_CE averaged per domain — exactly what
- * shared/bench/torch_reference.py times.
+ * shared/bench/torch_reference.py times. No value is read back inside the timed steps; the last
+ * step's loss is awaited once at the end, so asynchronous backends are timed to completion.
  */
 export async function benchTrainStep(o: TrainStepBenchOptions): Promise<TrainStepBenchResult> {
   if (o.domains < 1 || o.domains > JOINTS.length)
@@ -64,7 +69,7 @@ export async function benchTrainStep(o: TrainStepBenchOptions): Promise<TrainSte
     ),
   );
   const vars = params.trainable();
-  const step = () => {
+  const step = (): tf.Scalar => {
     const ctx: ForwardContext = {
       groups: joints.map((joint) => ({ joint, count: per })),
       training: true,
@@ -72,15 +77,25 @@ export async function benchTrainStep(o: TrainStepBenchOptions): Promise<TrainSte
     };
     const loss = optimizer.minimize(() => domainCrossEntropy(net.apply(x, ctx).logits, labels), true, vars);
     applyStatUpdates(ctx);
-    const value = loss?.dataSync()[0];
-    loss?.dispose();
-    return value;
+    if (!loss) throw new Error("benchTrainStep: minimize returned no loss");
+    return loss;
   };
-  for (let i = 0; i < o.warmup; i++) step();
+  // Untimed warm-up steps; the last one (not the first, which creates the optimiser state) is
+  // profiled for the kernel count.
+  for (let i = 1; i < o.warmup; i++) step().dispose();
+  const profile = await tf.profile(() => {
+    step().dispose();
+  });
   const tensorsBefore = tf.memory().numTensors;
   const t0 = performance.now();
-  for (let i = 0; i < o.steps; i++) step();
+  let last: tf.Scalar | undefined;
+  for (let i = 0; i < o.steps; i++) {
+    last?.dispose();
+    last = step();
+  }
+  await last?.data();
   const ms = (performance.now() - t0) / o.steps;
+  last?.dispose();
   const numTensorsStable = tf.memory().numTensors === tensorsBefore;
   const shared = params.names((_, scope) => scope === "shared");
   const result: TrainStepBenchResult = {
@@ -90,6 +105,8 @@ export async function benchTrainStep(o: TrainStepBenchOptions): Promise<TrainSte
     images,
     sharedParams: params.count(shared),
     totalParams: params.count(params.names((_, __, trainable) => trainable)),
+    kernelsPerStep: profile.kernels.length,
+    peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
     numTensorsStable,
   };
   tf.dispose([x, ...labels]);
