@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "conv_dnnl.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -143,11 +144,11 @@ napi_value Guard(napi_env env, F f) {
 
 fj::ConvGeometry Geometry(Args& a, size_t i) {
   const std::vector<int64_t> v = a.Ints(i);
-  if (v.size() != 14) throw Fail{"conv: geometry must have 14 numbers"};
+  if (v.size() != 13) throw Fail{"conv: geometry must have 13 numbers"};
   for (int64_t e : v)
     if (e < 0) throw Fail{"conv: negative geometry"};
-  fj::ConvGeometry g{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]};
-  if (g.stride < 1 || g.dilation < 1 || g.up < 1) throw Fail{"conv: stride, dilation and up must be ≥ 1"};
+  fj::ConvGeometry g{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]};
+  if (g.stride < 1 || g.dilation < 1) throw Fail{"conv: stride and dilation must be ≥ 1"};
   return g;
 }
 
@@ -371,6 +372,7 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   return Guard(env, [&] {
     Args a(env, info, 1, "setThreads");
     fj::SetThreads(static_cast<int>(a.Int(0)));
+    fj::DnnlSetThreads(fj::Threads());
     openblas_set_num_threads(1);
   });
 }
@@ -386,6 +388,8 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_set_named_property(env, obj, "core", v);
   napi_create_int32(env, fj::Threads(), &v);
   napi_set_named_property(env, obj, "threads", v);
+  napi_get_boolean(env, fj::DnnlAvailable(), &v);
+  napi_set_named_property(env, obj, "onednn", v);
   return obj;
 }
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "conv_dnnl.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -18,7 +19,7 @@ float* Scratch(size_t floats) {
 }
 
 bool Pointwise(const ConvGeometry& g) {
-  return g.kh == 1 && g.kw == 1 && g.stride == 1 && g.padTop == 0 && g.padLeft == 0 && g.up == 1 &&
+  return g.kh == 1 && g.kw == 1 && g.stride == 1 && g.padTop == 0 && g.padLeft == 0 &&
          g.outH == g.h && g.outW == g.w;
 }
 
@@ -29,7 +30,6 @@ int64_t ChunkRows(int64_t k) { return std::max<int64_t>(64, (int64_t{1} << 18) /
 // column = (a, b, channel)).
 void Im2col(const float* x, int64_t c, const ConvGeometry& g, int64_t row0, int64_t rows, float* cols) {
   const int64_t k = g.kh * g.kw * c;
-  const int64_t hl = g.h * g.up, wl = g.w * g.up;  // logical (upsampled) input size
   for (int64_t r = 0; r < rows; r++) {
     const int64_t p = row0 + r;
     const int64_t n = p / (g.outH * g.outW);
@@ -42,10 +42,10 @@ void Im2col(const float* x, int64_t c, const ConvGeometry& g, int64_t row0, int6
       for (int64_t b = 0; b < g.kw; b++) {
         const int64_t xx = j * g.stride + b * g.dilation - g.padLeft;
         float* d = dst + (a * g.kw + b) * c;
-        if (y < 0 || y >= hl || xx < 0 || xx >= wl) {
+        if (y < 0 || y >= g.h || xx < 0 || xx >= g.w) {
           std::memset(d, 0, sizeof(float) * c);
         } else {
-          const float* s = x + ((n * g.h + y / g.up) * g.w + xx / g.up) * c;
+          const float* s = x + ((n * g.h + y) * g.w + xx) * c;
           if (c == 1) *d = *s;
           else std::memcpy(d, s, sizeof(float) * c);
         }
@@ -58,6 +58,7 @@ void Im2col(const float* x, int64_t c, const ConvGeometry& g, int64_t row0, int6
 
 void ConvForward(int parts, const float* const* x, const float* const* w, const int64_t* channels, float* out,
                  const ConvGeometry& g) {
+  if (DnnlConvForward(parts, x, w, channels, out, g)) return;
   const int64_t m = g.n * g.outH * g.outW;
   int64_t kMax = 0;
   double work = 0;
@@ -90,6 +91,7 @@ void ConvForward(int parts, const float* const* x, const float* const* w, const 
 }
 
 void ConvFilterGrad(const float* x, const float* dy, float* dw, const ConvGeometry& g) {
+  if (DnnlConvFilterGrad(x, dy, dw, g)) return;
   const int64_t m = g.n * g.outH * g.outW;
   const int64_t k = g.kh * g.kw * g.c;
   const int64_t chunk = ChunkRows(k);
@@ -121,10 +123,10 @@ void ConvFilterGrad(const float* x, const float* dy, float* dw, const ConvGeomet
 }
 
 void ConvInputGrad(const float* dy, const float* w, float* dx, const ConvGeometry& g) {
+  if (DnnlConvInputGrad(dy, w, dx, g)) return;
   const int64_t k = g.kh * g.kw * g.c;
   const int64_t perImage = g.outH * g.outW;
   const int64_t chunk = ChunkRows(k);
-  const int64_t hl = g.h * g.up, wl = g.w * g.up;
   ParallelFor(g.n, double(g.n) * perImage * k * g.o, [&](int, int64_t n0, int64_t n1) {
     const int64_t begin = n0 * perImage, end = n1 * perImage;
     if (Pointwise(g)) {
@@ -146,11 +148,11 @@ void ConvInputGrad(const float* dy, const float* w, float* dx, const ConvGeometr
         const float* src = cols + r * k;
         for (int64_t a = 0; a < g.kh; a++) {
           const int64_t y = i * g.stride + a * g.dilation - g.padTop;
-          if (y < 0 || y >= hl) continue;
+          if (y < 0 || y >= g.h) continue;
           for (int64_t b = 0; b < g.kw; b++) {
             const int64_t xx = j * g.stride + b * g.dilation - g.padLeft;
-            if (xx < 0 || xx >= wl) continue;
-            float* d = dx + ((n * g.h + y / g.up) * g.w + xx / g.up) * g.c;
+            if (xx < 0 || xx >= g.w) continue;
+            float* d = dx + ((n * g.h + y) * g.w + xx) * g.c;
             const float* s = src + (a * g.kw + b) * g.c;
             for (int64_t ch = 0; ch < g.c; ch++) d[ch] += s[ch];
           }

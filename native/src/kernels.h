@@ -9,12 +9,11 @@
 namespace fj {
 
 struct ConvGeometry {
-  int64_t n, h, w, c;        // input (before the optional nearest-neighbour upsampling)
+  int64_t n, h, w, c;        // input
   int64_t kh, kw, o;         // filter
   int64_t outH, outW;        // output
   int64_t stride, dilation;  // same in both directions
   int64_t padTop, padLeft;
-  int64_t up;                // the input is read nearest-upsampled by this factor (1 = as is)
 };
 
 // out = Σ_i conv(x_i, w_i), every pair with the same geometry except the input channels c_i.

@@ -44,7 +44,11 @@ export function registerModel(program: Command): void {
     .option("--depth <n>", "levels including the bottleneck (paper 5)", intOption("--depth", 2), 5)
     .option("--joints <list>", "joints (domains), comma-separated", "ankle,knee,shoulder")
     .option("--shared", "the 'shared' baseline: one batch norm and one union head")
-    .option("--backend <name>", "auto|tensorflow|wasm|webgpu|cpu", process.env.FEDJOINT_BACKEND ?? "auto")
+    .option(
+      "--backend <name>",
+      "auto|tensorflow|native|wasm|webgpu|cpu",
+      process.env.FEDJOINT_BACKEND ?? "auto",
+    )
     .option("--json", "print one JSON line")
     .action(async (f: SummaryFlags) => {
       if (f.arch !== "att-unet" && f.arch !== "ae") {

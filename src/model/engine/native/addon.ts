@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
  * mismatch.
  */
 export interface NativeAddon {
-  /** out = Σ_i conv(xs[i], ws[i]); geometry = [n,h,w,c,kh,kw,o,outH,outW,stride,dilation,padTop,padLeft,up]. */
+  /** out = Σ_i conv(xs[i], ws[i]); geometry = [n,h,w,c,kh,kw,o,outH,outW,stride,dilation,padTop,padLeft]. */
   conv2d(xs: Float32Array[], ws: Float32Array[], out: Float32Array, geometry: number[]): void;
   conv2dFilterGrad(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: number[]): void;
   conv2dInputGrad(dy: Float32Array, w: Float32Array, dx: Float32Array, geometry: number[]): void;
@@ -114,7 +114,8 @@ export interface NativeAddon {
     step: number,
   ): void;
   setThreads(n: number): void;
-  info(): { blas: string; core: string; threads: number };
+  /** `onednn`: convolutions run through oneDNN (built with libdnnl-dev), else im2col + OpenBLAS. */
+  info(): { blas: string; core: string; threads: number; onednn: boolean };
 }
 
 /** Operation codes shared with native/src/kernels.h (enum order). */
@@ -191,6 +192,9 @@ export function loadNativeAddon(): AddonStatus {
   }
   chooseBlasCore();
   process.env.OPENBLAS_NUM_THREADS ??= "1";
+  // oneDNN runs on OpenMP: idle threads sleep instead of spinning, which collapses when several
+  // training processes share the cores (a simulated federation). An operator's setting wins.
+  process.env.OMP_WAIT_POLICY ??= "PASSIVE";
   try {
     status = { addon: createRequire(import.meta.url)(ADDON_PATH) as NativeAddon };
   } catch (err) {

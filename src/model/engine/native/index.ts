@@ -17,7 +17,8 @@ export function prepareNativeBackend(
   status.addon.setThreads(threads);
   registerNativeBackend(status.addon);
   const info = status.addon.info();
-  return { ready: true, kernels: `native kernels x${info.threads} threads, OpenBLAS ${info.core}` };
+  const conv = info.onednn ? "oneDNN convolutions" : `im2col + OpenBLAS ${info.core} convolutions`;
+  return { ready: true, kernels: `native kernels x${info.threads} threads, ${conv}` };
 }
 
 /** True when the active tfjs backend is the native one. */

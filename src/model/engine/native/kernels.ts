@@ -6,14 +6,13 @@ import { NativeBackend } from "./backend.js";
 export const NATIVE_BACKEND = "native";
 
 /**
- * Kernels only the native backend has (./ops use them when the active backend registers them):
- * a sum of convolutions with an optional nearest-neighbour upsampling of the inputs, its two
- * gradients, and training batch norm over domain groups fused with the following ReLU.
+ * Kernels only the native backend has (the engine ops in ../conv.ts and ../batch-norm.ts use them
+ * when the active backend registers them): a sum of convolutions into one output (its gradient
+ * is the standard kernels' per term), and training batch norm over domain groups, optionally
+ * fused with the following ReLU, with its gradient.
  */
 export const FUSED = {
   conv: "FedjointConv2D",
-  convInput: "FedjointConv2DBackpropInput",
-  convFilter: "FedjointConv2DBackpropFilter",
   batchNorm: "FedjointBatchNormTrain",
   batchNormGrad: "FedjointBatchNormTrainGrad",
 } as const;
@@ -30,8 +29,6 @@ interface ConvAttrs {
   dataFormat?: "NHWC" | "NCHW";
   dilations?: number | [number, number];
   dimRoundingMode?: "floor" | "round" | "ceil";
-  /** Fused kernels: the input is read nearest-upsampled by this factor. */
-  up?: number;
 }
 
 function register(name: string, impl: Impl): void {
@@ -66,17 +63,15 @@ function broadcastStrides(inShape: number[], outShape: number[]): number[] {
   return outShape.map((_, d) => (d < lead || inShape[d - lead] === 1 ? 0 : own[d - lead]));
 }
 
-/** [n,h,w,c,kh,kw,o,outH,outW,stride,dilation,padTop,padLeft,up] for native/src conv kernels. */
+/** [n,h,w,c,kh,kw,o,outH,outW,stride,dilation,padTop,padLeft] for native/src conv kernels. */
 function convGeometry(
   source: Shape4,
   filter: Shape4,
   a: ConvAttrs,
 ): { g: number[]; out: Shape4 } | undefined {
   if ((a.dataFormat ?? "NHWC") !== "NHWC") return undefined;
-  const up = a.up ?? 1;
-  const logical: Shape4 = [source[0], source[1] * up, source[2] * up, source[3]];
   const info = tf.backend_util.computeConv2DInfo(
-    logical,
+    source,
     filter,
     a.strides,
     a.dilations ?? 1,
@@ -101,7 +96,6 @@ function convGeometry(
     info.dilationHeight,
     info.padInfo.top,
     info.padInfo.left,
-    up,
   ];
   return { g, out: [info.batchSize, info.outHeight, info.outWidth, info.outChannels] };
 }
@@ -332,7 +326,7 @@ export function registerNativeBackend(addon: NativeAddon): void {
     });
   });
 
-  // Convolutions: the standard kernels and the fused multi-input / upsampling ones.
+  // Convolutions: the standard kernels and the multi-input sum.
   const convForward = (pairs: [tf.TensorInfo, tf.TensorInfo][], backend: NativeBackend, a: ConvAttrs) => {
     const xs = pairs.map(([x]) => backend.f32(x));
     const ws = pairs.map(([, w]) => backend.f32(w));
@@ -394,13 +388,6 @@ export function registerNativeBackend(addon: NativeAddon): void {
     );
     return convForward(pairs, backend, attrs as unknown as ConvAttrs);
   });
-  fusedOnly(FUSED.convInput, ({ inputs, backend, attrs }) =>
-    convInput(inputs.dy, inputs.filter, attrs.inputShape as Shape4, backend, attrs as unknown as ConvAttrs),
-  );
-  fusedOnly(FUSED.convFilter, ({ inputs, backend, attrs }) =>
-    convFilter(inputs.x, inputs.dy, attrs.filterShape as Shape4, backend, attrs as unknown as ConvAttrs),
-  );
-
   // Batch norm over domain groups: x [G, A, B, C], γ and β [G, 1, 1, C].
   fusedOnly(FUSED.batchNorm, ({ inputs, backend, attrs }) => {
     const { x, gamma, beta } = inputs;
