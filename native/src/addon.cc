@@ -377,6 +377,13 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   });
 }
 
+napi_value UseOneDnn(napi_env env, napi_callback_info info) {
+  return Guard(env, [&] {
+    Args a(env, info, 1, "useOneDnn");
+    fj::DnnlEnable(a.Bool(0));
+  });
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value obj, v;
   napi_create_object(env, &obj);
@@ -412,6 +419,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"fill", nullptr, FillValue, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"useOneDnn", nullptr, UseOneDnn, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -91,6 +91,7 @@ struct Cached {
 };
 
 std::mutex gMutex;
+bool gEnabled = true;
 std::map<Key, std::unique_ptr<Cached>> gCache;
 
 Cached* Lookup(const Key& key) {
@@ -108,12 +109,14 @@ void PrepareWeights(Cached* c, const memory::desc& user, bool toBlocked) {
 
 }  // namespace
 
-bool DnnlAvailable() { return true; }
+bool DnnlAvailable() { return gEnabled; }
+void DnnlEnable(bool on) { gEnabled = on; }
 
 void DnnlSetThreads(int n) { omp_set_num_threads(n); }
 
 bool DnnlConvForward(int parts, const float* const* x, const float* const* w, const int64_t* channels, float* out,
                      const ConvGeometry& g) {
+  if (!gEnabled) return false;
   std::lock_guard<std::mutex> lock(gMutex);
   try {
     std::vector<Cached*> prims;
@@ -150,6 +153,7 @@ bool DnnlConvForward(int parts, const float* const* x, const float* const* w, co
 }
 
 bool DnnlConvInputGrad(const float* dy, const float* w, float* dx, const ConvGeometry& g) {
+  if (!gEnabled) return false;
   std::lock_guard<std::mutex> lock(gMutex);
   try {
     Dims d;
@@ -184,6 +188,7 @@ bool DnnlConvInputGrad(const float* dy, const float* w, float* dx, const ConvGeo
 }
 
 bool DnnlConvFilterGrad(const float* x, const float* dy, float* dw, const ConvGeometry& g) {
+  if (!gEnabled) return false;
   std::lock_guard<std::mutex> lock(gMutex);
   try {
     Dims d;
@@ -223,6 +228,7 @@ bool DnnlConvFilterGrad(const float* x, const float* dy, float* dw, const ConvGe
 
 namespace fj {
 bool DnnlAvailable() { return false; }
+void DnnlEnable(bool) {}
 void DnnlSetThreads(int) {}
 bool DnnlConvForward(int, const float* const*, const float* const*, const int64_t*, float*, const ConvGeometry&) {
   return false;

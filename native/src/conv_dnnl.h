@@ -8,6 +8,8 @@
 namespace fj {
 
 bool DnnlAvailable();
+/** Turns the oneDNN path off (then every convolution takes the im2col + OpenBLAS path) or on. */
+void DnnlEnable(bool on);
 void DnnlSetThreads(int n);
 // Same contracts as ConvForward / ConvInputGrad / ConvFilterGrad; false = not handled here.
 bool DnnlConvForward(int parts, const float* const* x, const float* const* w, const int64_t* channels, float* out,

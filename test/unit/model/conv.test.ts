@@ -4,6 +4,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { useBackend } from "../../../src/model/engine/backend.js";
 import { type ConvPadding, conv2d, conv2dSum } from "../../../src/model/engine/conv.js";
+import { loadNativeAddon } from "../../../src/model/engine/native/addon.js";
 import { maxPool2x } from "../../../src/model/engine/resample.js";
 
 interface Case {
@@ -103,10 +104,12 @@ describe("conv2d with project gradients", () => {
     await tf.setBackend("cpu");
   });
 
-  // wasm: gradients composed of forward kernels; native: its own conv kernels; cpu: tfjs's.
-  for (const backend of ["cpu", "wasm", "native"] as const) {
+  // wasm: gradients composed of forward kernels; native: oneDNN (in a build with libdnnl-dev)
+  // and im2col + OpenBLAS; cpu: tfjs's own kernels.
+  for (const variant of ["cpu", "wasm", "native", "native-openblas"] as const) {
+    const backend = variant === "native-openblas" ? "native" : variant;
     for (const c of cases) {
-      it(`${backend}: k${c.k} s${c.stride} ${c.padding} ${c.n}x${c.h}x${c.w}x${c.c}->${c.o} matches tf.grads on cpu`, async () => {
+      it(`${variant}: k${c.k} s${c.stride} ${c.padding} ${c.n}x${c.h}x${c.w}x${c.c}->${c.o} matches tf.grads on cpu`, async () => {
         const x = seeded([c.n, c.h, c.w, c.c], 1 + c.k * 7 + c.stride);
         const w = seeded([c.k, c.k, c.c, c.o], 99 + c.h);
         await tf.setBackend("cpu");
@@ -122,7 +125,9 @@ describe("conv2d with project gradients", () => {
         const g = seeded(probe, 7);
         const ref = reference(c, x, w, g);
         await useBackend(backend);
+        loadNativeAddon().addon?.useOneDnn(variant !== "native-openblas");
         const got = ours(c, x, w, () => g);
+        loadNativeAddon().addon?.useOneDnn(true);
         expect(relDiff(got.y, ref.y)).toBeLessThan(1e-4);
         expect(relDiff(got.dx, ref.dx)).toBeLessThan(1e-4);
         expect(relDiff(got.dw, ref.dw)).toBeLessThan(1e-4);

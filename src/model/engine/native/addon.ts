@@ -114,6 +114,8 @@ export interface NativeAddon {
     step: number,
   ): void;
   setThreads(n: number): void;
+  /** Off: convolutions take the im2col + OpenBLAS path even in a oneDNN build (FEDJOINT_ONEDNN=0, tests). */
+  useOneDnn(on: boolean): void;
   /** `onednn`: convolutions run through oneDNN (built with libdnnl-dev), else im2col + OpenBLAS. */
   info(): { blas: string; core: string; threads: number; onednn: boolean };
 }

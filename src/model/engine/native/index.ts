@@ -15,6 +15,7 @@ export function prepareNativeBackend(
   const status = loadNativeAddon();
   if (!status.addon) return { ready: false, reason: status.reason };
   status.addon.setThreads(threads);
+  if (process.env.FEDJOINT_ONEDNN === "0") status.addon.useOneDnn(false);
   registerNativeBackend(status.addon);
   const info = status.addon.info();
   const conv = info.onednn ? "oneDNN convolutions" : `im2col + OpenBLAS ${info.core} convolutions`;
