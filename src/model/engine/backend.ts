@@ -104,7 +104,7 @@ export async function initEngine(
     const native = prepareNativeBackend(threads);
     if (native.ready) {
       await tf.setBackend(NATIVE_BACKEND);
-      info = { backend: NATIVE_BACKEND, device: native.kernels, provider: "fedjoint native/ (OpenBLAS)" };
+      info = { backend: NATIVE_BACKEND, device: native.kernels, provider: "fedjoint native/" };
     } else if (choice === "native") {
       throw new EnvironmentError(
         "FJ_ENGINE_NATIVE",

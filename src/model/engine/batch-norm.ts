@@ -1,3 +1,4 @@
+import { withoutTape } from "./backprop.js";
 import { FUSED } from "./native/index.js";
 import { tf } from "./tf.js";
 
@@ -87,4 +88,31 @@ export function batchNormTrain(
   const y = op(x, gamma, beta) as tf.Tensor4D;
   if (!stats) throw new Error("batchNormTrain: forward did not run");
   return { y, mean: stats.mean, variance: stats.variance };
+}
+
+/**
+ * A running statistic's next value: (1 − momentum)·running + momentum·scale·batch[row], with
+ * running [C] and batch [G, 1, 1, C] (row = the domain group). Off the gradient tape; one kernel
+ * on the native backend instead of six.
+ */
+export function runningAverage(
+  running: tf.Tensor,
+  batch: tf.Tensor4D,
+  row: number,
+  scale: number,
+  momentum: number,
+): tf.Tensor {
+  return withoutTape(() => {
+    if (tf.getKernel(FUSED.runningAverage, tf.getBackend())) {
+      const attrs = { row, a: 1 - momentum, b: momentum * scale } as unknown as tf.NamedAttrMap;
+      return tf.engine().runKernel(FUSED.runningAverage, { running, batch }, attrs) as tf.Tensor;
+    }
+    const c = batch.shape[3];
+    return tf.tidy(() =>
+      tf.add(
+        tf.mul(running, 1 - momentum),
+        tf.mul(tf.slice(batch, [row, 0, 0, 0], [1, 1, 1, c]).reshape([c]), momentum * scale),
+      ),
+    );
+  });
 }

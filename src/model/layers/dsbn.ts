@@ -1,6 +1,5 @@
 import type { Joint } from "../api.js";
-import { withoutTape } from "../engine/backprop.js";
-import { type BatchNormOptions, batchNormTrain } from "../engine/batch-norm.js";
+import { type BatchNormOptions, batchNormTrain, runningAverage } from "../engine/batch-norm.js";
 import { tf } from "../engine/tf.js";
 import type { ParamStore } from "../params.js";
 import { equalGroups, type ForwardContext } from "./context.js";
@@ -81,18 +80,12 @@ export class DomainBatchNorm {
     const grouped = x.reshape([d, (n / d) * h, w, c]) as tf.Tensor4D;
     const { y, mean, variance } = batchNormTrain(grouped, stack("gamma"), stack("beta"), BN_EPSILON, options);
     const unbiased = m > 1 ? m / (m - 1) : 1;
+    const momentum = ctx.statMomentum ?? BN_MOMENTUM;
     vs.forEach((v, i) => {
-      const [bm, bv] = withoutTape(() =>
-        tf.tidy(() => [
-          tf.slice(mean, [i, 0, 0, 0], [1, 1, 1, c]).reshape([c]),
-          tf.slice(variance, [i, 0, 0, 0], [1, 1, 1, c]).reshape([c]),
-        ]),
-      );
       ctx.statUpdates.push(
-        { variable: v.mean, value: tf.keep(blend(v.mean, bm, 1, ctx.statMomentum)) },
-        { variable: v.variance, value: tf.keep(blend(v.variance, bv, unbiased, ctx.statMomentum)) },
+        { variable: v.mean, value: tf.keep(runningAverage(v.mean, mean, i, 1, momentum)) },
+        { variable: v.variance, value: tf.keep(runningAverage(v.variance, variance, i, unbiased, momentum)) },
       );
-      tf.dispose([bm, bv]);
     });
     tf.dispose([mean, variance]);
     return y.reshape([n, h, w, c]);
@@ -110,13 +103,6 @@ export class DomainBatchNorm {
   private concat(parts: tf.Tensor4D[]): tf.Tensor4D {
     return parts.length === 1 ? parts[0] : tf.concat(parts, 0);
   }
-}
-
-/** running ← (1 − m)·running + m·scale·batch (off the gradient tape: no gradient flows here). */
-function blend(running: tf.Variable, batch: tf.Tensor, scale: number, momentum = BN_MOMENTUM): tf.Tensor {
-  return withoutTape(() =>
-    tf.tidy(() => tf.add(tf.mul(running, 1 - momentum), tf.mul(batch, momentum * scale))),
-  );
 }
 
 /** Applies and disposes the running-stat updates a training forward pass left in the context. */

@@ -1,7 +1,7 @@
 import "@tensorflow/tfjs-backend-wasm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { useBackend } from "../../../src/model/engine/backend.js";
-import { batchNormTrain } from "../../../src/model/engine/batch-norm.js";
+import { batchNormTrain, runningAverage } from "../../../src/model/engine/batch-norm.js";
 import { tf } from "../../../src/model/engine/tf.js";
 
 /** Reference: the textbook formula (then ReLU) differentiated by tfjs itself. */
@@ -63,5 +63,24 @@ describe("batchNormTrain (grouped, closed-form gradient, optional fused ReLU)", 
         await tf.setBackend("cpu");
       });
     }
+  }
+  for (const backend of ["cpu", "wasm", "native"] as const) {
+    it(`${backend}: runningAverage = (1 − m)·running + m·scale·batch[row], nothing recorded for gradients`, async () => {
+      await useBackend(backend);
+      tf.tidy(() => {
+        const running = tf.tensor1d([1, 2, 3]);
+        const batch = tf.tensor4d([10, 20, 30, 40, 50, 60], [2, 1, 1, 3]);
+        const next = runningAverage(running, batch, 1, 2, 0.1).dataSync();
+        const want = [0.9 * 1 + 0.2 * 40, 0.9 * 2 + 0.2 * 50, 0.9 * 3 + 0.2 * 60];
+        for (let i = 0; i < 3; i++) expect(next[i]).toBeCloseTo(want[i], 5);
+        const v = tf.variable(tf.ones([3]), true, `ra_${backend}_${Math.random()}`);
+        const g = tf.grad((t: tf.Tensor) => tf.add(tf.sum(t), tf.sum(runningAverage(v, batch, 0, 1, 0.5))))(
+          v,
+        );
+        expect(Array.from(g.dataSync())).toEqual([1, 1, 1]);
+        v.dispose();
+      });
+      await tf.setBackend("cpu");
+    });
   }
 });

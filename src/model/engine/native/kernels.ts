@@ -14,6 +14,7 @@ export const NATIVE_BACKEND = "native";
 export const FUSED = {
   conv: "FedjointConv2D",
   batchNorm: "FedjointBatchNormTrain",
+  runningAverage: "FedjointRunningAverage",
   batchNormGrad: "FedjointBatchNormTrainGrad",
 } as const;
 
@@ -388,6 +389,20 @@ export function registerNativeBackend(addon: NativeAddon): void {
     );
     return convForward(pairs, backend, attrs as unknown as ConvAttrs);
   });
+  // (1 − m)·running + m·s·batch[row] for batch-norm running statistics: a few hundred floats, in JS.
+  fusedOnly(FUSED.runningAverage, ({ inputs, backend, attrs }) => {
+    const rv = backend.f32(inputs.running);
+    const bv = backend.f32(inputs.batch);
+    if (!rv || !bv) return undefined;
+    const c = rv.length;
+    const base = Number(attrs.row) * c;
+    const a = Number(attrs.a);
+    const b = Number(attrs.b);
+    return backend.output([c], (out) => {
+      for (let i = 0; i < c; i++) out[i] = a * rv[i] + b * bv[base + i];
+    });
+  });
+
   // Batch norm over domain groups: x [G, A, B, C], γ and β [G, 1, 1, C].
   fusedOnly(FUSED.batchNorm, ({ inputs, backend, attrs }) => {
     const { x, gamma, beta } = inputs;
