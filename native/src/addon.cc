@@ -1,6 +1,7 @@
 // N-API bindings of the native kernels. Every tensor argument is a Float32Array (Int32Array for
 // index tables) in ordinary memory; its length is checked against the shape arguments before a
-// kernel touches it, and a mismatch throws FJ_NATIVE_ARGS instead of reading out of bounds.
+// kernel touches it, and a mismatch throws ERR_NATIVE_ARGS instead of reading out of bounds (a bug
+// in the TypeScript glue, never a user error: the CLI prints its stack).
 #include <cblas.h>
 #include <node_api.h>
 
@@ -135,9 +136,9 @@ napi_value Guard(napi_env env, F f) {
   try {
     f();
   } catch (const Fail& e) {
-    napi_throw_error(env, "FJ_NATIVE_ARGS", e.message.c_str());
+    napi_throw_error(env, "ERR_NATIVE_ARGS", e.message.c_str());
   } catch (const std::exception& e) {
-    napi_throw_error(env, "FJ_NATIVE", e.what());
+    napi_throw_error(env, "ERR_NATIVE_KERNEL", e.what());
   }
   return nullptr;
 }

@@ -1,10 +1,12 @@
 /**
- * "individual" training: nothing is federated. Rounds still pace the sites and carry sample
- * counts and losses, but updates hold no tensors and the aggregate is empty.
+ * Methods that federate nothing ("individual"): rounds still pace the sites and carry sample counts
+ * and losses, but results hold no tensors and the global model stays empty.
  */
-import { ProtocolError } from "../errors.js";
+import { fjError } from "../errors.js";
 import type { NamedTensor } from "../model/api.js";
-import type { ClientUpdate, RoundAggregator, Strategy, TensorSchema } from "./strategy.js";
+import type { StudyConfig } from "../study/config.js";
+import { defaultTrainInstructions, forEverySite } from "./instructions.js";
+import type { RoundAggregator, SiteResult, Strategy } from "./strategy.js";
 
 class Counter implements RoundAggregator {
   private readonly added: string[] = [];
@@ -12,21 +14,15 @@ class Counter implements RoundAggregator {
   get sites(): readonly string[] {
     return this.added;
   }
-  get totalWeight(): number {
-    return this.added.length;
-  }
   get totalSamples(): number {
     return this.samples;
   }
-  add(update: ClientUpdate): void {
-    if (update.tensors.length > 0) {
-      throw new ProtocolError(
-        "FJ_AGG_SCHEMA",
-        `update of ${update.site}: individual training sends no tensors`,
-      );
+  add(result: SiteResult): void {
+    if (result.tensors.length > 0) {
+      throw fjError("FJ_AGG_SCHEMA", `update of ${result.site}: this method federates no tensors`);
     }
-    this.added.push(update.site);
-    this.samples += update.samples;
+    this.added.push(result.site);
+    this.samples += result.samples;
   }
   result(): NamedTensor[] {
     return [];
@@ -43,16 +39,14 @@ class Counter implements RoundAggregator {
   }
 }
 
-export class LocalOnly implements Strategy {
-  readonly name = "local-only";
-  readonly transmitsModel = false;
-  weight(): number {
-    return 1;
-  }
-  begin(_schema: TensorSchema): RoundAggregator {
-    return new Counter();
-  }
-  restore(_schema: TensorSchema, snapshot: Buffer): RoundAggregator {
-    return Counter.restore(snapshot);
-  }
+export function localOnly(study: StudyConfig): Strategy {
+  return {
+    name: "local-only",
+    initialize: () => ({ tensors: [], scalars: {} }),
+    configureTrain: (ctx, sites) => forEverySite(sites, defaultTrainInstructions(study, ctx)),
+    configureEvaluate: (ctx, sites) => forEverySite(sites, { round: ctx.rounds }),
+    begin: () => new Counter(),
+    restore: (_schema, snapshot) => Counter.restore(snapshot),
+    aggregate: (_round, _current, state) => ({ model: [], state }),
+  };
 }

@@ -3,11 +3,16 @@
  * total) plus the weight sum; each update is folded in and can be dropped. Memory O(|Θ|),
  * independent of the number of sites.
  */
-import { ProtocolError } from "../errors.js";
+import { z } from "zod";
+import { fjError } from "../errors.js";
 import type { NamedTensor } from "../model/api.js";
-import type { ClientUpdate, RoundAggregator, TensorSchema } from "./strategy.js";
+import type { RoundAggregator, SiteResult, TensorSchema } from "./strategy.js";
 
 const MAGIC = "FJACC1";
+
+/** How results weigh in the mean: by sample count (FedAvg) or uniform (every site/joint alike). */
+export const weightingSchema = z.enum(["samples", "uniform"]).default("samples");
+export type Weighting = z.output<typeof weightingSchema>;
 
 export class WeightedMean implements RoundAggregator {
   private readonly schema: TensorSchema;
@@ -17,6 +22,11 @@ export class WeightedMean implements RoundAggregator {
   private weight = 0;
   private samples = 0;
   private readonly added: string[] = [];
+
+  /** The weight function of a weighting. */
+  static weightOf(weighting: Weighting): (u: { samples: number }) => number {
+    return weighting === "uniform" ? () => 1 : (u) => u.samples;
+  }
 
   constructor(schema: TensorSchema, weightOf: (u: { samples: number }) => number) {
     this.schema = schema;
@@ -30,23 +40,17 @@ export class WeightedMean implements RoundAggregator {
   get sites(): readonly string[] {
     return this.added;
   }
-  get totalWeight(): number {
-    return this.weight;
-  }
   get totalSamples(): number {
     return this.samples;
   }
 
-  add(update: ClientUpdate): void {
+  add(update: SiteResult): void {
     const w = this.weightOf(update);
     if (!(w > 0) || !Number.isFinite(w)) {
-      throw new ProtocolError(
-        "FJ_AGG_WEIGHT",
-        `update of ${update.site}: weight ${w}, expected a finite value > 0`,
-      );
+      throw fjError("FJ_AGG_WEIGHT", `update of ${update.site}: weight ${w}, expected a finite value > 0`);
     }
     if (update.tensors.length !== this.acc.length) {
-      throw new ProtocolError(
+      throw fjError(
         "FJ_AGG_SCHEMA",
         `update of ${update.site}: ${update.tensors.length} tensors, expected ${this.acc.length}`,
       );
@@ -54,7 +58,7 @@ export class WeightedMean implements RoundAggregator {
     for (const t of update.tensors) {
       const i = this.index.get(t.name);
       if (i === undefined || this.acc[i].length !== t.data.length) {
-        throw new ProtocolError("FJ_AGG_SCHEMA", `update of ${update.site}: unexpected tensor ${t.name}`);
+        throw fjError("FJ_AGG_SCHEMA", `update of ${update.site}: unexpected tensor ${t.name}`);
       }
     }
     for (const t of update.tensors) {
@@ -68,7 +72,7 @@ export class WeightedMean implements RoundAggregator {
   }
 
   result(): NamedTensor[] {
-    if (this.weight <= 0) throw new ProtocolError("FJ_AGG_EMPTY", "no update to aggregate");
+    if (this.weight <= 0) throw fjError("FJ_AGG_EMPTY", "no update to aggregate");
     return this.schema.tensors.map((t, i) => {
       const a = this.acc[i];
       const data = new Float32Array(a.length);
@@ -103,7 +107,7 @@ export class WeightedMean implements RoundAggregator {
     };
     const expected = 4 + n + m.acc.reduce((s, a) => s + a.byteLength, 0);
     if (meta.magic !== MAGIC || buf.length !== expected) {
-      throw new ProtocolError(
+      throw fjError(
         "FJ_AGG_SNAPSHOT",
         `aggregator snapshot: ${buf.length} bytes, expected ${expected} for this schema`,
       );

@@ -1,22 +1,41 @@
 #!/usr/bin/env node
 /**
  * `coordinator --config study.yaml --state DIR [--host H] [--port P] --cert coordinator.pem
- *  --key coordinator.key --ca ca.pem [--insecure] [--nats URL] [--json]`
+ *  --key coordinator.key --ca ca.pem [--operator CN] [--insecure] [--nats URL]
+ *  [--dashboard [HOST]:PORT] [--json]`
  * Runs (or resumes) a federated study and exits when it is done; with --json prints the study
  * summary as one JSON line on stdout.
+ *
+ * Start-up order, so that a failure stops everything with one line and a non-zero exit before
+ * anything is half-started: the config and the options that need no I/O (plaintext on loopback
+ * only, operator CNs that are no site, the dashboard address and token), the event bus, the
+ * dashboard (when asked for: a dashboard that cannot start stops the coordinator), then the
+ * coordinator (TLS files, the state directory, the gRPC port). SIGINT and SIGTERM are handled from
+ * the first line on: whatever the stage, what was started is closed and the process exits 130
+ * (SIGINT) or 143 (SIGTERM); the state directory is consistent at any moment (atomic writes).
  */
 import path from "node:path";
-import { Command } from "commander";
-import { createEventBus } from "../coordinator/bus-nats.js";
-import { loadStudyConfig } from "../coordinator/config.js";
-import { startCoordinator } from "../coordinator/server.js";
+import {
+  type Coordinator,
+  checkCoordinatorOptions,
+  DEFAULT_OPERATOR,
+  startCoordinator,
+} from "../coordinator/server.js";
+import { DEFAULT_STREAM_LIMITS } from "../coordinator/service.js";
 import { summarize } from "../coordinator/summary.js";
-import { parseDashboardAddress } from "../dashboard/auth.js";
+import { checkDashboardAccess, parseDashboardAddress } from "../dashboard/auth.js";
 import { startDashboard } from "../dashboard/server.js";
 import type { DashboardHandle } from "../dashboard/types.js";
+import { fjError } from "../errors.js";
 import { writeReport } from "../eval/report.js";
+import { createEventBus } from "../events/bus-nats.js";
+import type { EventBus } from "../events/events.js";
 import { createLogger } from "../log.js";
-import { intOption, printJson, runProgram } from "./run.js";
+import { SITE_NAME_PATTERN } from "../protocol/certs.js";
+import { loadStudyConfig } from "../study/config.js";
+import { Command, intOption, printJson, runProgram } from "./run.js";
+
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
 const program = new Command("coordinator")
   .description("run the federation coordinator of a study (resumes from --state)")
@@ -27,7 +46,24 @@ const program = new Command("coordinator")
   .option("--cert <file>", "coordinator certificate (PEM)")
   .option("--key <file>", "coordinator private key (PEM)")
   .option("--ca <file>", "CA certificate that signs the site certificates (PEM)")
-  .option("--insecure", "plaintext gRPC without client authentication (local demos only)")
+  .option(
+    "--operator <cn>",
+    `certificate CN allowed to Watch the study (repeat for several; default ${DEFAULT_OPERATOR})`,
+    (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+  )
+  .option(
+    "--stream-idle-s <s>",
+    "end a stream that sends nothing for this long",
+    intOption("--stream-idle-s"),
+    DEFAULT_STREAM_LIMITS.idleMs / 1000,
+  )
+  .option(
+    "--stream-total-s <s>",
+    "end a stream that lasts longer than this",
+    intOption("--stream-total-s"),
+    DEFAULT_STREAM_LIMITS.totalMs / 1000,
+  )
+  .option("--insecure", "plaintext gRPC without client authentication (local demos on loopback only)")
   .option("--nats <url>", "publish study events to NATS JetStream (else in-process)")
   .option(
     "--dashboard <[host]:port>",
@@ -43,55 +79,93 @@ const program = new Command("coordinator")
       cert?: string;
       key?: string;
       ca?: string;
+      operator?: string[];
+      streamIdleS: number;
+      streamTotalS: number;
       insecure?: boolean;
       nats?: string;
       dashboard?: string;
       json?: boolean;
     }) => {
       const log = createLogger({ name: "coordinator" });
+      let bus: EventBus | undefined;
+      let dashboard: DashboardHandle | undefined;
+      let coordinator: Coordinator | undefined;
+      const closeAll = async () => {
+        await dashboard?.close();
+        await coordinator?.close();
+        await bus?.close();
+      };
+      let stopping = false;
+      const stop = (signal: NodeJS.Signals) => {
+        if (stopping) process.exit(SIGNAL_EXIT[signal]);
+        stopping = true;
+        log.info({ signal, status: coordinator?.study.status ?? "starting" }, "stopping coordinator");
+        const force = setTimeout(() => process.exit(SIGNAL_EXIT[signal]), 10_000);
+        force.unref();
+        closeAll().then(
+          () => process.exit(SIGNAL_EXIT[signal]),
+          (err: unknown) => {
+            log.error({ err }, "error while stopping");
+            process.exit(SIGNAL_EXIT[signal]);
+          },
+        );
+      };
+      process.once("SIGINT", () => stop("SIGINT"));
+      process.once("SIGTERM", () => stop("SIGTERM"));
+
       const config = await loadStudyConfig(f.config);
-      if (f.insecure) {
-        log.warn(
-          "INSECURE MODE: no TLS, no client authentication, site identities are not verified — local demos only",
-        );
-        process.stderr.write(
-          "WARNING: coordinator running with --insecure (no TLS, anyone can act as any site)\n",
-        );
+      const operators = f.operator ?? [DEFAULT_OPERATOR];
+      for (const op of operators) {
+        if (!SITE_NAME_PATTERN.test(op)) {
+          throw fjError(
+            "FJ_CLI_ARG",
+            `--operator is '${op}', expected letters, digits, _ or - (a certificate CN)`,
+          );
+        }
       }
-      const bus = await createEventBus({ natsUrl: f.nats, logger: log });
-      const coordinator = await startCoordinator({
+      const options = {
         config,
         stateDir: f.state,
         host: f.host,
         port: f.port,
         tls: { cert: f.cert, key: f.key, ca: f.ca },
         insecure: f.insecure === true,
-        bus,
+        operators,
+        limits: { idleMs: f.streamIdleS * 1000, totalMs: f.streamTotalS * 1000 },
         log,
-      });
-      let dashboard: DashboardHandle | undefined;
-      if (f.dashboard) {
-        const { host, port } = parseDashboardAddress(f.dashboard, "--dashboard");
-        dashboard = await startDashboard({
-          bus,
-          study: config.study,
-          host,
-          port,
-          token: process.env.FEDJOINT_DASHBOARD_TOKEN || undefined,
-          embeddings: async () => coordinator.study.latestEmbeddings(),
-          logger: log,
-        });
-        log.info({ url: dashboard.url }, "dashboard listening");
-      }
-      const stop = async (signal: string) => {
-        log.info({ signal }, "stopping coordinator");
-        await dashboard?.close();
-        await coordinator.close();
-        await bus.close();
-        process.exit(130);
       };
-      process.once("SIGINT", () => void stop("SIGINT"));
-      process.once("SIGTERM", () => void stop("SIGTERM"));
+      checkCoordinatorOptions(options);
+      const dashboardAddress =
+        f.dashboard === undefined ? undefined : parseDashboardAddress(f.dashboard, "--dashboard");
+      const token = process.env.FEDJOINT_DASHBOARD_TOKEN || undefined;
+      if (dashboardAddress) checkDashboardAccess({ ...dashboardAddress, token });
+      if (f.insecure) {
+        log.warn(
+          "INSECURE MODE: no TLS, no client authentication, site identities are not verified — local demos only",
+        );
+        process.stderr.write(
+          "WARNING: coordinator running with --insecure (no TLS, anyone on this machine can act as any site)\n",
+        );
+      }
+      try {
+        bus = await createEventBus({ natsUrl: f.nats, logger: log });
+        if (dashboardAddress) {
+          dashboard = await startDashboard({
+            bus,
+            study: config.study,
+            ...dashboardAddress,
+            token,
+            embeddings: async () => coordinator?.study.latestEmbeddings() ?? null,
+            logger: log,
+          });
+          log.info({ url: dashboard.url }, "dashboard listening");
+        }
+        coordinator = await startCoordinator({ ...options, bus });
+      } catch (err) {
+        await closeAll();
+        throw err;
+      }
       await coordinator.study.done;
       // let every site receive "done" before the server goes away (a lost site is not waited for long)
       const released = await coordinator.study.sitesReleased(10_000);
@@ -100,9 +174,7 @@ const program = new Command("coordinator")
       // the study's tables (report.md, metrics.csv, metrics.json): `fedjoint report --runs` merges them
       const report = await writeReport(path.resolve(f.state, "report"), coordinator.study.results());
       log.info({ dir: report.dir, files: report.files }, "study report written");
-      await dashboard?.close();
-      await coordinator.close();
-      await bus.close();
+      await closeAll();
       if (f.json) printJson(summary);
       else process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     },

@@ -1,9 +1,11 @@
 import { Command, CommanderError } from "commander";
-import { FedjointError } from "../errors.js";
+import { FedjointError, fjError } from "../errors.js";
 
 /**
  * Runs a CLI program: a FedjointError becomes one line `CODE: message` on stderr and its exit
- * code; anything else is a bug and prints its stack with exit code 1.
+ * code — plus, only when stderr is a terminal, a second line with the registry's remedy (scripts
+ * and tests reading stderr see exactly one line); anything else is a bug and prints its stack with
+ * exit code 1.
  */
 export async function runProgram(program: Command, argv: string[] = process.argv): Promise<void> {
   program.exitOverride();
@@ -16,6 +18,7 @@ export async function runProgram(program: Command, argv: string[] = process.argv
     }
     if (err instanceof FedjointError) {
       process.stderr.write(`${err.toLine()}\n`);
+      if (process.stderr.isTTY && err.remedy !== undefined) process.stderr.write(`  → ${err.remedy}\n`);
       process.exitCode = err.exitCode;
       return;
     }
@@ -34,7 +37,7 @@ export function intOption(flag: string, min = 1) {
   return (value: string): number => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < min) {
-      throw new FedjointError("FJ_CLI_ARG", `${flag} is '${value}', expected an integer ≥ ${min}`);
+      throw fjError("FJ_CLI_ARG", `${flag} is '${value}', expected an integer ≥ ${min}`);
     }
     return n;
   };
@@ -43,8 +46,7 @@ export function intOption(flag: string, min = 1) {
 export function numberOption(flag: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isFinite(n))
-      throw new FedjointError("FJ_CLI_ARG", `${flag} is '${value}', expected a number`);
+    if (!Number.isFinite(n)) throw fjError("FJ_CLI_ARG", `${flag} is '${value}', expected a number`);
     return n;
   };
 }

@@ -3,19 +3,23 @@
  * `site-client --joint knee --data DIR --coordinator HOST:PORT --cert site.pem --key site.key
  *  --ca ca.pem --state DIR [--site NAME] [--backend auto|native|wasm|…] [--insecure] [--json]`
  * Validates the local dataset, joins the study and trains until the study is done. The site
- * name is the certificate's subject CN (or --site with --insecure). Progress bar on a TTY.
+ * name is the certificate's subject CN (or --site with --insecure, which only reaches a
+ * coordinator on this machine's loopback). Progress bar on a TTY. A refused certificate or an
+ * untrusted coordinator ends the site at once (FJ_SITE_TLS), not after --retry-for. SIGINT and
+ * SIGTERM close the connection and exit 130 / 143; Γ_k checkpoints are atomic, so a restarted
+ * site resumes from its state directory.
  */
 import { X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import cliProgress from "cli-progress";
 import { Command } from "commander";
-import { InputError } from "../errors.js";
+import { fjError } from "../errors.js";
+import { JOINTS, type Joint } from "../joints.js";
 import { createLogger } from "../log.js";
-import { JOINTS, type Joint } from "../model/api.js";
 import { initEngine, parseBackendChoice } from "../model/engine/backend.js";
 import { SiteClient } from "../site-client/client.js";
-import { validateSiteData } from "../site-client/data.js";
 import { Transport } from "../site-client/transport.js";
+import { validateSiteData } from "../study/site-data.js";
 import { intOption, printJson, runProgram } from "./run.js";
 
 async function certificateCn(file: string): Promise<string> {
@@ -23,18 +27,20 @@ async function certificateCn(file: string): Promise<string> {
   try {
     pem = await readFile(file);
   } catch (err) {
-    throw new InputError(
+    throw fjError(
       "FJ_TLS_READ",
       `--cert ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? "error"})`,
     );
   }
+  let subject: string | undefined;
   try {
-    const m = /(?:^|\n)CN=([^\n]+)/.exec(new X509Certificate(pem).subject);
-    if (!m) throw new Error("no CN");
-    return m[1].trim();
+    subject = new X509Certificate(pem).subject;
   } catch {
-    throw new InputError("FJ_TLS_PEM", `--cert ${file}: not a PEM certificate with a subject CN`);
+    subject = undefined;
   }
+  const cn = subject === undefined ? undefined : /(?:^|\n)CN=([^\n]+)/.exec(subject)?.[1]?.trim();
+  if (!cn) throw fjError("FJ_TLS_PEM", `--cert ${file}: not a PEM certificate with a subject CN`);
+  return cn;
 }
 
 const program = new Command("site-client")
@@ -77,11 +83,11 @@ const program = new Command("site-client")
     }) => {
       const log = createLogger({ name: "site-client" });
       if (!(JOINTS as readonly string[]).includes(f.joint)) {
-        throw new InputError("FJ_CLI_ARG", `--joint is '${f.joint}', expected one of ${JOINTS.join(", ")}`);
+        throw fjError("FJ_CLI_ARG", `--joint is '${f.joint}', expected one of ${JOINTS.join(", ")}`);
       }
       const joint = f.joint as Joint;
       if (!/^[^:\s]+:\d+$/.test(f.coordinator) && !/^\[[^\]]+\]:\d+$/.test(f.coordinator)) {
-        throw new InputError("FJ_CLI_ARG", `--coordinator is '${f.coordinator}', expected HOST:PORT`);
+        throw fjError("FJ_CLI_ARG", `--coordinator is '${f.coordinator}', expected HOST:PORT`);
       }
       let site: string;
       if (f.insecure) {
@@ -92,19 +98,15 @@ const program = new Command("site-client")
         site = f.site ?? joint;
       } else {
         if (!f.cert || !f.key || !f.ca)
-          throw new InputError(
+          throw fjError(
             "FJ_TLS_MISSING",
             "--cert, --key and --ca are required (or --insecure for a local demo)",
           );
         const cn = await certificateCn(f.cert);
         if (f.site && f.site !== cn)
-          throw new InputError("FJ_CLI_ARG", `--site ${f.site} differs from the certificate CN ${cn}`);
+          throw fjError("FJ_CLI_ARG", `--site ${f.site} differs from the certificate CN ${cn}`);
         site = cn;
       }
-      const engine = await initEngine(parseBackendChoice(f.backend), { log });
-      log.info({ site, joint, data: f.data }, "validating the local dataset");
-      const data = await validateSiteData(f.data, joint);
-      log.info({ site, joint, exams: data.exams, labels: data.labels.names }, "dataset valid");
       const transport = new Transport({
         address: f.coordinator,
         site,
@@ -113,6 +115,20 @@ const program = new Command("site-client")
         log,
         retryForMs: f.retryFor * 1000,
       });
+      for (const [signal, code] of [
+        ["SIGINT", 130],
+        ["SIGTERM", 143],
+      ] as const) {
+        process.once(signal, () => {
+          log.info({ site, signal }, "stopping site-client");
+          transport.close();
+          process.exit(code);
+        });
+      }
+      const engine = await initEngine(parseBackendChoice(f.backend), { log });
+      log.info({ site, joint, data: f.data }, "validating the local dataset");
+      const data = await validateSiteData(f.data, joint);
+      log.info({ site, joint, exams: data.exams, labels: data.labels.names }, "dataset valid");
       let bar: cliProgress.SingleBar | undefined;
       const tty = process.stderr.isTTY === true && !f.json;
       const client = new SiteClient({

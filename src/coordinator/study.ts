@@ -1,38 +1,56 @@
 /**
  * The study state machine: fold → phase (AE, SEG) → round. Transport-free: the gRPC service
- * (./service.ts) authenticates callers and moves bytes; this class decides. Every accepted update
- * and every aggregation is persisted (./store.ts) before it is acknowledged, so a restarted
- * coordinator resumes exactly where it was and never counts an update twice: the ledger is
- * keyed by (site, fold, phase, round).
+ * (./service.ts) authenticates callers and moves bytes; the strategy (src/aggregation) decides
+ * what sites do and how results combine; this class drives the cursor, keeps the ledger and
+ * persists. Every accepted update and every aggregation is persisted (./store.ts) before it is
+ * acknowledged, so a restarted coordinator resumes exactly where it was and never counts an
+ * update twice: the ledger is keyed by (site, fold, phase, round). The strategy's server state is
+ * persisted with each aggregation. What every update must look like (its tensor schema) and the
+ * Θ_0 of round 0 come from the study config alone (src/study/model.ts), before any site speaks.
+ * An upload is decided on its header first (`admitUpdate`, `admitEmbeddings`: round, sample
+ * bound, loss/metric names, tensor specs), before the service reads its payload; a resumed state
+ * is validated (./state.ts) and every file it names checked against its SHA-256 (./store.ts).
  */
-import { randomInt } from "node:crypto";
-import { z } from "zod";
+import type { z } from "zod";
+import { localOnly } from "../aggregation/local-only.js";
+import { withNormBound } from "../aggregation/norm-bound.js";
+import { createStrategy } from "../aggregation/strategies/index.js";
+import type {
+  EvaluateInstructions,
+  Exclusion,
+  RoundAggregator,
+  RoundContext,
+  Strategy,
+  StrategyState,
+  TensorSchema,
+  TrainInstructions,
+} from "../aggregation/strategy.js";
 import {
-  type RoundAggregator,
-  type Strategy,
-  schemaOf,
-  strategyFor,
-  type TensorSchema,
+  checkScalars,
+  checkTensorSpecs,
+  type TensorSpec,
+  updateScalarRules,
   validateUpdate,
-} from "../aggregation/index.js";
-import { InputError, ProtocolError } from "../errors.js";
-import { planFolds } from "../eval/folds.js";
-import { examResultSchema, STUDY_RESULTS_SCHEMA, type StudyResults } from "../eval/types.js";
+} from "../aggregation/validate.js";
+import { type ErrorCode, fjError } from "../errors.js";
+import { STUDY_RESULTS_SCHEMA, type StudyResults } from "../eval/types.js";
+import type { EventBus, StudyEventInput } from "../events/events.js";
+import type { Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
-import type { Joint, NamedTensor, Phase } from "../model/api.js";
-import { phasesOf } from "../model/trainer.js";
-import {
-  type EncodedTensorSet,
-  encodeTensorSet,
-  packTensorSet,
-  unpackTensorSet,
-  type WireDtype,
-} from "../protocol/tensors.js";
-import { configHash, roundsOf, type StudyConfig, stepsOf } from "./config.js";
-import type { EventBus, StudyEventInput } from "./events.js";
-import { StateStore } from "./store.js";
+import type { NamedTensor } from "../model/api.js";
+import { scaleDims } from "../model/architecture.js";
+import { PAPER_LABELS } from "../model/labels.js";
+import { type EncodedTensorSet, packTensorSet, type WireDtype } from "../protocol/tensors.js";
+import { configHash, perDomainBatch, roundsOf, type StudyConfig } from "../study/config.js";
+import { planFolds } from "../study/folds.js";
+import { federates, methodSpec, type Phase } from "../study/methods.js";
+import { federatedSchema, initialModel } from "../study/model.js";
+import { checkEmbeddingSpecs, checkEmbeddings, EmbeddingBank, type EmbeddingSpec } from "./bank.js";
+import { GlobalModels, type ModelRecord } from "./models.js";
+import { evaluationReportSchema, parseState } from "./state.js";
+import { StateStore, unpackStateFile } from "./store.js";
 
-export const STATE_VERSION = 1;
+export const STATE_VERSION = 3;
 
 export interface Ref {
   fold: number;
@@ -51,19 +69,18 @@ export interface LedgerEntry extends Ref {
 }
 
 export interface AggregationRecord extends Ref {
+  /** Sites whose updates entered the aggregate. */
   sites: string[];
   missing: string[];
+  /** Accepted updates the strategy left out (absent: none). */
+  excluded?: Exclusion[];
   samples: number;
   openedAt: string;
   aggregatedAt: string;
   durationMs: number;
 }
 
-/** A site's evaluation of a fold: validation Dice per label and its test exam's metrics. */
-export const evaluationReportSchema = z.object({
-  validation: z.record(z.string(), z.object({ dice: z.number().min(0).max(1) })),
-  test: examResultSchema,
-});
+export { evaluationReportSchema };
 export type EvaluationReport = z.infer<typeof evaluationReportSchema>;
 
 export interface EvaluationRecord extends EvaluationReport {
@@ -76,6 +93,7 @@ export interface EvaluationRecord extends EvaluationReport {
 export interface EmbeddingRecord extends Ref {
   site: string;
   file: string;
+  sha256: string;
   vectors: number;
 }
 
@@ -98,9 +116,18 @@ export interface StudyState {
   roundOpenedAt?: string;
   finishingSince?: string;
   joined: Record<string, { joint: Joint; exams: number; backend: string; joinedAt: string }>;
-  schema: Partial<Record<Phase, TensorSchema>>;
-  models: Record<string, { rounds: number; file: string }>;
-  accumulator?: Ref & { file: string };
+  /** Latest global model per "fold/phase" (round 0: Θ_0). */
+  models: Record<string, ModelRecord>;
+  /** The strategy's server state of the current (fold, phase) after `rounds` aggregations. */
+  strategy?: {
+    fold: number;
+    phase: Phase;
+    rounds: number;
+    file?: string;
+    sha256?: string;
+    scalars: Record<string, number>;
+  };
+  accumulator?: Ref & { file: string; sha256: string };
   ledger: LedgerEntry[];
   aggregations: AggregationRecord[];
   embeddings: EmbeddingRecord[];
@@ -112,21 +139,34 @@ export interface StudyState {
 
 export type Task =
   | { kind: "wait" | "done" }
-  | { kind: "evaluate"; ref: Ref; hasModel: boolean }
+  | { kind: "evaluate"; ref: Ref; hasModel: boolean; instructions: EvaluateInstructions }
   | {
       kind: "train";
       ref: Ref;
-      steps: number;
+      /** Whether a global model exists to pull (always, when the method federates: Θ_0 in round 0). */
       hasModel: boolean;
       hasBank: boolean;
+      /** For SEG of a +mjap method: aggregations of the fold's final AE model (0 = none). */
       aeRounds: number;
-      embed: boolean;
+      instructions: TrainInstructions;
     };
 
 export type AckResult =
   | { status: "accepted" }
-  | { status: "duplicate"; code: string; reason: string }
-  | { status: "rejected"; code: string; reason: string };
+  | { status: "duplicate"; code: ErrorCode; reason: string }
+  | { status: "rejected"; code: ErrorCode; reason: string };
+
+/** What an update stream's header declares, before any payload byte is read. */
+export interface UpdateHeaderInput {
+  site: string;
+  ref: Ref;
+  samples: number;
+  loss: Record<string, number>;
+  metrics: Record<string, number>;
+  sha256: string;
+  /** The tensors the header announces (names, shapes, wire dtypes). */
+  specs: TensorSpec[];
+}
 
 export interface UpdateInput {
   site: string;
@@ -148,7 +188,6 @@ type EventBody = StudyEventInput extends infer E
   : never;
 
 const refKey = (r: Ref) => `${r.fold}/${r.phase}/${r.round}`;
-const modelKey = (fold: number, phase: Phase) => `${fold}/${phase}`;
 
 /** A promise-chain mutex: state changes and persistence run one at a time. */
 class Mutex {
@@ -171,21 +210,21 @@ export interface StudyOptions {
 
 export class Study {
   readonly config: StudyConfig;
-  readonly phases: Phase[];
+  readonly phases: readonly Phase[];
   readonly strategy: Strategy;
   readonly wireDtype: WireDtype;
+  private readonly federates: boolean;
+  private readonly schemas: Partial<Record<Phase, TensorSchema>>;
   private readonly store: StateStore;
   private readonly bus: EventBus;
   private readonly log: Logger;
   private readonly pollMs: number;
   private readonly mutex = new Mutex();
   private state!: StudyState;
+  private models!: GlobalModels;
+  private strategyState?: StrategyState;
   private aggregator?: RoundAggregator;
-  private readonly models = new Map<
-    string,
-    { rounds: number; tensors: NamedTensor[]; encoded: EncodedTensorSet }
-  >();
-  private readonly banks = new Map<string, Map<string, NamedTensor[]>>();
+  private readonly bank = new EmbeddingBank();
   private waiters = new Set<() => void>();
   private timer?: NodeJS.Timeout;
   private timedOut = false;
@@ -197,8 +236,13 @@ export class Study {
 
   constructor(options: StudyOptions) {
     this.config = options.config;
-    this.phases = phasesOf(this.config.method);
-    this.strategy = strategyFor(this.config.method, this.config.weighting);
+    const spec = methodSpec(this.config.method);
+    this.phases = spec.phases;
+    this.federates = federates(this.config.method);
+    this.strategy = this.federates
+      ? withNormBound(createStrategy(this.config), this.config.relativeNormBound)
+      : localOnly(this.config);
+    this.schemas = Object.fromEntries(this.phases.map((p) => [p, federatedSchema(this.config, p)]));
     this.wireDtype = this.config.compression === "float16" ? "float16" : "float32";
     this.store = new StateStore(options.stateDir);
     this.bus = options.bus;
@@ -209,44 +253,35 @@ export class Study {
     });
   }
 
+  /** The tensor schema every update of `phase` must match (empty when nothing is federated). */
+  schemaOf(phase: Phase): TensorSchema {
+    return this.schemas[phase] ?? { tensors: [] };
+  }
+
   /** Loads the state directory (resume) or starts a new study there. */
   async open(): Promise<{ resumed: boolean }> {
     await this.store.init();
-    const saved = await this.store.readState<StudyState>();
+    const raw = await this.store.readState();
     const hash = configHash(this.config);
-    if (saved) {
-      if (saved.version !== STATE_VERSION) {
-        throw new InputError(
-          "FJ_COORD_STATE",
-          `${this.store.file("state.json")}: version ${saved.version}, expected ${STATE_VERSION}`,
-        );
+    if (raw !== undefined) {
+      const where = this.store.file("state.json");
+      const version = (raw as { version?: unknown } | null)?.version;
+      if (version !== STATE_VERSION) {
+        throw fjError("FJ_COORD_STATE", `${where}: version ${String(version)}, expected ${STATE_VERSION}`);
       }
-      if (saved.configHash !== hash) {
-        throw new InputError(
+      const savedHash = (raw as { configHash?: unknown }).configHash;
+      if (savedHash !== hash) {
+        const savedStudy = (raw as { config?: { study?: unknown } }).config?.study;
+        throw fjError(
           "FJ_COORD_CONFIG_CHANGED",
-          `${this.store.file("state.json")} belongs to a different study config (study ${saved.config.study}); use a new --state directory or the same config`,
+          `${where} belongs to a different study config (study ${String(savedStudy)}); use a new --state directory or the same config`,
         );
       }
+      const saved = parseState(raw, this.config, STATE_VERSION, where);
+      await this.loadFiles(saved);
       this.state = saved;
       // Event seq numbers published after the last persist may be lost: leave a gap.
       this.state.seq += 1000;
-      for (const [key, m] of Object.entries(saved.models)) {
-        const tensors = unpackTensorSet(await this.store.read(m.file), this.store.file(m.file));
-        this.models.set(key, {
-          rounds: m.rounds,
-          tensors,
-          encoded: encodeTensorSet(tensors, this.wireDtype),
-        });
-      }
-      for (const e of saved.embeddings) {
-        const tensors = unpackTensorSet(await this.store.read(e.file), this.store.file(e.file));
-        this.bankOf(e).set(e.site, tensors);
-      }
-      if (saved.accumulator) {
-        const a = saved.accumulator;
-        const schema = saved.schema[a.phase] ?? { tensors: [] };
-        this.aggregator = this.strategy.restore(schema, await this.store.read(a.file));
-      }
       this.log.info(
         {
           study: this.config.study,
@@ -258,6 +293,8 @@ export class Study {
         "resumed study from state directory",
       );
       if (this.state.status === "running") {
+        // killed between advancing the cursor and writing the new phase's Θ_0: write it now
+        await this.mutex.run(() => this.startPhaseIfNew());
         this.armTimer(true);
         // killed after the last update of a round but before its aggregation: close it now
         await this.mutex.run(() => this.maybeClose());
@@ -277,7 +314,6 @@ export class Study {
       seq: 0,
       cursor: { fold: 0, phaseIndex: 0, round: 0 },
       joined: {},
-      schema: {},
       models: {},
       ledger: [],
       aggregations: [],
@@ -285,9 +321,49 @@ export class Study {
       evaluations: [],
       traffic: {},
     };
+    this.models = new GlobalModels(this.store, this.wireDtype, this.state.models);
     await this.persist();
     await this.emit({ kind: "study.started", config: this.config as unknown as Record<string, unknown> });
     return { resumed: false };
+  }
+
+  /**
+   * Reads back every file the saved state names — models, embedding banks, strategy state, the
+   * open round's aggregator — checking each against its recorded SHA-256 and format: damage is
+   * one FJ_COORD_STATE error naming the file, before anything of the study runs.
+   */
+  private async loadFiles(saved: StudyState): Promise<void> {
+    this.models = new GlobalModels(this.store, this.wireDtype, saved.models);
+    await this.models.verifyAll();
+    for (const e of saved.embeddings) {
+      const buf = await this.store.readVerified(e.file, e.sha256);
+      this.bank.put(e, e.site, unpackStateFile(buf, this.store.file(e.file)));
+    }
+    if (saved.strategy) {
+      const st = saved.strategy;
+      if (st.file !== undefined && st.sha256 === undefined) {
+        throw fjError(
+          "FJ_COORD_STATE",
+          `${this.store.file("state.json")}: strategy.sha256: missing for ${st.file}`,
+        );
+      }
+      const tensors =
+        st.file !== undefined && st.sha256 !== undefined
+          ? unpackStateFile(await this.store.readVerified(st.file, st.sha256), this.store.file(st.file))
+          : [];
+      this.strategyState = { tensors, scalars: { ...st.scalars } };
+    }
+    if (saved.accumulator) {
+      const a = saved.accumulator;
+      const buf = await this.store.readVerified(a.file, a.sha256);
+      try {
+        this.aggregator = this.strategy.restore(this.schemaOf(a.phase), buf);
+      } catch (err) {
+        throw fjError("FJ_COORD_STATE", `${this.store.file(a.file)}: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+    }
   }
 
   /**
@@ -344,26 +420,28 @@ export class Study {
     return this.mutex.run(async () => {
       const spec = this.config.sites.find((s) => s.name === site);
       if (!spec)
-        throw new ProtocolError(
-          "FJ_COORD_UNKNOWN_SITE",
-          `site ${site} is not part of study ${this.config.study}`,
-        );
+        throw fjError("FJ_COORD_UNKNOWN_SITE", `site ${site} is not part of study ${this.config.study}`);
       if (info.joint !== spec.joint) {
-        throw new ProtocolError(
+        throw fjError(
           "FJ_COORD_JOINT",
           `site ${site} declares joint ${info.joint}, the study expects ${spec.joint}`,
         );
       }
       if (!Number.isInteger(info.exams) || info.exams < 3) {
-        throw new ProtocolError(
-          "FJ_COORD_EXAMS",
-          `site ${site} has ${info.exams} exams, expected at least 3`,
-        );
+        throw fjError("FJ_COORD_EXAMS", `site ${site} has ${info.exams} exams, expected at least 3`);
       }
       if (info.exams < this.config.folds) {
-        throw new ProtocolError(
+        throw fjError(
           "FJ_COORD_EXAMS",
           `site ${site} has ${info.exams} exams, the study runs ${this.config.folds} leave-one-out folds`,
+        );
+      }
+      const canonical = PAPER_LABELS[spec.joint].names;
+      if (methodSpec(this.config.method).sharedNorm && info.labels.join() !== canonical.join()) {
+        // the "shared" method's one union head must be the same network at every site
+        throw fjError(
+          "FJ_COORD_LABELS",
+          `site ${site} declares labels ${info.labels.join(",")}, method ${this.config.method} needs the ${spec.joint} label set ${canonical.join(",")}`,
         );
       }
       this.state.joined[site] = {
@@ -393,8 +471,7 @@ export class Study {
 
   /** Long-poll: resolves with a task as soon as there is one, or "wait" after pollMs. */
   async nextTask(site: string, signal?: AbortSignal): Promise<Task> {
-    if (!this.state.joined[site])
-      throw new ProtocolError("FJ_COORD_NOT_JOINED", `site ${site} must Join first`);
+    if (!this.state.joined[site]) throw fjError("FJ_COORD_NOT_JOINED", `site ${site} must Join first`);
     const now = this.taskFor(site);
     if (now.kind !== "wait") return now;
     await new Promise<void>((resolve) => {
@@ -420,13 +497,16 @@ export class Study {
       return { kind: "done" };
     }
     const finishedFolds = st.status === "finishing" ? this.config.folds : st.cursor.fold;
+    const sites = this.config.sites.map((s) => s.name);
     for (let f = 0; f < finishedFolds; f++) {
       if (!st.evaluations.some((e) => e.site === site && e.fold === f)) {
         const rounds = roundsOf(this.config, "seg");
+        const instructions = this.strategy.configureEvaluate({ fold: f, rounds }, sites)[site];
         return {
           kind: "evaluate",
-          ref: { fold: f, phase: "seg", round: rounds },
-          hasModel: this.hasModel(f, "seg", rounds),
+          ref: { fold: f, phase: "seg", round: instructions.round },
+          hasModel: this.hasModel(f, "seg", instructions.round),
+          instructions,
         };
       }
     }
@@ -437,61 +517,78 @@ export class Study {
     return {
       kind: "train",
       ref,
-      steps: stepsOf(this.config, ref.phase),
       hasModel: this.hasModel(ref.fold, ref.phase, ref.round),
-      hasBank: ref.round > 0 && this.bankSize({ ...ref, round: ref.round - 1 }, site) > 0,
+      hasBank: ref.round > 0 && this.bank.othersCount({ ...ref, round: ref.round - 1 }, site) > 0,
       aeRounds,
-      embed: this.config.embeddings.enabled && this.config.method !== "individual",
+      instructions: this.instructionsFor(site, ref),
     };
   }
 
-  private hasModel(fold: number, phase: Phase, rounds: number): boolean {
-    const m = this.models.get(modelKey(fold, phase));
-    return m !== undefined && m.rounds === rounds && this.strategy.transmitsModel;
+  private roundContext(ref: Ref): RoundContext {
+    return { ...ref, rounds: roundsOf(this.config, ref.phase) };
   }
 
-  /** The aggregate of (fold, phase) after `round` aggregations (wire-encoded). */
-  model(site: string, ref: Ref): EncodedTensorSet {
-    const m = this.models.get(modelKey(ref.fold, ref.phase));
-    if (!m || m.rounds !== ref.round) {
-      const have = m ? `round ${m.rounds}` : "no aggregate yet";
-      throw new ProtocolError(
+  private instructionsFor(site: string, ref: Ref): TrainInstructions {
+    const sites = this.config.sites.map((s) => s.name);
+    return this.strategy.configureTrain(this.roundContext(ref), sites)[site];
+  }
+
+  private hasModel(fold: number, phase: Phase, rounds: number): boolean {
+    return this.federates && this.models.rounds(fold, phase) === rounds;
+  }
+
+  /** The global model of (fold, phase) after `round` aggregations (wire-encoded). */
+  async model(site: string, ref: Ref): Promise<EncodedTensorSet> {
+    const have = this.models.rounds(ref.fold, ref.phase);
+    if (!this.federates || have !== ref.round) {
+      throw fjError(
         "FJ_COORD_NO_MODEL",
-        `no model for fold ${ref.fold} ${ref.phase} round ${ref.round} (the coordinator holds ${have}; round 0 starts from the seeded Θ_0)`,
+        this.federates
+          ? `no model for fold ${ref.fold} ${ref.phase} round ${ref.round} (the coordinator holds ${have === undefined ? "none" : `round ${have}`})`
+          : `method ${this.config.method} federates no model`,
       );
     }
-    this.count(site, ref, "received", m.encoded.payload.length);
-    return m.encoded;
+    const encoded = await this.models.encoded(ref.fold, ref.phase);
+    this.count(site, ref, "received", encoded.payload.length);
+    return encoded;
   }
 
   /* ---------------------------------------------------------------------------------------- */
+
+  /**
+   * Decides on an update stream from its header alone, before any payload byte is read: the open
+   * round, a replay or duplicate, the sample count, the loss and metric names and values, and the
+   * announced tensors against the phase's schema (which also fixes the stream's byte count).
+   * Undefined: read the payload; otherwise the answer (rejections are logged and published).
+   */
+  async admitUpdate(h: UpdateHeaderInput): Promise<AckResult | undefined> {
+    return this.mutex.run(async () => {
+      const result = this.preflight(h);
+      if (result) await this.reportRefusal(h.site, h.ref, result);
+      return result;
+    });
+  }
 
   /** Validates, ledgers and folds one update into the open round (persisted before returning). */
   async pushUpdate(u: UpdateInput): Promise<AckResult> {
     return this.mutex.run(async () => {
       const result = await this.acceptUpdate(u);
-      if (result.status !== "accepted") {
-        if (result.status === "rejected") {
-          this.log.warn(
-            { site: u.site, ...u.ref, code: result.code, reason: result.reason },
-            "update rejected",
-          );
-          await this.emit({
-            kind: "update.rejected",
-            site: u.site,
-            ...u.ref,
-            code: result.code,
-            reason: result.reason,
-          });
-        } else {
-          this.log.info({ site: u.site, ...u.ref, code: result.code }, "duplicate update ignored");
-        }
-      }
+      if (result.status !== "accepted") await this.reportRefusal(u.site, u.ref, result);
       return result;
     });
   }
 
-  private async acceptUpdate(u: UpdateInput): Promise<AckResult> {
+  private async reportRefusal(site: string, ref: Ref, result: AckResult): Promise<void> {
+    if (result.status === "rejected") {
+      this.log.warn({ site, ...ref, code: result.code, reason: result.reason }, "update rejected");
+      await this.emit({ kind: "update.rejected", site, ...ref, code: result.code, reason: result.reason });
+    } else if (result.status === "duplicate") {
+      this.log.info({ site, ...ref, code: result.code }, "duplicate update ignored");
+    }
+  }
+
+  /** The checks an update passes on its header (shared by admitUpdate and acceptUpdate). */
+  private preflight(u: UpdateHeaderInput): AckResult | undefined {
     const st = this.state;
     const key = refKey(u.ref);
     const prior = st.ledger.find((e) => e.site === u.site && refKey(e) === key);
@@ -519,28 +616,51 @@ export class Study {
         reason: `update for fold ${u.ref.fold} ${u.ref.phase} round ${u.ref.round}, the open round is fold ${open.fold} ${open.phase} round ${open.round}`,
       };
     }
-    if (!Number.isFinite(u.samples) || u.samples < 1) {
+    const steps = this.instructionsFor(u.site, open).steps;
+    const maxSamples = steps * perDomainBatch(this.config, open.phase);
+    if (!Number.isInteger(u.samples) || u.samples < 1 || u.samples > maxSamples) {
       return {
         status: "rejected",
         code: "FJ_AGG_SAMPLES",
-        reason: `sample count ${u.samples}, expected ≥ 1`,
+        reason: `sample count ${u.samples}, expected an integer 1..${maxSamples} (${steps} steps × ${perDomainBatch(this.config, open.phase)} slices)`,
       };
     }
-    if (this.strategy.transmitsModel) {
+    const scalars = checkScalars(u.loss, u.metrics, updateScalarRules(this.config.method, open.phase));
+    if (!scalars.ok) return { status: "rejected", code: scalars.code, reason: scalars.reason };
+    if (this.federates) {
+      const specs = checkTensorSpecs(u.specs, this.schemaOf(open.phase), this.allowedDtypes());
+      if (!specs.ok) return { status: "rejected", code: specs.code, reason: specs.reason };
+    } else if (u.specs.length > 0) {
+      return {
+        status: "rejected",
+        code: "FJ_AGG_SCHEMA",
+        reason: `method ${this.config.method} federates no tensors`,
+      };
+    }
+    return undefined;
+  }
+
+  private allowedDtypes(): string[] {
+    return this.config.compression === "float16" ? ["float32", "float16"] : ["float32"];
+  }
+
+  private async acceptUpdate(u: UpdateInput): Promise<AckResult> {
+    const st = this.state;
+    const refused = this.preflight({
+      ...u,
+      specs: u.tensors.map((t, i) => ({ name: t.name, shape: t.shape, dtype: u.dtypes[i] })),
+    });
+    if (refused) return refused;
+    if (this.federates) {
       const verdict = validateUpdate(u.tensors, {
-        schema: st.schema[u.ref.phase],
+        schema: this.schemaOf(u.ref.phase),
         maxNorm: this.config.maxUpdateNorm,
         dtypes: u.dtypes,
-        allowedDtypes: this.config.compression === "float16" ? ["float32", "float16"] : ["float32"],
+        allowedDtypes: this.allowedDtypes(),
       });
       if (!verdict.ok) return { status: "rejected", code: verdict.code, reason: verdict.reason };
-      if (u.tensors.length === 0)
-        return { status: "rejected", code: "FJ_AGG_EMPTY", reason: "update has no tensors" };
-    } else if (u.tensors.length > 0) {
-      return { status: "rejected", code: "FJ_AGG_SCHEMA", reason: "individual training sends no tensors" };
     }
-    if (!st.schema[u.ref.phase] && this.strategy.transmitsModel) st.schema[u.ref.phase] = schemaOf(u.tensors);
-    this.aggregator ??= this.strategy.begin(st.schema[u.ref.phase] ?? { tensors: [] });
+    this.aggregator ??= this.strategy.begin(this.schemaOf(u.ref.phase));
     this.aggregator.add({ site: u.site, samples: u.samples, tensors: u.tensors });
     st.ledger.push({
       site: u.site,
@@ -554,8 +674,8 @@ export class Study {
     });
     this.count(u.site, u.ref, "sent", u.bytes);
     const file = `acc-${u.ref.fold}-${u.ref.phase}-${u.ref.round}-${this.aggregator.sites.length}.bin`;
-    await this.store.writeAtomic(file, this.aggregator.snapshot(), false);
-    st.accumulator = { ...u.ref, file };
+    const sha256 = await this.store.writeAtomic(file, this.aggregator.snapshot(), false);
+    st.accumulator = { ...u.ref, file, sha256 };
     await this.persist(false);
     this.log.info(
       { site: u.site, ...u.ref, samples: u.samples, bytes: u.bytes, loss: u.loss },
@@ -567,11 +687,8 @@ export class Study {
       ...u.ref,
       samples: u.samples,
       bytes: u.bytes,
-      // The dashboard plots any key with "dice": the site's validation Dice of the round's model.
-      loss:
-        u.metrics.val_dice_before === undefined
-          ? u.loss
-          : { ...u.loss, "val.dice": u.metrics.val_dice_before },
+      loss: u.loss,
+      ...(u.metrics.val_dice_before === undefined ? {} : { validationDice: u.metrics.val_dice_before }),
     });
     await this.maybeClose();
     return { status: "accepted" };
@@ -584,53 +701,90 @@ export class Study {
 
   /* ---------------------------------------------------------------------------------------- */
 
+  /**
+   * Decides on an embeddings stream from its header alone (the open round, embeddings on, not yet
+   * received, one [count ≤ embeddings.count, dim] tensor per scale): undefined = read the payload,
+   * whose size the admitted specs fix; otherwise the answer (rejections are published).
+   */
+  async admitEmbeddings(
+    site: string,
+    ref: Ref,
+    specs: readonly EmbeddingSpec[],
+  ): Promise<AckResult | undefined> {
+    return this.mutex.run(async () => {
+      const result = this.embeddingsPreflight(site, ref, specs);
+      if (result?.status === "rejected") await this.reportEmbeddingsRefusal(site, ref, result);
+      return result;
+    });
+  }
+
+  private embeddingsPreflight(
+    site: string,
+    ref: Ref,
+    specs: readonly EmbeddingSpec[],
+  ): AckResult | undefined {
+    if (this.state.status !== "running" || refKey(ref) !== refKey(this.cursorRef())) {
+      return {
+        status: "rejected",
+        code: "FJ_PROTOCOL_STALE",
+        reason: `embeddings for fold ${ref.fold} ${ref.phase} round ${ref.round}: not the open round`,
+      };
+    }
+    if (!this.instructionsFor(site, ref).embed) {
+      return {
+        status: "rejected",
+        code: "FJ_COORD_EMBEDDINGS_OFF",
+        reason: `this study exchanges no embeddings in ${ref.phase} rounds (method ${this.config.method}, embeddings.enabled ${this.config.embeddings.enabled})`,
+      };
+    }
+    if (this.bank.has(ref, site)) {
+      return {
+        status: "duplicate",
+        code: "FJ_PROTOCOL_REPLAY",
+        reason: `embeddings of ${site} for this round already received`,
+      };
+    }
+    const problem = checkEmbeddingSpecs(specs, { ...this.embeddingShape(), dtypes: this.allowedDtypes() });
+    if (problem) return { status: "rejected", code: "FJ_COORD_EMBEDDINGS", reason: problem };
+    return undefined;
+  }
+
+  private embeddingShape(): { dims: number[]; maxRows: number } {
+    return {
+      dims: scaleDims(this.config.model.base, this.config.model.depth),
+      maxRows: this.config.embeddings.count,
+    };
+  }
+
+  private async reportEmbeddingsRefusal(site: string, ref: Ref, result: AckResult): Promise<void> {
+    if (result.status !== "rejected") return;
+    this.log.warn({ site, ...ref, code: result.code, reason: result.reason }, "embeddings rejected");
+    await this.emit({ kind: "update.rejected", site, ...ref, code: result.code, reason: result.reason });
+  }
+
   async pushEmbeddings(site: string, ref: Ref, tensors: NamedTensor[], bytes: number): Promise<AckResult> {
     return this.mutex.run(async () => {
-      if (!this.config.embeddings.enabled) {
-        return {
-          status: "rejected",
-          code: "FJ_COORD_EMBEDDINGS_OFF",
-          reason: "this study exchanges no embeddings",
-        };
+      const refused = this.embeddingsPreflight(site, ref, tensors);
+      if (refused) {
+        await this.reportEmbeddingsRefusal(site, ref, refused);
+        return refused;
       }
-      if (this.state.status !== "running" || refKey(ref) !== refKey(this.cursorRef())) {
-        return {
-          status: "rejected",
-          code: "FJ_PROTOCOL_STALE",
-          reason: `embeddings for fold ${ref.fold} ${ref.phase} round ${ref.round}: not the open round`,
-        };
-      }
-      const bank = this.bankOf(ref);
-      if (bank.has(site)) {
-        return {
-          status: "duplicate",
-          code: "FJ_PROTOCOL_REPLAY",
-          reason: `embeddings of ${site} for this round already received`,
-        };
-      }
-      const problem = checkEmbeddings(tensors, this.config.embeddings.count * 4);
+      const problem = checkEmbeddings(tensors, this.embeddingShape());
       if (problem) {
-        await this.emit({
-          kind: "update.rejected",
-          site,
-          ...ref,
-          code: "FJ_COORD_EMBEDDINGS",
-          reason: problem,
-        });
-        return { status: "rejected", code: "FJ_COORD_EMBEDDINGS", reason: problem };
+        const result: AckResult = { status: "rejected", code: "FJ_COORD_EMBEDDINGS", reason: problem };
+        await this.reportEmbeddingsRefusal(site, ref, result);
+        return result;
       }
       const file = `emb-${ref.fold}-${ref.phase}-${ref.round}-${site}.bin`;
-      await this.store.writeAtomic(file, packTensorSet(tensors), false);
-      bank.set(site, tensors);
-      const vectors = tensors[0]?.shape[0] ?? 0;
-      this.state.embeddings.push({ ...ref, site, file, vectors });
+      const sha256 = await this.store.writeAtomic(file, packTensorSet(tensors), false);
+      this.bank.put(ref, site, tensors);
+      const vectors = tensors[0].shape[0];
+      this.state.embeddings.push({ ...ref, site, file, sha256, vectors });
       this.count(site, ref, "sent", bytes);
       // Banks older than the previous round are no longer served.
-      this.state.embeddings = this.state.embeddings.filter((e) => {
-        const keep = e.fold === ref.fold && e.phase === ref.phase && e.round >= ref.round - 1;
-        if (!keep) this.banks.delete(refKey(e));
-        return keep;
-      });
+      const kept = (e: Ref) => e.fold === ref.fold && e.phase === ref.phase && e.round >= ref.round - 1;
+      this.state.embeddings = this.state.embeddings.filter(kept);
+      this.bank.retain(kept);
       await this.persist(false);
       await this.emit({ kind: "embeddings.received", site, ...ref, scales: tensors.length, vectors });
       return { status: "accepted" };
@@ -638,42 +792,8 @@ export class Study {
   }
 
   /** The other sites' vectors of `ref` per scale, rows shuffled, no identifiers. */
-  bank(site: string, ref: Ref): NamedTensor[] {
-    const bank = this.banks.get(refKey(ref));
-    const parts = [...(bank?.entries() ?? [])].filter(([s]) => s !== site).map(([, t]) => t);
-    if (parts.length === 0) return [];
-    const names = parts[0].map((t) => t.name);
-    const out: NamedTensor[] = [];
-    for (const name of names) {
-      const pieces = parts
-        .map((p) => p.find((t) => t.name === name))
-        .filter((t): t is NamedTensor => t !== undefined);
-      const dim = pieces[0].shape[1];
-      const rows = pieces.reduce((n, t) => n + t.shape[0], 0);
-      const data = new Float32Array(rows * dim);
-      let o = 0;
-      for (const p of pieces) {
-        data.set(p.data, o);
-        o += p.data.length;
-      }
-      out.push({ name, shape: [rows, dim], data });
-    }
-    // One shuffle for all scales (rows stay aligned across scales, as the site sent them).
-    const rows = out[0].shape[0];
-    const perm = Array.from({ length: rows }, (_, i) => i);
-    for (let i = rows - 1; i > 0; i--) {
-      const j = randomInt(i + 1);
-      [perm[i], perm[j]] = [perm[j], perm[i]];
-    }
-    const shuffled = out.map((t) => {
-      const dim = t.shape[1];
-      const data = new Float32Array(t.data.length);
-      perm.forEach((src, dst) => {
-        data.set(t.data.subarray(src * dim, (src + 1) * dim), dst * dim);
-      });
-      return { name: t.name, shape: t.shape, data };
-    });
-    return shuffled;
+  bankFor(site: string, ref: Ref): NamedTensor[] {
+    return this.bank.othersOf(site, ref);
   }
 
   /**
@@ -689,10 +809,10 @@ export class Study {
     const recs = this.state.embeddings;
     if (recs.length === 0) return null;
     const last = recs.reduce((a, b) => (this.order(b) > this.order(a) ? b : a));
-    const bank = this.banks.get(refKey(last));
-    if (!bank || bank.size === 0) return null;
+    const bySite = this.bank.sitesOf(last);
+    if (bySite.size === 0) return null;
     const scales = new Map<number, Record<string, Float32Array[]>>();
-    for (const [site, tensors] of bank) {
+    for (const [site, tensors] of bySite) {
       for (const t of tensors) {
         const s = Number(/^embedding\/scale(\d+)$/.exec(t.name)?.[1] ?? Number.NaN);
         if (!Number.isInteger(s)) continue;
@@ -713,21 +833,6 @@ export class Study {
 
   noteBankSent(site: string, ref: Ref, bytes: number): void {
     this.count(site, { ...ref, round: ref.round + 1 }, "received", bytes);
-  }
-
-  private bankSize(ref: Ref, site: string): number {
-    const bank = this.banks.get(refKey(ref));
-    return [...(bank?.keys() ?? [])].filter((s) => s !== site).length;
-  }
-
-  private bankOf(ref: Ref): Map<string, NamedTensor[]> {
-    const key = refKey(ref);
-    let bank = this.banks.get(key);
-    if (!bank) {
-      bank = new Map();
-      this.banks.set(key, bank);
-    }
-    return bank;
   }
 
   /* ---------------------------------------------------------------------------------------- */
@@ -794,12 +899,42 @@ export class Study {
   }
 
   private async openRound(): Promise<void> {
+    await this.startPhaseIfNew();
     this.state.roundOpenedAt = new Date().toISOString();
     this.timedOut = false;
     this.armTimer(false);
     const ref = this.cursorRef();
     this.log.info({ ...ref }, "round opened");
     await this.emit({ kind: "round.opened", ...ref, sites: this.config.sites.map((s) => s.name) });
+  }
+
+  /**
+   * Round 0 of a (fold, phase): the global model starts as the seeded Θ_0 (the same initial values
+   * every site's network has) and the strategy's state is initialised from it, both persisted.
+   */
+  private async startPhaseIfNew(): Promise<void> {
+    const ref = this.cursorRef();
+    if (!this.federates || ref.round !== 0 || this.models.rounds(ref.fold, ref.phase) !== undefined) return;
+    const theta0 = initialModel(this.config, ref.phase);
+    await this.models.put(ref.fold, ref.phase, 0, theta0);
+    await this.saveStrategyState(ref.fold, ref.phase, 0, this.strategy.initialize(theta0));
+    await this.persist();
+  }
+
+  private async saveStrategyState(
+    fold: number,
+    phase: Phase,
+    rounds: number,
+    state: StrategyState,
+  ): Promise<void> {
+    let file: string | undefined;
+    let sha256: string | undefined;
+    if (state.tensors.length > 0) {
+      file = `strategy-${fold}-${phase}-${rounds}.bin`;
+      sha256 = await this.store.writeAtomic(file, packTensorSet(state.tensors));
+    }
+    this.strategyState = state;
+    this.state.strategy = { fold, phase, rounds, file, sha256, scalars: { ...state.scalars } };
   }
 
   private armTimer(resumed: boolean): void {
@@ -837,7 +972,7 @@ export class Study {
     if (this.timer) clearTimeout(this.timer);
     const t0 = performance.now();
     const agg = this.aggregator;
-    if (!agg) throw new ProtocolError("FJ_COORD_STATE", "no aggregator for a round with updates");
+    if (!agg) throw fjError("FJ_COORD_INVARIANT", "no aggregator for a round with updates");
     const missing = this.config.sites.map((s) => s.name).filter((s) => !sites.includes(s));
     const openedAt = this.state.roundOpenedAt ?? new Date().toISOString();
     const openedMs = Date.parse(openedAt);
@@ -848,24 +983,38 @@ export class Study {
         site: s,
         reason: `no update by the end of fold ${ref.fold} ${ref.phase} round ${ref.round}`,
       });
-    if (this.strategy.transmitsModel) {
-      const tensors = agg.result();
-      const rounds = ref.round + 1;
-      const file = `model-${ref.fold}-${ref.phase}-${rounds}.bin`;
-      await this.store.writeAtomic(file, packTensorSet(tensors));
-      this.models.set(modelKey(ref.fold, ref.phase), {
-        rounds,
-        tensors,
-        encoded: encodeTensorSet(tensors, this.wireDtype),
-      });
-      this.state.models[modelKey(ref.fold, ref.phase)] = { rounds, file };
+    let excluded: Exclusion[] = [];
+    if (this.federates) {
+      const current = await this.models.tensors(ref.fold, ref.phase);
+      const st = this.state.strategy;
+      const state =
+        st && st.fold === ref.fold && st.phase === ref.phase && st.rounds === ref.round && this.strategyState
+          ? this.strategyState
+          : this.strategy.initialize(current);
+      const next = this.strategy.aggregate(agg, current, state, this.roundContext(ref));
+      excluded = next.excluded ?? [];
+      await this.models.put(ref.fold, ref.phase, ref.round + 1, next.model);
+      await this.saveStrategyState(ref.fold, ref.phase, ref.round + 1, next.state);
+    }
+    // the sites whose updates entered the aggregate, and their samples
+    const entered = sites.filter((s) => !excluded.some((e) => e.site === s));
+    const samples = this.state.ledger
+      .filter((e) => refKey(e) === refKey(ref) && entered.includes(e.site))
+      .reduce((n, e) => n + e.samples, 0);
+    for (const e of excluded) {
+      this.log.warn(
+        { site: e.site, ...ref, code: e.code, reason: e.reason },
+        "update left out of the aggregate",
+      );
+      await this.emit({ kind: "update.rejected", site: e.site, ...ref, code: e.code, reason: e.reason });
     }
     const aggregatedAt = new Date().toISOString();
     const record: AggregationRecord = {
       ...ref,
-      sites,
+      sites: entered,
       missing,
-      samples: agg.totalSamples,
+      ...(excluded.length > 0 ? { excluded } : {}),
+      samples,
       openedAt,
       aggregatedAt,
       durationMs: Date.parse(aggregatedAt) - openedMs,
@@ -899,8 +1048,8 @@ export class Study {
     await this.emit({
       kind: "round.aggregated",
       ...ref,
-      sites,
-      samples: agg.totalSamples,
+      sites: entered,
+      samples,
       bytesIn: totalBytes.reduce((n, t) => n + t.sent, 0),
       bytesOut: totalBytes.reduce((n, t) => n + t.received, 0),
       durationMs: record.durationMs,
@@ -908,9 +1057,10 @@ export class Study {
     this.log.info(
       {
         ...ref,
-        sites,
+        sites: entered,
         missing,
-        samples: agg.totalSamples,
+        excluded: excluded.map((e) => e.site),
+        samples,
         ms: Math.round(performance.now() - t0),
         roundMs: record.durationMs,
       },
@@ -983,9 +1133,10 @@ export class Study {
     const st = this.state;
     await this.store.writeAtomic("state.json", `${JSON.stringify(st)}\n`, sync);
     const keep = new Set<string>([
-      ...Object.values(st.models).map((m) => m.file),
+      ...this.models.files(),
       ...st.embeddings.map((e) => e.file),
       ...(st.accumulator ? [st.accumulator.file] : []),
+      ...(st.strategy?.file ? [st.strategy.file] : []),
     ]);
     await this.store.sweep(keep);
   }
@@ -1023,29 +1174,4 @@ export class Study {
     this.notify();
     await this.mutex.run(async () => undefined);
   }
-}
-
-/** Embedding sets: names embedding/scale<s>, 2-D [count, dim], finite unit rows, bounded count. */
-export function checkEmbeddings(tensors: readonly NamedTensor[], maxRows: number): string | undefined {
-  if (tensors.length === 0) return "no embedding tensors";
-  let rows: number | undefined;
-  for (const t of tensors) {
-    if (!/^embedding\/scale\d+$/.test(t.name)) return `tensor ${t.name}: expected names embedding/scale<s>`;
-    if (t.shape.length !== 2) return `tensor ${t.name}: shape [${t.shape.join(",")}], expected [count, dim]`;
-    const [n, dim] = t.shape;
-    if (rows === undefined) rows = n;
-    if (n !== rows) return `tensor ${t.name}: ${n} vectors, other scales have ${rows}`;
-    if (n > maxRows) return `tensor ${t.name}: ${n} vectors, at most ${maxRows} allowed`;
-    for (let i = 0; i < n; i++) {
-      let sq = 0;
-      for (let k = 0; k < dim; k++) {
-        const v = t.data[i * dim + k];
-        if (!Number.isFinite(v)) return `tensor ${t.name}: non-finite value in vector ${i}`;
-        sq += v * v;
-      }
-      if (Math.abs(Math.sqrt(sq) - 1) > 1e-2)
-        return `tensor ${t.name}: vector ${i} has norm ${Math.sqrt(sq).toFixed(4)}, expected unit vectors`;
-    }
-  }
-  return undefined;
 }

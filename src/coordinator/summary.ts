@@ -1,5 +1,5 @@
 /** A study's summary from its persisted state: rounds, traffic, compute, evaluations. */
-import type { Phase } from "../model/api.js";
+import type { Phase } from "../study/methods.js";
 import type { StudyState } from "./study.js";
 
 export interface RoundSummary {

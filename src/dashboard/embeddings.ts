@@ -2,37 +2,15 @@
  * From the coordinator's embedding bank to what the page draws: a 2-D PCA projection per
  * scale (all sites pooled and centred, so the sites' clusters are comparable) and the
  * site × site mean cosine-similarity matrix per scale (intra-site on the diagonal over distinct
- * pairs, inter-site off the diagonal; the quantity of paper Table 5). Pure functions.
+ * pairs, inter-site off the diagonal; the quantity of paper Table 5, from the same
+ * `src/eval/cosine.ts` table as the reports). Pure functions.
  */
-import { InputError } from "../errors.js";
+import { fjError } from "../errors.js";
+import { cosineTable, dot, unitVector } from "../eval/cosine.js";
 import type { CosineView, EmbeddingSnapshot, EmbeddingView, ScatterView } from "./types.js";
 
 /** At most this many points per site and scale go to the browser (evenly strided). */
 export const MAX_POINTS_PER_SITE = 300;
-
-function normalised(v: ArrayLike<number>, dim: number, where: string): Float64Array {
-  if (v.length !== dim) {
-    throw new InputError("FJ_EMBEDDINGS_SHAPE", `${where}: vector of length ${v.length}, expected ${dim}`);
-  }
-  const out = new Float64Array(dim);
-  let norm = 0;
-  for (let i = 0; i < dim; i++) {
-    const x = v[i] as number;
-    if (!Number.isFinite(x))
-      throw new InputError("FJ_EMBEDDINGS_VALUE", `${where}: non-finite value at index ${i}`);
-    out[i] = x;
-    norm += x * x;
-  }
-  norm = Math.sqrt(norm);
-  if (norm > 0) for (let i = 0; i < dim; i++) out[i] = (out[i] as number) / norm;
-  return out;
-}
-
-function dot(a: Float64Array, b: Float64Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += (a[i] as number) * (b[i] as number);
-  return s;
-}
 
 /**
  * Top-k principal axes of the rows of X (already centred) by power iteration with deflation,
@@ -91,7 +69,7 @@ interface ScaleData {
 
 function scaleData(snapshot: EmbeddingSnapshot, index: number): ScaleData {
   const s = snapshot.scales[index];
-  if (s === undefined) throw new InputError("FJ_EMBEDDINGS_SHAPE", `scales[${index}] is missing`);
+  if (s === undefined) throw fjError("FJ_EMBEDDINGS_SHAPE", `scales[${index}] is missing`);
   const sites = Object.keys(s.sites).sort();
   let dim = -1;
   const vectors = new Map<string, Float64Array[]>();
@@ -101,30 +79,24 @@ function scaleData(snapshot: EmbeddingSnapshot, index: number): ScaleData {
       site,
       list.map((v, i) => {
         if (dim < 0) dim = v.length;
-        return normalised(v, dim, `embeddings scale ${s.scale} site ${site} vector ${i}`);
+        return unitVector(v, dim, `embeddings scale ${s.scale} site ${site} vector ${i}`);
       }),
     );
   }
   return { scale: s.scale, dim: Math.max(dim, 0), sites, vectors };
 }
 
+/** Site × site mean cosine similarity of one scale (NaN where a pair has no two vectors). */
 export function cosineMatrix(data: ScaleData): CosineView {
-  const matrix = data.sites.map((a) =>
-    data.sites.map((b) => {
-      const va = data.vectors.get(a) ?? [];
-      const vb = data.vectors.get(b) ?? [];
-      let sum = 0;
-      let n = 0;
-      for (let i = 0; i < va.length; i++) {
-        for (let j = 0; j < vb.length; j++) {
-          if (a === b && i === j) continue;
-          sum += dot(va[i] as Float64Array, vb[j] as Float64Array);
-          n += 1;
-        }
-      }
-      return n === 0 ? Number.NaN : sum / n;
-    }),
+  const name = `s${data.scale}`;
+  const cells = cosineTable(
+    new Map(data.sites.map((site) => [site, { [name]: data.vectors.get(site) ?? [] }])),
+    {
+      seed: `dashboard/${name}`,
+    },
   );
+  const mean = new Map(cells.map((c) => [`${c.domainA}\u0000${c.domainB}`, c.mean]));
+  const matrix = data.sites.map((a) => data.sites.map((b) => mean.get(`${a}\u0000${b}`) ?? Number.NaN));
   return { scale: data.scale, sites: data.sites, matrix };
 }
 
@@ -195,7 +167,7 @@ export function snapshotFromBank(
       if (m === null) continue;
       const [count, dim] = t.shape;
       if (t.shape.length !== 2 || count === undefined || dim === undefined || count * dim !== t.data.length) {
-        throw new InputError(
+        throw fjError(
           "FJ_EMBEDDINGS_SHAPE",
           `bank of ${site}: ${t.name} has shape [${t.shape.join(",")}] and ${t.data.length} values, expected [count, dim]`,
         );

@@ -26,20 +26,27 @@ import {
 import { createServer as createHttpsServer } from "node:https";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { assertStudyId } from "../coordinator/bus-memory.js";
-import type { StudyEvent } from "../coordinator/events.js";
-import { createMetrics, writeMetrics } from "../coordinator/metrics.js";
-import { EnvironmentError, InputError } from "../errors.js";
+import { fjError } from "../errors.js";
+import { assertStudyId } from "../events/bus-memory.js";
+import type { StudyEvent } from "../events/events.js";
 import { silentLogger } from "../log.js";
-import { hasVerifiedClientCert, isLoopback, presentedToken, tokenMatches } from "./auth.js";
+import {
+  checkDashboardAccess,
+  hasVerifiedClientCert,
+  isLoopback,
+  MIN_TOKEN_LENGTH,
+  presentedToken,
+  tokenMatches,
+} from "./auth.js";
 import { embeddingView } from "./embeddings.js";
+import { createMetrics, writeMetrics } from "./metrics.js";
 import { DashboardStateBuilder } from "./state.js";
 import type { DashboardHandle, DashboardOptions, EmbeddingView } from "./types.js";
 import { APP_JS } from "./ui/client.js";
 import { APP_CSS, INDEX_HTML } from "./ui/page.js";
 
-/** Minimum token length accepted when the dashboard is reachable from other machines. */
-export const MIN_TOKEN_LENGTH = 16;
+export { MIN_TOKEN_LENGTH };
+
 /** Retained raw events for /api/events. */
 const MAX_EVENTS = 100_000;
 /** SSE: at most one state push per this many ms per client. */
@@ -61,10 +68,7 @@ function chartJsSource(): Promise<string> {
     const file = join(dirname(require.resolve("chart.js")), "chart.umd.min.js");
     chartJs = readFile(file, "utf8").catch((err: unknown) => {
       chartJs = undefined;
-      throw new EnvironmentError(
-        "FJ_DASHBOARD_ASSET",
-        `cannot read Chart.js at ${file}: ${(err as Error).message}`,
-      );
+      throw fjError("FJ_DASHBOARD_ASSET", `cannot read Chart.js at ${file}: ${(err as Error).message}`);
     });
   }
   return chartJs;
@@ -80,18 +84,12 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const logger = options.logger ?? silentLogger;
   assertStudyId(options.study);
   const loopback = isLoopback(options.host);
-  if (options.token !== undefined && options.token.length < MIN_TOKEN_LENGTH) {
-    throw new InputError(
-      "FJ_DASHBOARD_TOKEN",
-      `dashboard token must be at least ${MIN_TOKEN_LENGTH} characters`,
-    );
-  }
-  if (!loopback && options.token === undefined && options.tls?.ca === undefined) {
-    throw new InputError(
-      "FJ_DASHBOARD_TOKEN_REQUIRED",
-      `dashboard on ${options.host === "" ? "all interfaces" : options.host}:${options.port} is not loopback: give a token (FEDJOINT_DASHBOARD_TOKEN) or TLS with a client CA`,
-    );
-  }
+  checkDashboardAccess({
+    host: options.host,
+    port: options.port,
+    token: options.token,
+    clientCa: options.tls?.ca !== undefined,
+  });
   const scatterScales = options.scatterScales;
   const metrics = options.metrics ?? createMetrics();
   const builder = new DashboardStateBuilder(options.study);
@@ -122,7 +120,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
 
   const authorised = (req: IncomingMessage, url: URL): boolean => {
     if (loopback) return true;
-    if (options.tls?.ca !== undefined && hasVerifiedClientCert(req)) return true;
+    if (options.tls?.ca !== undefined && hasVerifiedClientCert(req, options.operators)) return true;
     return options.token !== undefined && tokenMatches(presentedToken(req, url), options.token);
   };
 
@@ -280,7 +278,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     });
   } catch (err) {
     unsubscribe();
-    throw new EnvironmentError(
+    throw fjError(
       "FJ_DASHBOARD_LISTEN",
       `cannot listen on ${options.host || "all interfaces"}:${options.port}: ${(err as Error).message}`,
       { cause: err },

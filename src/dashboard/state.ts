@@ -3,7 +3,7 @@
  * O(1) amortised per event). Events already seen (seq ≤ last seq) are ignored, so a replay
  * followed by live delivery can overlap safely.
  */
-import type { StudyEvent } from "../coordinator/events.js";
+import type { StudyEvent } from "../events/events.js";
 import type { DashboardState, LooSummary, RoundView, SiteView } from "./types.js";
 
 const RECENT = 25;
@@ -103,7 +103,12 @@ export class DashboardStateBuilder {
           s.lastLoss = { ...e.loss };
           if (s.status !== "left") s.status = "submitted";
         }
-        this.losses.push({ key, site: e.site, values: { ...e.loss } });
+        this.losses.push({
+          key,
+          site: e.site,
+          values: { ...e.loss },
+          ...(e.validationDice === undefined ? {} : { validationDice: e.validationDice }),
+        });
         break;
       }
       case "update.rejected": {

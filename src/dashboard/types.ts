@@ -2,10 +2,11 @@
  * Public types of the dashboard: what the coordinator passes in (options, the embedding
  * snapshot callback) and what the browser reads (`/api/state`, `/api/embeddings`).
  */
-import type { EventBus, StudyEvent } from "../coordinator/events.js";
-import type { StudyMetrics } from "../coordinator/metrics.js";
+import type { EventBus, StudyEvent } from "../events/events.js";
+import type { Joint } from "../joints.js";
 import type { Logger } from "../log.js";
-import type { Joint, Phase } from "../model/api.js";
+import type { Phase } from "../study/methods.js";
+import type { StudyMetrics } from "./metrics.js";
 
 /**
  * The coordinator's embedding bank for one round, as the dashboard needs it: per scale
@@ -49,7 +50,10 @@ export interface ScatterView {
 export interface CosineView {
   scale: number;
   sites: string[];
-  /** matrix[i][j] = mean cosine similarity between vectors of sites[i] and sites[j] (i = j: distinct pairs). */
+  /**
+   * matrix[i][j] = mean cosine similarity between vectors of sites[i] and sites[j] (i = j: distinct
+   * pairs; all pairs up to 10⁵, else 10⁵ seeded random pairs: src/eval/cosine.ts); NaN without pairs.
+   */
   matrix: number[][];
 }
 
@@ -70,6 +74,11 @@ export interface DashboardOptions {
   /** Required (or `tls.ca`) unless host is loopback: `Authorization: Bearer <token>` or `?token=<token>`. */
   token?: string;
   tls?: DashboardTls;
+  /**
+   * With `tls.ca`: the certificate CNs a client certificate must carry to open the dashboard
+   * (the coordinator's operators); absent, any certificate the CA signed does.
+   */
+  operators?: readonly string[];
   /** Served at /metrics and fed from the dashboard's subscription; one is created when absent. */
   metrics?: StudyMetrics;
   /** The coordinator's embedding bank (latest round), for the scatter and cosine matrices. */
@@ -139,7 +148,10 @@ export interface LossPoint {
   /** Round key. */
   key: string;
   site: string;
+  /** Loss components of the round (means over its steps). */
   values: Record<string, number>;
+  /** The site's validation Dice of the model it trained from (SEG rounds). */
+  validationDice?: number;
 }
 
 export interface LooSummary {

@@ -10,8 +10,8 @@
  * - shoulder, axial: x lateral, y posterior, z superior — humerus, scapula with a thin blade,
  *   spine, acromion, coracoid (+ clavicle unlabelled, lung)
  */
-import type { Joint } from "./dataset.js";
-import type { Rng } from "./rng.js";
+import { boneLabel, type Joint } from "../joints.js";
+import { normal, type Random, uniform } from "../random.js";
 import {
   capsule,
   compose,
@@ -29,7 +29,6 @@ import {
   type Vec3,
 } from "./shapes.js";
 
-export type { Joint };
 export type Tissue =
   | "air"
   | "fat"
@@ -79,12 +78,6 @@ export interface SubjectAnatomy {
   /** Global size factor (1 = adolescent/adult-like). */
   scale: number;
 }
-
-export const JOINT_LABELS: Record<Joint, string[]> = {
-  ankle: ["calcaneus", "talus", "tibia"],
-  knee: ["femur", "fibula", "patella", "tibia"],
-  shoulder: ["humerus", "scapula"],
-};
 
 /** Joint-specific acquisition geometry. */
 export const JOINT_GEOMETRY: Record<
@@ -151,8 +144,8 @@ export function scaleForAge(joint: Joint, age: number): number {
 }
 
 /** A jittered value: v·(1 + f·N(0,1)) with the normal clipped to ±2. */
-function jit(rng: Rng, v: number, f = 0.06): number {
-  const n = Math.max(-2, Math.min(2, rng.normal()));
+function jit(rand: Random, v: number, f = 0.06): number {
+  const n = Math.max(-2, Math.min(2, normal(rand)));
   return v * (1 + f * n);
 }
 
@@ -160,30 +153,30 @@ function physisThickness(age: number): number {
   return Math.max(0.7, Math.min(2.6, 2.8 - 0.13 * (age - 5)));
 }
 
-export function buildJoint(joint: Joint, rng: Rng, subject: SubjectAnatomy, pixel: number): JointModel {
+export function buildJoint(joint: Joint, rand: Random, subject: SubjectAnatomy, pixel: number): JointModel {
   switch (joint) {
     case "ankle":
-      return buildAnkle(rng, subject, pixel);
+      return buildAnkle(rand, subject, pixel);
     case "knee":
-      return buildKnee(rng, subject, pixel);
+      return buildKnee(rand, subject, pixel);
     case "shoulder":
-      return buildShoulder(rng, subject, pixel);
+      return buildShoulder(rand, subject, pixel);
   }
 }
 
 /** Random global pose: in-plane rotation, small out-of-plane tilt and a shift. */
-function globalPose(rng: Rng, inPlaneDeg: number, tiltDeg: number, shift: number, base: Vec3): Pose {
+function globalPose(rand: Random, inPlaneDeg: number, tiltDeg: number, shift: number, base: Vec3): Pose {
   const r = rotation(
-    rng.uniform(-tiltDeg, tiltDeg),
-    rng.uniform(-tiltDeg, tiltDeg),
-    rng.uniform(-inPlaneDeg, inPlaneDeg),
+    uniform(rand, -tiltDeg, tiltDeg),
+    uniform(rand, -tiltDeg, tiltDeg),
+    uniform(rand, -inPlaneDeg, inPlaneDeg),
   );
   return {
     r,
     t: [
-      base[0] + rng.uniform(-shift, shift),
-      base[1] + rng.uniform(-shift, shift),
-      base[2] + rng.uniform(-shift / 2, shift / 2),
+      base[0] + uniform(rand, -shift, shift),
+      base[1] + uniform(rand, -shift, shift),
+      base[2] + uniform(rand, -shift / 2, shift / 2),
     ],
   };
 }
@@ -194,24 +187,24 @@ function planeIn(pose: Pose, normal: Vec3, point: Vec3, thickness: number): Phys
   return { normal: [n[0] / len, n[1] / len, n[2] / len], point: transformPoint(pose, point), thickness };
 }
 
-function common(subject: SubjectAnatomy, rng: Rng, pixel: number) {
-  const cart = jit(rng, 1.4 + 0.09 * Math.max(0, 17 - subject.age), 0.1);
+function common(subject: SubjectAnatomy, rand: Random, pixel: number) {
+  const cart = jit(rand, 1.4 + 0.09 * Math.max(0, 17 - subject.age), 0.1);
   return {
     cartilage: cart,
     gap: Math.max(2 * cart + 0.6, 1.2 * pixel),
-    cortex: Math.max(jit(rng, 0.9 + 0.07 * subject.age, 0.1), 0.8 * pixel),
-    fat: jit(rng, 5, 0.25),
+    cortex: Math.max(jit(rand, 0.9 + 0.07 * subject.age, 0.1), 0.8 * pixel),
+    fat: jit(rand, 5, 0.25),
   };
 }
 
-function buildAnkle(rng: Rng, subject: SubjectAnatomy, pixel: number): JointModel {
+function buildAnkle(rand: Random, subject: SubjectAnatomy, pixel: number): JointModel {
   const s = subject.scale;
-  const pose = globalPose(rng, 8, 4, 6, [0, -4 * s, 0]);
-  const c = common(subject, rng, pixel);
+  const pose = globalPose(rand, 8, 4, 6, [0, -4 * s, 0]);
+  const c = common(subject, rand, pixel);
   // plantar/dorsiflexion of the foot about the talar dome
   const dome: Vec3 = [2 * s, 7 * s, 0];
-  const flex = compose(pose, rotateAbout(rotation(0, 0, rng.uniform(-12, 12)), dome));
-  const J = (v: number) => jit(rng, v * s, 0.07);
+  const flex = compose(pose, rotateAbout(rotation(0, 0, uniform(rand, -12, 12)), dome));
+  const J = (v: number) => jit(rand, v * s, 0.07);
 
   const talusDome = superquadric(flex, [2 * s, 8 * s, 0], [J(17), J(9.5), J(14)], 0.8, 0.9);
   const talus = union(
@@ -229,7 +222,7 @@ function buildAnkle(rng: Rng, subject: SubjectAnatomy, pixel: number): JointMode
   );
   // the plafond wraps the talar dome
   const tibia = subtract(tibiaRaw, offset(talusDome, c.gap));
-  const calcRot: Mat3 = rotation(0, 0, jit(rng, -14, 0.2));
+  const calcRot: Mat3 = rotation(0, 0, jit(rand, -14, 0.2));
   const calcaneus = union(
     7 * s,
     superquadric(flex, [-8 * s, 24 * s, 1 * s], [J(27), J(11), J(12)], 0.7, 0.85, calcRot),
@@ -247,12 +240,17 @@ function buildAnkle(rng: Rng, subject: SubjectAnatomy, pixel: number): JointMode
   const bones: BoneModel[] = [
     {
       name: "calcaneus",
-      label: 1,
+      label: boneLabel("ankle", "calcaneus"),
       shape: calcaneus,
       physis: planeIn(flex, [1, -0.2, 0], [-27 * s, 27 * s, 0], t * 0.8),
     },
-    { name: "talus", label: 2, shape: talus },
-    { name: "tibia", label: 3, shape: tibia, physis: planeIn(pose, [0, 1, 0], [0, -12.5 * s, 0], t) },
+    { name: "talus", label: boneLabel("ankle", "talus"), shape: talus },
+    {
+      name: "tibia",
+      label: boneLabel("ankle", "tibia"),
+      shape: tibia,
+      physis: planeIn(pose, [0, 1, 0], [0, -12.5 * s, 0], t),
+    },
     { name: "fibula", label: 0, shape: fibula, physis: planeIn(pose, [0, 1, 0], [0, -9 * s, 0], t) },
     { name: "navicular", label: 0, shape: navicular },
     { name: "cuboid", label: 0, shape: cuboid },
@@ -274,13 +272,13 @@ function buildAnkle(rng: Rng, subject: SubjectAnatomy, pixel: number): JointMode
   return { bones, body, structures, ...c };
 }
 
-function buildKnee(rng: Rng, subject: SubjectAnatomy, pixel: number): JointModel {
+function buildKnee(rand: Random, subject: SubjectAnatomy, pixel: number): JointModel {
   const s = subject.scale;
-  const pose = globalPose(rng, 6, 4, 6, [0, 0, 0]);
-  const c = common(subject, rng, pixel);
-  const J = (v: number) => jit(rng, v * s, 0.06);
-  const flexDeg = rng.uniform(-3, 15);
-  const leg = compose(pose, rotateAbout(rotation(flexDeg, 0, rng.uniform(-4, 4)), [0, 2 * s, -4 * s]));
+  const pose = globalPose(rand, 6, 4, 6, [0, 0, 0]);
+  const c = common(subject, rand, pixel);
+  const J = (v: number) => jit(rand, v * s, 0.06);
+  const flexDeg = uniform(rand, -3, 15);
+  const leg = compose(pose, rotateAbout(rotation(flexDeg, 0, uniform(rand, -4, 4)), [0, 2 * s, -4 * s]));
   const t = physisThickness(subject.age);
 
   const femur = union(
@@ -314,10 +312,25 @@ function buildKnee(rng: Rng, subject: SubjectAnatomy, pixel: number): JointModel
     rotation(-flexDeg * 0.5, 0, 0),
   );
   const bones: BoneModel[] = [
-    { name: "femur", label: 1, shape: femur, physis: planeIn(pose, [0, 1, 0.1], [0, -23 * s, 0], t) },
-    { name: "fibula", label: 2, shape: fibula, physis: planeIn(leg, [0, 1, 0], [0, 34 * s, 0], t * 0.8) },
-    { name: "patella", label: 3, shape: patella },
-    { name: "tibia", label: 4, shape: tibia, physis: planeIn(leg, [0, 1, -0.1], [0, 18 * s, 0], t) },
+    {
+      name: "femur",
+      label: boneLabel("knee", "femur"),
+      shape: femur,
+      physis: planeIn(pose, [0, 1, 0.1], [0, -23 * s, 0], t),
+    },
+    {
+      name: "fibula",
+      label: boneLabel("knee", "fibula"),
+      shape: fibula,
+      physis: planeIn(leg, [0, 1, 0], [0, 34 * s, 0], t * 0.8),
+    },
+    { name: "patella", label: boneLabel("knee", "patella"), shape: patella },
+    {
+      name: "tibia",
+      label: boneLabel("knee", "tibia"),
+      shape: tibia,
+      physis: planeIn(leg, [0, 1, -0.1], [0, 18 * s, 0], t),
+    },
   ];
   const body = superquadric(pose, [0, 0, 0], [J(52), 400, J(50)], 0.25, 1);
   const structures: Structure[] = [
@@ -333,15 +346,15 @@ function buildKnee(rng: Rng, subject: SubjectAnatomy, pixel: number): JointModel
   return { bones, body, structures, ...c };
 }
 
-function buildShoulder(rng: Rng, subject: SubjectAnatomy, pixel: number): JointModel {
+function buildShoulder(rand: Random, subject: SubjectAnatomy, pixel: number): JointModel {
   const s = subject.scale;
-  const pose = globalPose(rng, 8, 4, 6, [-12 * s, 0, 10 * s]);
-  const c = common(subject, rng, pixel);
-  const J = (v: number) => jit(rng, v * s, 0.06);
+  const pose = globalPose(rand, 8, 4, 6, [-12 * s, 0, 10 * s]);
+  const c = common(subject, rand, pixel);
+  const J = (v: number) => jit(rand, v * s, 0.06);
   const t = physisThickness(subject.age);
   // humerus abduction / rotation about the head centre
   const head: Vec3 = [22 * s, 2 * s, 0];
-  const arm = compose(pose, rotateAbout(rotation(0, rng.uniform(-10, 10), rng.uniform(-15, 15)), head));
+  const arm = compose(pose, rotateAbout(rotation(0, uniform(rand, -10, 10), uniform(rand, -15, 15)), head));
 
   const headShape = superquadric(arm, head, [J(20), J(21), J(22)]);
   const humerus = union(
@@ -352,7 +365,7 @@ function buildShoulder(rng: Rng, subject: SubjectAnatomy, pixel: number): JointM
     capsule(arm, [30 * s, 0, -12 * s], [37 * s, 2 * s, -300], J(14), J(11)),
   );
   // scapular plane: ~35° anterior to coronal, blade running medially and posteriorly
-  const ang = (jit(rng, 35, 0.12) * Math.PI) / 180;
+  const ang = (jit(rand, 35, 0.12) * Math.PI) / 180;
   const u: Vec3 = [-Math.cos(ang), Math.sin(ang), 0];
   const v: Vec3 = [0, 0, 1];
   const w: Vec3 = [u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]];
@@ -360,7 +373,7 @@ function buildShoulder(rng: Rng, subject: SubjectAnatomy, pixel: number): JointM
   const neck: Vec3 = [-14 * s, 5 * s, 0];
   const platePose = compose(pose, { r: plateRot, t: neck });
   const P = (pu: number, pv: number, pw = 0): Vec3 => transformPoint({ r: plateRot, t: neck }, [pu, pv, pw]);
-  const blade = Math.max(jit(rng, 4 * s, 0.1), 1.5 * pixel);
+  const blade = Math.max(jit(rand, 4 * s, 0.1), 1.5 * pixel);
   const glenoid = subtract(
     superquadric(pose, [-4 * s, 1 * s, 0], [J(8), J(13), J(17)], 0.7, 0.8),
     offset(headShape, c.gap),
@@ -396,11 +409,11 @@ function buildShoulder(rng: Rng, subject: SubjectAnatomy, pixel: number): JointM
   const bones: BoneModel[] = [
     {
       name: "humerus",
-      label: 1,
+      label: boneLabel("shoulder", "humerus"),
       shape: humerus,
       physis: planeIn(arm, [-0.35, 0, 1], [28 * s, 0, -13 * s], t),
     },
-    { name: "scapula", label: 2, shape: scapula },
+    { name: "scapula", label: boneLabel("shoulder", "scapula"), shape: scapula },
     { name: "clavicle", label: 0, shape: clavicle },
   ];
   const body = union(

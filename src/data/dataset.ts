@@ -4,15 +4,16 @@
  *   DIR/imagesTr/<case>_0000<file_ending> one file per channel (_0000, _0001, …)
  *   DIR/labelsTr/<case><file_ending>      integer label map, same grid as the image
  * `loadDataset` parses and validates dataset.json and lists the cases (fast, no image reads);
- * `checkDataset` reads every file and reports every problem with the file it concerns.
+ * `checkDataset` reads every file and reports every problem with the file it concerns. A file (or
+ * folder) that resolves outside the dataset folder — a symlink to elsewhere — is refused
+ * (FJ_DATA_PATH): a site reads only what its operator put in its dataset.
  */
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import { DataError, isFedjointError } from "../errors.js";
+import { type ErrorCode, fjError, isErrorCode, isFedjointError } from "../errors.js";
+import { JOINTS, type Joint } from "../joints.js";
 import { readNifti } from "./nifti.js";
-
-export type Joint = "ankle" | "knee" | "shoulder";
 
 export interface DatasetCase {
   id: string;
@@ -59,13 +60,13 @@ export const datasetJsonSchema = z.looseObject({
   file_ending: z.enum([".nii.gz", ".nii"], { message: 'expected ".nii.gz" or ".nii"' }),
   name: z.string().optional(),
   description: z.string().optional(),
-  joint: z.enum(["ankle", "knee", "shoulder"]).optional(),
+  joint: z.enum(JOINTS).optional(),
 });
 
 export type DatasetJson = z.input<typeof datasetJsonSchema>;
 
 export interface DatasetProblem {
-  code: string;
+  code: ErrorCode;
   file: string;
   message: string;
 }
@@ -101,8 +102,8 @@ function zodProblems(file: string, error: z.ZodError): DatasetProblem[] {
 
 async function readDatasetJson(
   root: string,
+  file = path.join(root, "dataset.json"),
 ): Promise<{ json?: z.output<typeof datasetJsonSchema>; problems: DatasetProblem[] }> {
-  const file = path.join(root, "dataset.json");
   let text: string;
   try {
     text = await readFile(file, "utf8");
@@ -132,6 +133,18 @@ async function readDatasetJson(
   return { json: parsed.data, problems: [] };
 }
 
+/**
+ * Reads and validates one dataset.json (a file, or a dataset folder holding it); throws the first
+ * problem (FJ_DATA_MISSING / FJ_DATA_JSON) naming the file and the field.
+ */
+export async function loadDatasetJson(fileOrDir: string): Promise<z.output<typeof datasetJsonSchema>> {
+  const given = path.resolve(fileOrDir);
+  const file = (await isDir(given)) ? path.join(given, "dataset.json") : given;
+  const { json, problems } = await readDatasetJson(path.dirname(file), file);
+  if (json === undefined) throw fjError(problems[0].code, problems[0].message, { file: problems[0].file });
+  return json;
+}
+
 async function isDir(p: string): Promise<boolean> {
   return (await stat(p).catch(() => undefined))?.isDirectory() === true;
 }
@@ -158,6 +171,24 @@ async function listCases(root: string, fileEnding: string, channels: string[]): 
       file: labelsDir,
       message: `folder not found, expected labelsTr/<case>${fileEnding}`,
     });
+  }
+  if (problems.length > 0) return { cases: [], problems };
+  const realRoot = await realpath(root);
+  /** Undefined when `file` resolves inside the dataset folder, else the problem. */
+  const escapes = async (file: string): Promise<DatasetProblem | undefined> => {
+    const real = await realpath(file).catch(() => undefined);
+    if (real === undefined) return undefined;
+    const rel = path.relative(realRoot, real);
+    if (rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel)) return undefined;
+    return {
+      code: "FJ_DATA_PATH",
+      file,
+      message: `resolves to ${real}, outside the dataset folder ${realRoot}: expected a file inside it`,
+    };
+  };
+  for (const dir of [imagesDir, labelsDir]) {
+    const p = await escapes(dir);
+    if (p) problems.push(p);
   }
   if (problems.length > 0) return { cases: [], problems };
   const images = (await readdir(imagesDir)).filter((f) => f.endsWith(fileEnding)).sort();
@@ -200,6 +231,18 @@ async function listCases(root: string, fileEnding: string, channels: string[]): 
     }
     labels.delete(labelFile);
     if (!imageSet.has(`${id}_0000${fileEnding}`)) continue;
+    const outside: DatasetProblem[] = [];
+    for (const file of [
+      ...channels.map((ch) => path.join(imagesDir, `${id}_${ch.padStart(4, "0")}${fileEnding}`)),
+      path.join(labelsDir, labelFile),
+    ]) {
+      const p = await escapes(file);
+      if (p) outside.push(p);
+    }
+    if (outside.length > 0) {
+      problems.push(...outside);
+      continue;
+    }
     cases.push({
       id,
       image: path.join(imagesDir, `${id}_0000${fileEnding}`),
@@ -226,7 +269,7 @@ export async function loadDataset(dir: string): Promise<SiteDataset> {
   const { json, problems } = await readDatasetJson(root);
   if (json === undefined) {
     const p = problems[0];
-    throw new DataError(p.code, p.file, p.message);
+    throw fjError(p.code, p.message, { file: p.file });
   }
   const listing = await listCases(root, json.file_ending, Object.keys(json.channel_names));
   if (listing.problems.length > 0) {
@@ -235,7 +278,7 @@ export async function loadDataset(dir: string): Promise<SiteDataset> {
       listing.problems.length > 1
         ? ` (and ${listing.problems.length - 1} more; run fedjoint data check)`
         : "";
-    throw new DataError(p.code, p.file, p.message + more);
+    throw fjError(p.code, p.message + more, { file: p.file });
   }
   const labels: Record<string, number> = {};
   for (const [k, v] of Object.entries(json.labels)) labels[k] = v as number;
@@ -327,12 +370,8 @@ export async function checkDataset(dir: string, options: { minCases?: number } =
         if (which === "image") image = vol;
         else label = vol;
       } catch (err) {
-        if (!isFedjointError(err)) throw err;
-        problems.push({
-          code: err.code,
-          file,
-          message: err instanceof DataError ? err.message.slice(err.file.length + 2) : err.message,
-        });
+        if (!isFedjointError(err) || !isErrorCode(err.code)) throw err;
+        problems.push({ code: err.code, file, message: err.detail });
       }
     }
     if (image) {
@@ -420,6 +459,13 @@ export async function checkDataset(dir: string, options: { minCases?: number } =
             message: `has label ${unknown.join(", ")}, dataset.json declares ${declaredRange()}`,
           });
         }
+      }
+      if (nonInteger === 0 && [...counts.keys()].every((v) => v === 0)) {
+        warnings.push({
+          code: "FJ_DATA_LABEL_EMPTY",
+          file: c.label,
+          message: "holds only background (label 0): no bone is segmented in this case",
+        });
       }
       for (const [v, n] of counts) {
         const e = labelVoxels.get(v) ?? { voxels: 0, cases: 0 };

@@ -1,9 +1,10 @@
-import { readFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { open, readFile } from "node:fs/promises";
 import { promisify } from "node:util";
-import { gunzip, gunzipSync, gzip } from "node:zlib";
+import { createGunzip, gunzip, gunzipSync, gzip } from "node:zlib";
 import * as nifti from "nifti-reader-js";
 import { writeFileAtomic } from "../atomic-write.js";
-import { DataError, InputError } from "../errors.js";
+import { fjError } from "../errors.js";
 
 const gunzipAsync = promisify(gunzip);
 const gzipAsync = promisify(gzip);
@@ -113,21 +114,32 @@ export function isNiftiHeaderInfo(h: unknown): h is NiftiHeaderInfo {
   return typeof h === "object" && h !== null && "quatern" in h && "srow" in h && "affineRead" in h;
 }
 
-/** Reads a NIfTI-1 `.nii` or `.nii.gz` file. Throws DataError naming the file on any problem. */
-export async function readNifti(path: string): Promise<NiftiVolume> {
+function unreadable(path: string, err: unknown) {
+  const code = (err as NodeJS.ErrnoException).code;
+  return fjError(
+    "FJ_DATA_MISSING",
+    code === "ENOENT" ? "file not found" : `cannot read file (${code ?? String(err)})`,
+    {
+      file: path,
+      cause: err,
+    },
+  );
+}
+
+/** The file's bytes, gunzipped when gzip. */
+async function readBytes(path: string): Promise<Buffer> {
   let raw: Buffer;
   try {
     raw = await readFile(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new DataError(
-      "FJ_DATA_MISSING",
-      path,
-      code === "ENOENT" ? "file not found" : `cannot read file (${code ?? String(err)})`,
-      { cause: err },
-    );
+    throw unreadable(path, err);
   }
-  return decodeNifti(await maybeGunzip(raw, path), path);
+  return maybeGunzip(raw, path);
+}
+
+/** Reads a NIfTI-1 `.nii` or `.nii.gz` file. Throws a DataError naming the file on any problem. */
+export async function readNifti(path: string): Promise<NiftiVolume> {
+  return decodeNifti(await readBytes(path), path);
 }
 
 async function maybeGunzip(raw: Buffer, path: string): Promise<Buffer> {
@@ -142,13 +154,16 @@ async function maybeGunzip(raw: Buffer, path: string): Promise<Buffer> {
       return await gunzipAsync(raw);
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
-      throw new DataError("FJ_DATA_NIFTI_GZIP", path, `corrupt or truncated gzip stream (${msg})`, {
+      throw fjError("FJ_DATA_NIFTI_GZIP", `corrupt or truncated gzip stream (${msg})`, {
+        file: path,
         cause: err,
       });
     }
   }
   if (path.endsWith(".gz")) {
-    throw new DataError("FJ_DATA_NIFTI_GZIP", path, "file name ends with .gz but the content is not gzip");
+    throw fjError("FJ_DATA_NIFTI_GZIP", "file name ends with .gz but the content is not gzip", {
+      file: path,
+    });
   }
   return raw;
 }
@@ -179,108 +194,161 @@ export interface NiftiRawVolume extends Omit<NiftiVolume, "data"> {
 
 /** Reads a NIfTI file without converting its values (memory: the file bytes only). */
 export async function readNiftiRaw(path: string): Promise<NiftiRawVolume> {
-  let raw: Buffer;
-  try {
-    raw = await readFile(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new DataError(
-      "FJ_DATA_MISSING",
-      path,
-      code === "ENOENT" ? "file not found" : `cannot read file (${code ?? String(err)})`,
-      { cause: err },
-    );
-  }
-  return decodeNiftiRaw(await maybeGunzip(raw, path), path);
+  return decodeNiftiRaw(await readBytes(path), path);
 }
 
-function decodeNiftiRaw(buf: Buffer, path: string): NiftiRawVolume {
-  if (buf.length < 348) {
-    throw new DataError(
-      "FJ_DATA_NIFTI_TRUNCATED",
-      path,
-      `header is ${buf.length} bytes, expected at least 348`,
+/** What the header of a NIfTI-1 file says (validated), without the voxel data. */
+export interface NiftiHeader extends Omit<NiftiVolume, "data" | "header"> {
+  header: NiftiHeaderInfo;
+  slope: number;
+  inter: number;
+  /** Byte offset of the voxel data. */
+  voxOffset: number;
+  littleEndian: boolean;
+}
+
+/** Bytes of a NIfTI-1 header with its extension flag. */
+const HEADER_BYTES = 352;
+
+/**
+ * Reads and validates only the header of a `.nii`/`.nii.gz` (streams the first bytes; no full
+ * decompression). The same checks as `readNifti`, except for the data's length.
+ */
+export async function readNiftiHeader(path: string): Promise<NiftiHeader> {
+  let gz = false;
+  try {
+    const fh = await open(path, "r");
+    const magic = Buffer.alloc(2);
+    await fh.read(magic, 0, 2, 0);
+    await fh.close();
+    gz = magic[0] === 0x1f && magic[1] === 0x8b;
+  } catch (err) {
+    throw unreadable(path, err);
+  }
+  const head = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const file = createReadStream(path, gz ? {} : { end: HEADER_BYTES - 1 });
+    const src = gz ? file.pipe(createGunzip()) : file;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      file.destroy();
+      resolve(Buffer.concat(chunks));
+    };
+    const fail = (err: Error) => {
+      if (done) return;
+      done = true;
+      file.destroy();
+      reject(err);
+    };
+    src.on("data", (c: Buffer) => {
+      chunks.push(c);
+      total += c.length;
+      if (total >= HEADER_BYTES) finish();
+    });
+    src.on("end", finish);
+    src.on("error", fail);
+    file.on("error", fail);
+  }).catch((err: unknown) => {
+    throw fjError(
+      "FJ_DATA_NIFTI_GZIP",
+      `cannot read header (${err instanceof Error ? err.message : String(err)})`,
+      {
+        file: path,
+        cause: err,
+      },
     );
+  });
+  if (!gz && path.endsWith(".gz")) {
+    throw fjError("FJ_DATA_NIFTI_GZIP", "file name ends with .gz but the content is not gzip", {
+      file: path,
+    });
+  }
+  return decodeNiftiHeader(head, path);
+}
+
+/** Validates and decodes the header at the start of `buf` (at least 348 bytes). */
+export function decodeNiftiHeader(buf: Buffer, path = "<buffer>"): NiftiHeader {
+  if (buf.length < 348) {
+    throw fjError("FJ_DATA_NIFTI_TRUNCATED", `header is ${buf.length} bytes, expected at least 348`, {
+      file: path,
+    });
   }
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const le = view.getInt32(0, true) === 348;
   if (!le && view.getInt32(0, false) !== 348) {
     if (view.getInt32(0, true) === 540 || view.getInt32(0, false) === 540) {
-      throw new DataError("FJ_DATA_NIFTI_MAGIC", path, "NIfTI-2 files are not supported, expected NIfTI-1");
+      throw fjError("FJ_DATA_NIFTI_MAGIC", "NIfTI-2 files are not supported, expected NIfTI-1", {
+        file: path,
+      });
     }
-    throw new DataError("FJ_DATA_NIFTI_MAGIC", path, "not a NIfTI-1 file (sizeof_hdr is not 348)");
+    throw fjError("FJ_DATA_NIFTI_MAGIC", "not a NIfTI-1 file (sizeof_hdr is not 348)", { file: path });
   }
   const magic = buf.toString("latin1", 344, 348);
   if (magic === "ni1\0") {
-    throw new DataError(
+    throw fjError(
       "FJ_DATA_NIFTI_MAGIC",
-      path,
       "header/image pairs (.hdr/.img) are not supported, expected a single .nii",
+      { file: path },
     );
   }
   if (magic !== "n+1\0") {
-    throw new DataError(
+    throw fjError(
       "FJ_DATA_NIFTI_MAGIC",
-      path,
       `bad magic ${JSON.stringify(magic.replace(/\0/g, "\\0"))}, expected "n+1\\0"`,
+      { file: path },
     );
   }
-  const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + Math.min(buf.byteLength, 352)) as ArrayBuffer;
+  const ab = buf.buffer.slice(
+    buf.byteOffset,
+    buf.byteOffset + Math.min(buf.byteLength, HEADER_BYTES),
+  ) as ArrayBuffer;
   const h = nifti.readHeader(ab) as nifti.NIFTI1;
   if (!(h instanceof nifti.NIFTI1)) {
-    throw new DataError("FJ_DATA_NIFTI_MAGIC", path, "not a NIfTI-1 header");
+    throw fjError("FJ_DATA_NIFTI_MAGIC", "not a NIfTI-1 header", { file: path });
   }
   const nd = h.dims[0];
   if (!Number.isInteger(nd) || nd < 1 || nd > 7) {
-    throw new DataError("FJ_DATA_NIFTI_DIMS", path, `dim[0] is ${nd}, expected 1–7`);
+    throw fjError("FJ_DATA_NIFTI_DIMS", `dim[0] is ${nd}, expected 1–7`, { file: path });
   }
   const d = [1, 1, 1, 1, 1, 1, 1];
   for (let i = 1; i <= nd; i++) d[i - 1] = h.dims[i];
   for (let i = 0; i < 7; i++) {
     if (!Number.isInteger(d[i]) || d[i] < 1) {
-      throw new DataError(
-        "FJ_DATA_NIFTI_DIMS",
-        path,
-        `dim[${i + 1}] is ${d[i]}, expected a positive integer`,
-      );
+      throw fjError("FJ_DATA_NIFTI_DIMS", `dim[${i + 1}] is ${d[i]}, expected a positive integer`, {
+        file: path,
+      });
     }
   }
   if (d[3] > 1) {
-    throw new DataError(
+    throw fjError(
       "FJ_DATA_NIFTI_DIMS",
-      path,
       `is 4D with ${d[3]} time points (dim = ${d.slice(0, nd).join("×")}), expected a single 3D volume`,
+      { file: path },
     );
   }
   if (d[4] > 1 || d[5] > 1 || d[6] > 1) {
-    throw new DataError("FJ_DATA_NIFTI_DIMS", path, `has dims 5–7 = ${d.slice(4).join("×")}, expected 1`);
+    throw fjError("FJ_DATA_NIFTI_DIMS", `has dims 5–7 = ${d.slice(4).join("×")}, expected 1`, { file: path });
   }
   const dims: [number, number, number] = [d[0], d[1], d[2]];
   const datatype = CODE_TO_DATATYPE.get(h.datatypeCode);
   if (datatype === undefined) {
     const name = UNSUPPORTED_CODES[h.datatypeCode] ?? `code ${h.datatypeCode}`;
-    throw new DataError(
+    throw fjError(
       "FJ_DATA_NIFTI_DATATYPE",
-      path,
       `datatype ${name} is not supported, expected one of ${NIFTI_DATATYPES.join(", ")}`,
+      { file: path },
     );
   }
   const spacing = [1, 2, 3].map((i) => Math.abs(h.pixDims[i] ?? 1)) as [number, number, number];
   for (let i = 0; i < 3; i++) {
     if (!Number.isFinite(spacing[i]) || spacing[i] <= 0) {
-      throw new DataError("FJ_DATA_NIFTI_SPACING", path, `pixdim[${i + 1}] is ${spacing[i]}, expected > 0`);
+      throw fjError("FJ_DATA_NIFTI_SPACING", `pixdim[${i + 1}] is ${spacing[i]}, expected > 0`, {
+        file: path,
+      });
     }
-  }
-  const nvox = dims[0] * dims[1] * dims[2];
-  const bytes = BYTES[datatype];
-  const offset = Math.max(352, Math.floor(h.vox_offset));
-  const need = offset + nvox * bytes;
-  if (buf.length < need) {
-    throw new DataError(
-      "FJ_DATA_NIFTI_TRUNCATED",
-      path,
-      `image data is truncated: ${buf.length} bytes, expected ${need} for ${dims.join("×")} ${datatype}`,
-    );
   }
   let slope = h.scl_slope;
   let inter = h.scl_inter;
@@ -289,7 +357,6 @@ function decodeNiftiRaw(buf: Buffer, path: string): NiftiRawVolume {
     inter = 0;
   }
   if (!Number.isFinite(inter)) inter = 0;
-  const values = storedValues(buf, offset, nvox, datatype, le);
 
   const srow = [0, 1, 2].map((r) => [0, 1, 2, 3].map((c) => view.getFloat32(280 + 16 * r + 4 * c, le)));
   const qfac = h.pixDims[0] < 0 ? -1 : 1;
@@ -333,7 +400,22 @@ function decodeNiftiRaw(buf: Buffer, path: string): NiftiRawVolume {
     calMin: h.cal_min,
     calMax: h.cal_max,
   };
-  return { dims, spacing, values, slope, inter, affine, datatype, header };
+  const voxOffset = Math.max(HEADER_BYTES, Math.floor(h.vox_offset));
+  return { dims, spacing, slope, inter, affine, datatype, header, voxOffset, littleEndian: le };
+}
+
+function decodeNiftiRaw(buf: Buffer, path: string): NiftiRawVolume {
+  const { voxOffset, littleEndian, ...h } = decodeNiftiHeader(buf, path);
+  const nvox = h.dims[0] * h.dims[1] * h.dims[2];
+  const need = voxOffset + nvox * BYTES[h.datatype];
+  if (buf.length < need) {
+    throw fjError(
+      "FJ_DATA_NIFTI_TRUNCATED",
+      `image data is truncated: ${buf.length} bytes, expected ${need} for ${h.dims.join("×")} ${h.datatype}`,
+      { file: path },
+    );
+  }
+  return { ...h, values: storedValues(buf, voxOffset, nvox, h.datatype, littleEndian) };
 }
 
 /** The stored values as a typed array: a view when the byte order matches, else a converted copy. */
@@ -582,25 +664,28 @@ export function encodeNifti(
   const [X, Y, Z] = vol.dims;
   const n = X * Y * Z;
   if (![X, Y, Z].every((v) => Number.isInteger(v) && v >= 1 && v <= 32767)) {
-    throw new InputError(
-      "FJ_DATA_NIFTI_DIMS",
-      `${where}: dims ${vol.dims.join("×")}, expected integers 1–32767`,
-    );
+    throw fjError("FJ_DATA_NIFTI_DIMS", `dims ${vol.dims.join("×")}, expected integers 1–32767`, {
+      file: where,
+    });
   }
   if (vol.data.length !== n) {
-    throw new InputError(
+    throw fjError(
       "FJ_DATA_NIFTI_DIMS",
-      `${where}: data has ${vol.data.length} values, expected ${X}×${Y}×${Z} = ${n}`,
+      `data has ${vol.data.length} values, expected ${X}×${Y}×${Z} = ${n}`,
+      {
+        file: where,
+      },
     );
   }
   if (!vol.spacing.every((s) => Number.isFinite(s) && s > 0)) {
-    throw new InputError("FJ_DATA_NIFTI_SPACING", `${where}: spacing ${vol.spacing.join("×")}, expected > 0`);
+    throw fjError("FJ_DATA_NIFTI_SPACING", `spacing ${vol.spacing.join("×")}, expected > 0`, { file: where });
   }
   const datatype = options.datatype ?? vol.datatype;
   if (!(datatype in DATATYPE_CODES)) {
-    throw new InputError(
+    throw fjError(
       "FJ_DATA_NIFTI_DATATYPE",
-      `${where}: datatype '${datatype}', expected one of ${NIFTI_DATATYPES.join(", ")}`,
+      `datatype '${datatype}', expected one of ${NIFTI_DATATYPES.join(", ")}`,
+      { file: where },
     );
   }
   const info = isNiftiHeaderInfo(vol.header) ? vol.header : undefined;
@@ -608,9 +693,10 @@ export function encodeNifti(
   const { quatern: qFromAffine, zooms } = affineToQuatern(affine);
   for (let i = 0; i < 3; i++) {
     if (Math.abs(zooms[i] - vol.spacing[i]) > 1e-3 * Math.max(1, vol.spacing[i])) {
-      throw new InputError(
+      throw fjError(
         "FJ_DATA_NIFTI_AFFINE",
-        `${where}: affine column ${i} has length ${zooms[i].toFixed(6)} mm but spacing[${i}] is ${vol.spacing[i]}, expected them to agree`,
+        `affine column ${i} has length ${zooms[i].toFixed(6)} mm but spacing[${i}] is ${vol.spacing[i]}, expected them to agree`,
+        { file: where },
       );
     }
   }
@@ -679,9 +765,10 @@ export function encodeNifti(
     for (let i = 0; i < n; i++) {
       const v = Math.round((src[i] - inter) / slope);
       if (!(v >= lo && v <= hi)) {
-        throw new InputError(
+        throw fjError(
           "FJ_DATA_NIFTI_RANGE",
-          `${where}: value ${src[i]} at voxel ${i} does not fit ${datatype} (${lo}…${hi})`,
+          `value ${src[i]} at voxel ${i} does not fit ${datatype} (${lo}…${hi})`,
+          { file: where },
         );
       }
       dst[i] = v;
@@ -700,7 +787,7 @@ export async function writeNifti(
   options: { datatype?: NiftiDatatype; gzipLevel?: number } = {},
 ): Promise<void> {
   if (!isNiftiPath(path)) {
-    throw new InputError("FJ_DATA_NIFTI_PATH", `${path}: expected a file name ending in .nii or .nii.gz`);
+    throw fjError("FJ_DATA_NIFTI_PATH", "expected a file name ending in .nii or .nii.gz", { file: path });
   }
   const raw = encodeNifti(vol, { datatype: options.datatype, path });
   const bytes = path.endsWith(".gz") ? await gzipAsync(raw, { level: options.gzipLevel ?? 6 }) : raw;

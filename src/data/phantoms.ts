@@ -11,19 +11,17 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "../atomic-write.js";
-import { InputError } from "../errors.js";
-import { buildJoint, JOINT_GEOMETRY, JOINT_LABELS, type Joint, scaleForAge, type Tissue } from "./anatomy.js";
-import { keepLargestComponents } from "./components.js";
+import { fjError } from "../errors.js";
+import { isJoint, JOINT_BONES, JOINTS, type Joint, jointLabels } from "../joints.js";
+import { normal, type Random, randomUint32, seeded, uniform } from "../random.js";
+import { keepLargestComponents } from "../volume/components.js";
+import { buildJoint, JOINT_GEOMETRY, type JointModel, scaleForAge, type Tissue } from "./anatomy.js";
 import { type DatasetJson, loadDataset, type SiteDataset } from "./dataset.js";
 import { type NiftiVolume, writeNifti } from "./nifti.js";
-import { deriveSeed, Rng } from "./rng.js";
 import type { Shape } from "./shapes.js";
 
-export type { Joint } from "./anatomy.js";
-export { JOINT_LABELS } from "./anatomy.js";
-
-export const JOINTS: readonly Joint[] = ["ankle", "knee", "shoulder"];
-export const PHANTOM_GENERATOR = "fedjoint-phantom/1";
+/** Generator id written to dataset.json; /2: the src/random.ts PRNG (same seed, new subjects). */
+export const PHANTOM_GENERATOR = "fedjoint-phantom/2";
 
 /** Mean tissue signal per joint (relative units), the noise level and the stored intensity scale. */
 interface Profile {
@@ -131,7 +129,7 @@ class LatticeNoise {
   private readonly nz: number;
   private readonly values: Float32Array;
   constructor(
-    rng: Rng,
+    rand: Random,
     private readonly cell: number,
     private readonly half: [number, number, number],
   ) {
@@ -139,7 +137,7 @@ class LatticeNoise {
     this.ny = Math.ceil((2 * half[1]) / cell) + 2;
     this.nz = Math.ceil((2 * half[2]) / cell) + 2;
     this.values = new Float32Array(this.nx * this.ny * this.nz);
-    for (let i = 0; i < this.values.length; i++) this.values[i] = rng.normal();
+    for (let i = 0; i < this.values.length; i++) this.values[i] = normal(rand);
   }
   at(x: number, y: number, z: number): number {
     const fx = Math.min(Math.max((x + this.half[0]) / this.cell, 0), this.nx - 1.001);
@@ -165,9 +163,9 @@ class LatticeNoise {
 }
 
 /** 65 536 standard normal values, to draw per-voxel noise quickly and deterministically. */
-function normalTable(rng: Rng): Float32Array {
+function normalTable(rand: Random): Float32Array {
   const t = new Float32Array(65536);
-  for (let i = 0; i < t.length; i++) t[i] = rng.normal();
+  for (let i = 0; i < t.length; i++) t[i] = normal(rand);
   return t;
 }
 
@@ -203,53 +201,92 @@ function marchRow(
   }
 }
 
-/** Synthesises one subject (image + label volumes) in memory. */
-export function synthesizeSubject(options: PhantomOptions): PhantomSubject {
-  const { joint, size, seed, index } = options;
-  if (!Number.isInteger(size) || size < 16 || size > 1024) {
-    throw new InputError("FJ_CLI_ARG", `--size is ${size}, expected an integer 16–1024`);
-  }
-  const depth = options.depth ?? defaultDepth(joint, size);
-  if (!Number.isInteger(depth) || depth < 4 || depth > 2048) {
-    throw new InputError("FJ_CLI_ARG", `--depth is ${depth}, expected an integer 4–2048`);
-  }
-  const rng = new Rng(deriveSeed(seed, joint, index));
+/** The voxel grid of one subject, centred on the world origin (mm). */
+interface Grid {
+  X: number;
+  Y: number;
+  Z: number;
+  N: number;
+  /** In-plane and slice spacing (mm). */
+  sx: number;
+  sz: number;
+  /** World coordinates of the voxel centres along each axis. */
+  xs: Float64Array;
+  ys: Float64Array;
+  zs: Float64Array;
+}
+
+function makeGrid(X: number, Y: number, Z: number, sx: number, sz: number): Grid {
+  return {
+    X,
+    Y,
+    Z,
+    N: X * Y * Z,
+    sx,
+    sz,
+    xs: Float64Array.from({ length: X }, (_, i) => (i - (X - 1) / 2) * sx),
+    ys: Float64Array.from({ length: Y }, (_, j) => (j - (Y - 1) / 2) * sx),
+    zs: Float64Array.from({ length: Z }, (_, k) => (k - (Z - 1) / 2) * sz),
+  };
+}
+
+/** World x (or y) → fractional voxel index; world z → fractional slice index. */
+const toI = (g: Grid, x: number) => x / g.sx + (g.X - 1) / 2;
+const toK = (g: Grid, z: number) => z / g.sz + (g.Z - 1) / 2;
+
+/** Who this subject is: age, size, acquisition geometry, anatomy and tissue signal means. */
+interface SubjectDraw {
+  age: number;
+  scale: number;
+  grid: Grid;
+  model: JointModel;
+  tissue: Record<Tissue, number>;
+}
+
+function drawSubject(joint: Joint, size: number, depth: number, rand: Random): SubjectDraw {
   const geom = JOINT_GEOMETRY[joint];
-  const age = rng.uniform(geom.ages[0], geom.ages[1]);
-  const scale = scaleForAge(joint, age) * (1 + 0.04 * Math.max(-2, Math.min(2, rng.normal())));
-  const fov = geom.fov * scale * rng.uniform(0.94, 1.06);
+  const age = uniform(rand, geom.ages[0], geom.ages[1]);
+  const scale = scaleForAge(joint, age) * (1 + 0.04 * clampedNormal(rand));
+  const fov = geom.fov * scale * uniform(rand, 0.94, 1.06);
   const sx = fov / size;
-  const sz = sx * rng.uniform(geom.anisotropy[0], geom.anisotropy[1]);
-  const X = size;
-  const Y = size;
-  const Z = depth;
-  const N = X * Y * Z;
-  const model = buildJoint(joint, rng, { joint, age, scale }, sx);
-  const profile = PROFILES[joint];
-  const T: Record<Tissue, number> = { ...profile.tissue };
-  for (const k of Object.keys(T) as Tissue[]) {
-    if (k !== "air") T[k] *= 1 + 0.06 * Math.max(-2, Math.min(2, rng.normal()));
+  const sz = sx * uniform(rand, geom.anisotropy[0], geom.anisotropy[1]);
+  const model = buildJoint(joint, rand, { joint, age, scale }, sx);
+  const tissue: Record<Tissue, number> = { ...PROFILES[joint].tissue };
+  for (const k of Object.keys(tissue) as Tissue[]) {
+    if (k !== "air") tissue[k] *= 1 + 0.06 * clampedNormal(rand);
   }
+  return { age, scale, grid: makeGrid(size, size, depth, sx, sz), model, tissue };
+}
 
-  const xs = new Float64Array(X);
-  const ys = new Float64Array(Y);
-  const zs = new Float64Array(Z);
-  for (let i = 0; i < X; i++) xs[i] = (i - (X - 1) / 2) * sx;
-  for (let j = 0; j < Y; j++) ys[j] = (j - (Y - 1) / 2) * sx;
-  for (let k = 0; k < Z; k++) zs[k] = (k - (Z - 1) / 2) * sz;
-  const toI = (x: number) => x / sx + (X - 1) / 2;
-  const toK = (z: number) => z / sz + (Z - 1) / 2;
+/** N(0, 1) clipped to ±2. */
+function clampedNormal(rand: Random): number {
+  return Math.max(-2, Math.min(2, normal(rand)));
+}
 
-  // 1. nearest and second-nearest bone distance per voxel
-  const BIG = 1e9;
-  const d1 = new Float32Array(N).fill(BIG);
-  const d2 = new Float32Array(N).fill(BIG);
+/** Distance beyond which a voxel is not near any bone (a value no distance reaches). */
+const FAR = 1e9;
+
+/** Nearest and second-nearest bone distance per voxel, and the nearest bone's index. */
+interface BoneField {
+  d1: Float32Array;
+  d2: Float32Array;
+  id1: Int8Array;
+  /** Distances beyond `margin` (mm) of every bone are not computed (left at FAR). */
+  margin: number;
+}
+
+/**
+ * Step 1: the two nearest bone distances per voxel, coarse to fine: each bone is evaluated on every
+ * other row and column first; cells whose four corners are all far outside are skipped, cells away
+ * from the surface are interpolated, and only cells within 3 voxels of a surface are evaluated voxel
+ * by voxel.
+ */
+function boneDistances(g: Grid, model: JointModel): BoneField {
+  const { X, Y, Z, N, sx, xs, ys, zs } = g;
+  const d1 = new Float32Array(N).fill(FAR);
+  const d2 = new Float32Array(N).fill(FAR);
   const id1 = new Int8Array(N).fill(-1);
   const margin = Math.max(model.gap + model.cartilage + 2 * sx, 6);
-  const bones = model.bones;
-  // Coarse-to-fine: each bone is evaluated on every other row and column first; cells whose four
-  // corners are all far outside are skipped, cells away from the surface are interpolated, and
-  // only cells within 3 voxels of a surface are evaluated voxel by voxel.
   const exact = 3 * sx;
   const nearFar = margin + 1.5 * sx;
   const coarseW = Math.ceil(X / 2) + 1;
@@ -257,14 +294,15 @@ export function synthesizeSubject(options: PhantomOptions): PhantomSubject {
   const coarse = new Float32Array(coarseW * coarseH);
   const coarseRow = new Float32Array(coarseW);
   const coarseXs = new Float64Array(coarseW);
+  const bones = model.bones;
   for (let b = 0; b < bones.length; b++) {
     const { box } = bones[b].shape;
-    const i0 = Math.max(0, Math.floor(toI(box.min[0] - margin)) & ~1);
-    const i1 = Math.min(X - 1, Math.ceil(toI(box.max[0] + margin)));
-    const j0 = Math.max(0, Math.floor(toI(box.min[1] - margin)) & ~1);
-    const j1 = Math.min(Y - 1, Math.ceil(toI(box.max[1] + margin)));
-    const k0 = Math.max(0, Math.floor(toK(box.min[2] - margin)));
-    const k1 = Math.min(Z - 1, Math.ceil(toK(box.max[2] + margin)));
+    const i0 = Math.max(0, Math.floor(toI(g, box.min[0] - margin)) & ~1);
+    const i1 = Math.min(X - 1, Math.ceil(toI(g, box.max[0] + margin)));
+    const j0 = Math.max(0, Math.floor(toI(g, box.min[1] - margin)) & ~1);
+    const j1 = Math.min(Y - 1, Math.ceil(toI(g, box.max[1] + margin)));
+    const k0 = Math.max(0, Math.floor(toK(g, box.min[2] - margin)));
+    const k1 = Math.min(Z - 1, Math.ceil(toK(g, box.max[2] + margin)));
     if (i1 < i0 || j1 < j0 || k1 < k0) continue;
     const shape = bones[b].shape;
     const cw = ((i1 - i0) >> 1) + 2;
@@ -326,56 +364,65 @@ export function synthesizeSubject(options: PhantomOptions): PhantomSubject {
       }
     }
   }
+  return { d1, d2, id1, margin };
+}
 
-  // 2. carve joint spaces: effective bone distance, labels, connectivity guard
-  const gap = model.gap;
-  const de = new Float32Array(N);
-  const lab = new Uint8Array(N);
-  for (let idx = 0; idx < N; idx++) {
+/** Effective bone distance after carving the joint spaces, and the label map. */
+interface CarvedBones {
+  /** Effective distance to the nearest bone (< 0 inside), FAR where no bone is near. */
+  de: Float32Array;
+  labels: Uint8Array;
+  /** Label voxels dropped because they were not connected to their bone. */
+  removedVoxels: number;
+}
+
+/**
+ * Step 2: carve a joint space of `gap` mm between neighbouring bones, label the voxels inside each
+ * labelled bone, and keep each bone's largest 6-connected component (voxelisation debris).
+ */
+function carveJointSpaces(joint: Joint, g: Grid, model: JointModel, field: BoneField): CarvedBones {
+  const { d1, d2, id1 } = field;
+  const de = new Float32Array(g.N);
+  const labels = new Uint8Array(g.N);
+  for (let idx = 0; idx < g.N; idx++) {
     const a = d1[idx];
-    if (a >= BIG) {
-      de[idx] = BIG;
+    if (a >= FAR) {
+      de[idx] = FAR;
       continue;
     }
-    const e = Math.max(a, (gap - (d2[idx] - a)) / 2);
+    const e = Math.max(a, (model.gap - (d2[idx] - a)) / 2);
     de[idx] = e;
-    if (e < 0) lab[idx] = bones[id1[idx]].label;
+    if (e < 0) labels[idx] = model.bones[id1[idx]].label;
   }
-  const nLabels = JOINT_LABELS[joint].length;
-  const removedVoxels = keepLargestComponents(
-    lab,
-    [X, Y, Z],
-    Array.from({ length: nLabels }, (_, i) => i + 1),
-    6,
-  );
+  const values = JOINT_BONES[joint].map((_, i) => i + 1);
+  const removedVoxels = keepLargestComponents(labels, [g.X, g.Y, g.Z], values, 6);
+  return { de, labels, removedVoxels };
+}
 
-  // 3. intensities
+/**
+ * Step 3: noise-free intensities: soft tissue (fat, muscle with texture, tendons, fat pads, fluid)
+ * inside the body outline, joint fluid and cartilage in the joint spaces, bone (cortex, marrow with
+ * texture, growth plates), times a smooth separable bias field.
+ */
+function renderIntensities(
+  subject: SubjectDraw,
+  field: BoneField,
+  carved: CarvedBones,
+  rand: Random,
+): Float32Array {
+  const { grid: g, model, tissue: T } = subject;
+  const { X, Y, Z, N, sx, sz, xs, ys, zs } = g;
+  const { d2, id1, margin } = field;
+  const { de, labels: lab } = carved;
   const half: [number, number, number] = [(X * sx) / 2 + 10, (Y * sx) / 2 + 10, (Z * sz) / 2 + 10];
-  const softTex = new LatticeNoise(rng, 7, half);
-  const marrowTex = new LatticeNoise(rng, 3, half);
-  // smooth separable bias field exp(p(x))·exp(q(y))·exp(r(z)), quadratic polynomials
-  const biasC = Array.from({ length: 6 }, () => 0.13 * rng.normal());
-  const axisBias = (n: number, c1: number, c2: number) =>
-    Float64Array.from({ length: n }, (_, i) => {
-      const u = (2 * i) / Math.max(1, n - 1) - 1;
-      return Math.exp(c1 * u + c2 * u * u);
-    });
-  const biasX = axisBias(X, biasC[0], biasC[3]);
-  const biasY = axisBias(Y, biasC[1], biasC[4]);
-  const biasZ = axisBias(Z, biasC[2], biasC[5]);
-  const noiseSigma = profile.noise * rng.uniform(0.8, 1.25) * T.muscle;
+  const softTex = new LatticeNoise(rand, 7, half);
+  const marrowTex = new LatticeNoise(rand, 3, half);
+  const bias = biasField(g, rand);
   const h = 0.5 * sx;
   const ramp = (d: number) => clamp01(0.5 - d / (2 * h));
-  const { body, structures, fat, cartilage, cortex } = model;
+  const { body, structures, fat, cartilage, cortex, gap, bones } = model;
   const image = new Float32Array(N);
   const physes = bones.map((b) => b.physis);
-  // the body outline is smooth: its distance is computed on every other row and column and
-  // interpolated bilinearly
-  const Xh = Math.ceil(X / 2) + 1;
-  const Yh = Math.ceil(Y / 2) + 1;
-  const xsH = Float64Array.from({ length: Xh }, (_, i) => (2 * i - (X - 1) / 2) * sx);
-  const bodyCoarse = new Float32Array(Xh * Yh);
-  const bodyRowH = new Float32Array(Xh);
   const bodySlice = new Float32Array(X * Y);
   const bodyFar = 2 * (fat + 2 * h) + 2;
   const structRows = structures.map(() => new Float32Array(X));
@@ -384,32 +431,17 @@ export function synthesizeSubject(options: PhantomOptions): PhantomSubject {
   const structI1 = new Int32Array(structures.length);
   for (let k = 0; k < Z; k++) {
     const z = zs[k];
-    for (let jh = 0; jh < Yh; jh++) {
-      marchRow(body, xsH, (2 * jh - (Y - 1) / 2) * sx, z, 0, Xh - 1, bodyFar, 2 * sx, bodyRowH, 0.9);
-      bodyCoarse.set(bodyRowH, jh * Xh);
-    }
-    for (let j = 0; j < Y; j++) {
-      const jh = j >> 1;
-      const ty = (j & 1) * 0.5;
-      for (let i = 0; i < X; i++) {
-        const ih = i >> 1;
-        const tx = (i & 1) * 0.5;
-        const a = jh * Xh + ih;
-        const top = bodyCoarse[a] * (1 - tx) + bodyCoarse[a + 1] * tx;
-        const bot = bodyCoarse[a + Xh] * (1 - tx) + bodyCoarse[a + Xh + 1] * tx;
-        bodySlice[j * X + i] = top * (1 - ty) + bot * ty;
-      }
-    }
+    bodyDistanceSlice(g, body, z, bodyFar, bodySlice);
     for (let j = 0; j < Y; j++) {
       const y = ys[j];
-      const biasYZ = biasY[j] * biasZ[k];
+      const biasYZ = bias.y[j] * bias.z[k];
       const row = X * (j + Y * k);
       for (let q = 0; q < structures.length; q++) {
         const bx = structures[q].shape.box;
         structActive[q] = 0;
         if (y < bx.min[1] - h || y > bx.max[1] + h || z < bx.min[2] - sz || z > bx.max[2] + sz) continue;
-        const a0 = Math.max(0, Math.floor(toI(bx.min[0] - h)));
-        const a1 = Math.min(X - 1, Math.ceil(toI(bx.max[0] + h)));
+        const a0 = Math.max(0, Math.floor(toI(g, bx.min[0] - h)));
+        const a1 = Math.min(X - 1, Math.ceil(toI(g, bx.max[0] + h)));
         if (a1 < a0) continue;
         structActive[q] = 1;
         structI0[q] = a0;
@@ -466,45 +498,125 @@ export function synthesizeSubject(options: PhantomOptions): PhantomSubject {
             v += (bone - v) * bf * inBody;
           }
         }
-        image[idx] = v * biasX[i] * biasYZ;
+        image[idx] = v * bias.x[i] * biasYZ;
       }
     }
   }
-  // Rician noise (normals from a seeded table), then the stored intensity scale (int16)
-  const table = normalTable(rng);
+  return image;
+}
+
+/** Smooth separable multiplicative bias field exp(p(x))·exp(q(y))·exp(r(z)), p, q, r quadratic. */
+function biasField(g: Grid, rand: Random): { x: Float64Array; y: Float64Array; z: Float64Array } {
+  const c = Array.from({ length: 6 }, () => 0.13 * normal(rand));
+  const axis = (n: number, c1: number, c2: number) =>
+    Float64Array.from({ length: n }, (_, i) => {
+      const u = (2 * i) / Math.max(1, n - 1) - 1;
+      return Math.exp(c1 * u + c2 * u * u);
+    });
+  return { x: axis(g.X, c[0], c[3]), y: axis(g.Y, c[1], c[4]), z: axis(g.Z, c[2], c[5]) };
+}
+
+/**
+ * Distance to the body outline for every voxel of slice z into `out` (X·Y). The outline is
+ * smooth: its distance is computed on every other row and column and interpolated bilinearly.
+ */
+function bodyDistanceSlice(g: Grid, body: Shape, z: number, far: number, out: Float32Array): void {
+  const { X, Y, sx } = g;
+  const Xh = Math.ceil(X / 2) + 1;
+  const Yh = Math.ceil(Y / 2) + 1;
+  const xsH = Float64Array.from({ length: Xh }, (_, i) => (2 * i - (X - 1) / 2) * sx);
+  const coarse = new Float32Array(Xh * Yh);
+  const rowH = new Float32Array(Xh);
+  for (let jh = 0; jh < Yh; jh++) {
+    marchRow(body, xsH, (2 * jh - (Y - 1) / 2) * sx, z, 0, Xh - 1, far, 2 * sx, rowH, 0.9);
+    coarse.set(rowH, jh * Xh);
+  }
+  for (let j = 0; j < Y; j++) {
+    const jh = j >> 1;
+    const ty = (j & 1) * 0.5;
+    for (let i = 0; i < X; i++) {
+      const ih = i >> 1;
+      const tx = (i & 1) * 0.5;
+      const a = jh * Xh + ih;
+      const top = coarse[a] * (1 - tx) + coarse[a + 1] * tx;
+      const bot = coarse[a + Xh] * (1 - tx) + coarse[a + Xh + 1] * tx;
+      out[j * X + i] = top * (1 - ty) + bot * ty;
+    }
+  }
+}
+
+/**
+ * Step 4: Rician noise (normals from a seeded table) at the joint's noise level, then the stored
+ * intensity scale (int16 range), in place.
+ */
+function addRicianNoise(image: Float32Array, joint: Joint, muscle: number, rand: Random): void {
+  const profile = PROFILES[joint];
+  const sigma = profile.noise * uniform(rand, 0.8, 1.25) * muscle;
+  const table = normalTable(rand);
   const mask = table.length - 1;
-  for (let idx = 0; idx < N; idx++) {
-    const r = rng.uint32();
-    const re = image[idx] + noiseSigma * table[r & mask];
-    const im = noiseSigma * table[(r >>> 16) & mask];
+  for (let idx = 0; idx < image.length; idx++) {
+    const r = randomUint32(rand);
+    const re = image[idx] + sigma * table[r & mask];
+    const im = sigma * table[(r >>> 16) & mask];
     const mag = Math.sqrt(re * re + im * im) * profile.scale;
     image[idx] = Math.min(32767, Math.round(mag));
   }
-  const labelF = new Float32Array(N);
-  const labelVoxels = new Array<number>(nLabels + 1).fill(0);
-  for (let idx = 0; idx < N; idx++) {
-    labelF[idx] = lab[idx];
-    labelVoxels[lab[idx]]++;
-  }
+}
 
-  const dir = geom.directions;
-  const sp = [sx, sx, sz];
-  const c = [(X - 1) / 2, (Y - 1) / 2, (Z - 1) / 2];
+/** Voxel → world affine: the joint's direction cosines, spacing, grid centred on the origin. */
+function phantomAffine(joint: Joint, g: Grid): number[][] {
+  const dir = JOINT_GEOMETRY[joint].directions;
+  const sp = [g.sx, g.sx, g.sz];
+  const c = [(g.X - 1) / 2, (g.Y - 1) / 2, (g.Z - 1) / 2];
   const affine = [0, 1, 2].map((r) => {
     const rowv = [0, 1, 2].map((col) => dir[col][r] * sp[col]);
     return [...rowv, -(rowv[0] * c[0] + rowv[1] * c[1] + rowv[2] * c[2])];
   });
   affine.push([0, 0, 0, 1]);
-  const spacing: [number, number, number] = [sx, sx, sz];
-  const id = `${joint}_${String(index + 1).padStart(3, "0")}`;
+  return affine;
+}
+
+/**
+ * Synthesises one subject (image + label volumes) in memory, in four steps: draw the subject
+ * (`drawSubject`), bone distances (`boneDistances`), joint spaces and labels (`carveJointSpaces`),
+ * intensities (`renderIntensities`) and noise (`addRicianNoise`). Deterministic for (seed, joint,
+ * index); subject i does not depend on how many subjects are made.
+ */
+export function synthesizeSubject(options: PhantomOptions): PhantomSubject {
+  const { joint, size, seed, index } = options;
+  if (!Number.isInteger(size) || size < 16 || size > 1024) {
+    throw fjError("FJ_CLI_ARG", `--size is ${size}, expected an integer 16–1024`);
+  }
+  const depth = options.depth ?? defaultDepth(joint, size);
+  if (!Number.isInteger(depth) || depth < 4 || depth > 2048) {
+    throw fjError("FJ_CLI_ARG", `--depth is ${depth}, expected an integer 4–2048`);
+  }
+  const rand = seeded("fedjoint-phantom", seed, joint, index);
+  const subject = drawSubject(joint, size, depth, rand);
+  const g = subject.grid;
+  const field = boneDistances(g, subject.model);
+  const carved = carveJointSpaces(joint, g, subject.model, field);
+  const image = renderIntensities(subject, field, carved, rand);
+  addRicianNoise(image, joint, subject.tissue.muscle, rand);
+  const labelVoxels = new Array<number>(JOINT_BONES[joint].length + 1).fill(0);
+  for (const v of carved.labels) labelVoxels[v]++;
+  const affine = phantomAffine(joint, g);
+  const dims: [number, number, number] = [g.X, g.Y, g.Z];
+  const spacing: [number, number, number] = [g.sx, g.sx, g.sz];
   return {
-    id,
+    id: `${joint}_${String(index + 1).padStart(3, "0")}`,
     joint,
-    image: { dims: [X, Y, Z], spacing, data: image, affine, datatype: "int16" },
-    label: { dims: [X, Y, Z], spacing, data: labelF, affine: affine.map((r) => [...r]), datatype: "uint8" },
-    age,
-    scale,
-    removedVoxels,
+    image: { dims, spacing, data: image, affine, datatype: "int16" },
+    label: {
+      dims: [...dims],
+      spacing: [...spacing],
+      data: Float32Array.from(carved.labels),
+      affine: affine.map((r) => [...r]),
+      datatype: "uint8",
+    },
+    age: subject.age,
+    scale: subject.scale,
+    removedVoxels: carved.removedVoxels,
     labelVoxels,
   };
 }
@@ -527,10 +639,7 @@ export function phantomDatasetJson(
   subjects: number,
   extra: Record<string, unknown> = {},
 ): DatasetJson {
-  const labels: Record<string, number> = { background: 0 };
-  JOINT_LABELS[joint].forEach((name, i) => {
-    labels[name] = i + 1;
-  });
+  const labels = jointLabels(joint);
   return {
     channel_names: { "0": PROFILES[joint].sequence },
     labels,
@@ -568,18 +677,18 @@ async function isReplaceablePhantomDir(dir: string): Promise<boolean> {
  */
 export async function synthesizeDataset(options: SynthesizeOptions): Promise<SiteDataset> {
   const { joint, subjects, size, seed } = options;
-  if (!JOINTS.includes(joint)) {
-    throw new InputError("FJ_CLI_ARG", `--joint is '${String(joint)}', expected one of ${JOINTS.join(", ")}`);
+  if (!isJoint(joint)) {
+    throw fjError("FJ_CLI_ARG", `--joint is '${String(joint)}', expected one of ${JOINTS.join(", ")}`);
   }
   if (!Number.isInteger(subjects) || subjects < 1 || subjects > 10000) {
-    throw new InputError("FJ_CLI_ARG", `--subjects is ${subjects}, expected an integer 1–10000`);
+    throw fjError("FJ_CLI_ARG", `--subjects is ${subjects}, expected an integer 1–10000`);
   }
   if (!Number.isInteger(seed) || seed < 0) {
-    throw new InputError("FJ_CLI_ARG", `--seed is ${seed}, expected an integer ≥ 0`);
+    throw fjError("FJ_CLI_ARG", `--seed is ${seed}, expected an integer ≥ 0`);
   }
   const out = path.resolve(options.out);
   if (!(await isReplaceablePhantomDir(out))) {
-    throw new InputError(
+    throw fjError(
       "FJ_DATA_OUT_EXISTS",
       `${out}: exists and is not empty or a previous phantom dataset, expected a new or empty folder`,
     );

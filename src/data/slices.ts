@@ -7,13 +7,11 @@
  * Slice layout (row-major [slice][row][col]): along axis 2 rows = y and cols = x; along axis 1
  * rows = z and cols = x; along axis 0 rows = z and cols = y (voxel indices increasing).
  */
-import { createReadStream } from "node:fs";
-import { open } from "node:fs/promises";
-import { createGunzip } from "node:zlib";
-import { DataError, InputError } from "../errors.js";
+import { fjError } from "../errors.js";
+import { type Random, seeded, shuffle, uniform } from "../random.js";
+import { zScoreMap } from "../volume/intensity.js";
 import type { SiteDataset } from "./dataset.js";
-import { type NiftiVolume, readNiftiRaw } from "./nifti.js";
-import { Rng } from "./rng.js";
+import { type NiftiRawVolume, readNiftiHeader, readNiftiRaw } from "./nifti.js";
 
 export type SliceAxis = 0 | 1 | 2;
 
@@ -43,91 +41,6 @@ export interface Batch {
   n: number;
   /** The slice index (into the SliceSet) of each batch item. */
   indices: Int32Array;
-}
-
-/** Reads only the dims of a .nii/.nii.gz (streams the first bytes; no full decompression). */
-export async function readNiftiDims(path: string): Promise<[number, number, number]> {
-  let gz = false;
-  try {
-    const fh = await open(path, "r");
-    const magic = Buffer.alloc(2);
-    await fh.read(magic, 0, 2, 0);
-    await fh.close();
-    gz = magic[0] === 0x1f && magic[1] === 0x8b;
-  } catch (err) {
-    throw new DataError(
-      "FJ_DATA_MISSING",
-      path,
-      `cannot read file (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
-    );
-  }
-  const head = await new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    const file = createReadStream(path);
-    const src = gz ? file.pipe(createGunzip()) : file;
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      file.destroy();
-      resolve(Buffer.concat(chunks));
-    };
-    src.on("data", (c: Buffer) => {
-      chunks.push(c);
-      total += c.length;
-      if (total >= 352) finish();
-    });
-    src.on("end", finish);
-    src.on("error", (err: Error) => {
-      if (done) return;
-      done = true;
-      file.destroy();
-      reject(err);
-    });
-    file.on("error", (err: Error) => {
-      if (done) return;
-      done = true;
-      reject(err);
-    });
-  }).catch((err: unknown) => {
-    throw new DataError(
-      "FJ_DATA_NIFTI_GZIP",
-      path,
-      `cannot read header (${err instanceof Error ? err.message : String(err)})`,
-    );
-  });
-  if (head.length < 348)
-    throw new DataError("FJ_DATA_NIFTI_TRUNCATED", path, `header is ${head.length} bytes, expected 348`);
-  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
-  const le = view.getInt32(0, true) === 348;
-  if (!le && view.getInt32(0, false) !== 348) {
-    throw new DataError("FJ_DATA_NIFTI_MAGIC", path, "not a NIfTI-1 file (sizeof_hdr is not 348)");
-  }
-  const dims: number[] = [];
-  for (let i = 1; i <= 3; i++) dims.push(Math.max(1, view.getInt16(40 + 2 * i, le)));
-  return dims as [number, number, number];
-}
-
-function z_score(data: Float32Array): void {
-  let sum = 0;
-  let sq = 0;
-  const n = data.length;
-  for (let i = 0; i < n; i++) {
-    const v = data[i];
-    sum += v;
-    sq += v * v;
-  }
-  const mean = sum / n;
-  const std = Math.sqrt(Math.max(sq / n - mean * mean, 0)) || 1;
-  const inv = 1 / std;
-  for (let i = 0; i < n; i++) data[i] = (data[i] - mean) * inv;
-}
-
-/** z-score in place (mean 0, std 1 over all voxels; std 0 leaves values centred). */
-export function zScore(data: Float32Array): Float32Array {
-  z_score(data);
-  return data;
 }
 
 interface SliceGeometry {
@@ -240,23 +153,43 @@ export function resliceNearest(
   return g.count;
 }
 
-/** Slices one exam in memory (image z-scored in place). For inference and evaluation. */
+/**
+ * Writes every slice of one exam along `axis` into `out` at `offset` (count·size² floats): the
+ * stored values z-scored per volume on the fly (no float copy of the exam) and resized bilinearly.
+ * The one slicing of an image, for training slices and inference alike: the same exam gives the
+ * same slices bit for bit. Returns the number of slices.
+ */
+export function sliceExamInto(
+  image: NiftiRawVolume,
+  axis: SliceAxis,
+  size: number,
+  out: Float32Array,
+  offset: number,
+  file: string,
+): number {
+  const z = zScoreMap(image.values, image.slope);
+  if (!Number.isFinite(z.mean)) {
+    throw fjError("FJ_DATA_NONFINITE", "has NaN or infinite intensities (run fedjoint data check)", { file });
+  }
+  return resliceBilinear(image.values, image.dims, axis, size, out, offset, z.scale, z.shift);
+}
+
+/** Slices one exam in memory exactly as `loadSlices` does (`sliceExamInto`). For inference. */
 export function sliceVolume(
-  image: NiftiVolume,
-  options: { size: number; axis?: SliceAxis },
+  image: NiftiRawVolume,
+  options: { size: number; axis?: SliceAxis; file?: string },
 ): { images: Float32Array; count: number } {
   const axis = options.axis ?? 2;
+  checkSize(options.size);
   const g = sliceGeometry(image.dims, axis);
   const images = new Float32Array(g.count * options.size * options.size);
-  const data = Float32Array.from(image.data);
-  z_score(data);
-  resliceBilinear(data, image.dims, axis, options.size, images);
+  sliceExamInto(image, axis, options.size, images, 0, options.file ?? "<volume>");
   return { images, count: g.count };
 }
 
 function checkSize(size: number): void {
   if (!Number.isInteger(size) || size < 2 || size > 4096) {
-    throw new InputError("FJ_DATA_SLICE_SIZE", `slice size is ${size}, expected an integer 2–4096`);
+    throw fjError("FJ_DATA_SLICE_SIZE", `slice size is ${size}, expected an integer 2–4096`);
   }
 }
 
@@ -273,7 +206,7 @@ export async function loadSlices(
   checkSize(size);
   const axis = options.axis ?? 2;
   if (axis !== 0 && axis !== 1 && axis !== 2) {
-    throw new InputError("FJ_DATA_SLICE_AXIS", `slice axis is ${String(axis)}, expected 0, 1 or 2`);
+    throw fjError("FJ_DATA_SLICE_AXIS", `slice axis is ${String(axis)}, expected 0, 1 or 2`);
   }
   let cases = dataset.cases;
   if (options.caseIds !== undefined) {
@@ -281,7 +214,7 @@ export async function loadSlices(
     cases = options.caseIds.map((id) => {
       const c = byId.get(id);
       if (c === undefined) {
-        throw new InputError(
+        throw fjError(
           "FJ_DATA_CASE_UNKNOWN",
           `case '${id}' is not in ${dataset.root} (${dataset.cases.length} cases)`,
         );
@@ -292,7 +225,7 @@ export async function loadSlices(
   const maxLabel = Math.max(0, ...Object.values(dataset.labels));
   // first pass: headers only, to size the output once
   const counts: number[] = [];
-  for (const c of cases) counts.push((await readNiftiDims(c.image))[axis]);
+  for (const c of cases) counts.push((await readNiftiHeader(c.image)).dims[axis]);
   const count = counts.reduce((a, b) => a + b, 0);
   const plane = size * size;
   const images = new Float32Array(count * plane);
@@ -309,34 +242,17 @@ export async function loadSlices(
       const image = await readNiftiRaw(c.image);
       dims = image.dims;
       if (dims[axis] !== counts[ci]) {
-        throw new DataError("FJ_DATA_CHANGED", c.image, "file changed while loading slices");
+        throw fjError("FJ_DATA_CHANGED", "file changed while loading slices", { file: c.image });
       }
-      const v = image.values;
-      let sum = 0;
-      let sq = 0;
-      for (let i = 0; i < v.length; i++) {
-        sum += v[i];
-        sq += v[i] * v[i];
-      }
-      const mean = sum / v.length;
-      const std = Math.sqrt(Math.max(sq / v.length - mean * mean, 0)) || 1;
-      if (!Number.isFinite(mean)) {
-        throw new DataError(
-          "FJ_DATA_NONFINITE",
-          c.image,
-          "has NaN or infinite intensities (run fedjoint data check)",
-        );
-      }
-      const scale = (image.slope < 0 ? -1 : 1) / std;
-      resliceBilinear(v, dims, axis, size, images, at * plane, scale, -mean * scale);
+      sliceExamInto(image, axis, size, images, at * plane, c.image);
     }
     {
       const label = await readNiftiRaw(c.label);
       if (label.dims.join("×") !== dims.join("×")) {
-        throw new DataError(
+        throw fjError(
           "FJ_DATA_SHAPE_MISMATCH",
-          c.label,
           `shape ${label.dims.join("×")} differs from the image ${dims.join("×")}, expected the same grid`,
+          { file: c.label },
         );
       }
       const v = label.values;
@@ -344,10 +260,10 @@ export async function loadSlices(
       for (let i = 0; i < v.length; i++) {
         const x = v[i] * label.slope + label.inter;
         if (!(Number.isInteger(x) && x >= 0 && x <= maxLabel)) {
-          throw new DataError(
+          throw fjError(
             "FJ_DATA_LABEL_UNKNOWN",
-            c.label,
             `has label ${x}, dataset.json declares 0–${maxLabel} (run fedjoint data check)`,
+            { file: c.label },
           );
         }
         values[i] = x;
@@ -389,7 +305,7 @@ export function subsetSlices(set: SliceSet, caseIds: string[]): SliceSet {
   const want = new Map<number, number>();
   caseIds.forEach((id, i) => {
     const ci = set.caseIds.indexOf(id);
-    if (ci < 0) throw new InputError("FJ_DATA_CASE_UNKNOWN", `case '${id}' is not in this slice set`);
+    if (ci < 0) throw fjError("FJ_DATA_CASE_UNKNOWN", `case '${id}' is not in this slice set`);
     want.set(ci, i);
   });
   const keep: number[] = [];
@@ -427,14 +343,28 @@ export interface AugmentParams {
   flipY: boolean;
 }
 
-/** Random augmentation parameters as in the paper: rotation ±22.5°, shift ±10 %, flips. */
-export function randomAugment(rng: Rng, size: number): AugmentParams {
+/** Ranges of the on-the-fly augmentation (the paper: rotation ±22.5°, shift ±10 %, flips on both axes). */
+export interface AugmentRanges {
+  rotationDeg: number;
+  /** Fraction of the slice side. */
+  shift: number;
+  flip: boolean;
+}
+
+export const PAPER_AUGMENTATION: AugmentRanges = { rotationDeg: 22.5, shift: 0.1, flip: true };
+
+/** Random augmentation parameters within `ranges`. */
+export function randomAugment(
+  rand: Random,
+  size: number,
+  ranges: AugmentRanges = PAPER_AUGMENTATION,
+): AugmentParams {
   return {
-    angle: ((rng.next() * 2 - 1) * 22.5 * Math.PI) / 180,
-    shiftX: (rng.next() * 2 - 1) * 0.1 * size,
-    shiftY: (rng.next() * 2 - 1) * 0.1 * size,
-    flipX: rng.next() < 0.5,
-    flipY: rng.next() < 0.5,
+    angle: (uniform(rand, -ranges.rotationDeg, ranges.rotationDeg) * Math.PI) / 180,
+    shiftX: uniform(rand, -ranges.shift, ranges.shift) * size,
+    shiftY: uniform(rand, -ranges.shift, ranges.shift) * size,
+    flipX: ranges.flip && rand() < 0.5,
+    flipY: ranges.flip && rand() < 0.5,
   };
 }
 
@@ -489,33 +419,33 @@ export function augmentSlice(
  * Seeded batch sampler over a SliceSet (optionally only `indices`). Without
  * `foregroundFraction` it walks shuffled epochs over all slices; with it, each batch holds
  * round(batch·fraction) slices with foreground and the rest without (falling back to the other pool
- * when one is empty). `augment` applies the paper's augmentation to every item.
+ * when one is empty). `augment` applies the augmentation to every item (`true`: the paper's ranges).
  */
 export function makeBatchSampler(
   set: SliceSet,
   options: {
     batch: number;
     seed: number;
-    augment: boolean;
+    augment: boolean | AugmentRanges;
     foregroundFraction?: number;
     indices?: ArrayLike<number>;
   },
 ): { next(): Batch } {
   const { batch, augment, foregroundFraction } = options;
   if (!Number.isInteger(batch) || batch < 1) {
-    throw new InputError("FJ_DATA_BATCH", `batch is ${batch}, expected an integer ≥ 1`);
+    throw fjError("FJ_DATA_BATCH", `batch is ${batch}, expected an integer ≥ 1`);
   }
   if (foregroundFraction !== undefined && !(foregroundFraction >= 0 && foregroundFraction <= 1)) {
-    throw new InputError("FJ_DATA_BATCH", `foregroundFraction is ${foregroundFraction}, expected 0–1`);
+    throw fjError("FJ_DATA_BATCH", `foregroundFraction is ${foregroundFraction}, expected 0–1`);
   }
   const all = options.indices ? Array.from(options.indices) : Array.from({ length: set.count }, (_, i) => i);
   for (const i of all) {
     if (!Number.isInteger(i) || i < 0 || i >= set.count) {
-      throw new InputError("FJ_DATA_BATCH", `slice index ${i} out of range 0–${set.count - 1}`);
+      throw fjError("FJ_DATA_BATCH", `slice index ${i} out of range 0–${set.count - 1}`);
     }
   }
-  if (all.length === 0) throw new InputError("FJ_DATA_BATCH", "no slices to sample from");
-  const rng = new Rng(options.seed);
+  if (all.length === 0) throw fjError("FJ_DATA_BATCH", "no slices to sample from");
+  const rand = seeded("fedjoint-sampler", options.seed);
   const size = set.size;
   const plane = size * size;
 
@@ -523,11 +453,11 @@ export function makeBatchSampler(
     private order: number[];
     private at = 0;
     constructor(readonly items: number[]) {
-      this.order = rng.shuffle([...items]);
+      this.order = shuffle([...items], rand);
     }
     take(): number {
       if (this.at >= this.order.length) {
-        this.order = rng.shuffle([...this.items]);
+        this.order = shuffle([...this.items], rand);
         this.at = 0;
       }
       return this.order[this.at++];
@@ -551,7 +481,7 @@ export function makeBatchSampler(
           const pool = (wantFg ? fgPool : bgPool) ?? (wantFg ? bgPool : fgPool);
           indices[b] = (pool as Pool).take();
         }
-        rng.shuffle(indices);
+        shuffle(indices, rand);
       }
       const images = new Float32Array(batch * plane);
       const labels = new Uint8Array(batch * plane);
@@ -564,7 +494,7 @@ export function makeBatchSampler(
             img,
             lab,
             size,
-            randomAugment(rng, size),
+            randomAugment(rand, size, augment === true ? PAPER_AUGMENTATION : augment),
             images.subarray(b * plane, (b + 1) * plane),
             labels.subarray(b * plane, (b + 1) * plane),
           );

@@ -1,9 +1,9 @@
 import { performance } from "node:perf_hooks";
 import { hashSeed, mulberry32 } from "../random.js";
+import { type Dims3, maskOf, type Spacing3 } from "../volume/grid.js";
 import { binaryMetrics } from "./metrics.js";
 import { postprocessLabels } from "./postprocess.js";
 import { stackProbabilities } from "./stack.js";
-import { type Dims3, maskOf, type Spacing3 } from "./volume.js";
 
 /**
  * Timing of the evaluation pipeline on a synthetic volume (default 512×512×300, three "bones" of

@@ -1,12 +1,17 @@
+import { fjError } from "../errors.js";
 import { hashSeed, mulberry32, randomInt } from "../random.js";
 
 /**
- * Intra/inter-domain cosine similarity of embeddings (paper Table 5): for each pair of domains
+ * The one cosine-similarity table of the project: reports (paper Table 5) and the dashboard's
+ * site × site matrices both come from here.
+ *
+ * Intra/inter-domain cosine similarity of embeddings: for each pair of domains
  * (a, b) — a = b is intra-domain — the mean and standard deviation (ddof 0) of cos(u, v) over pairs
  * u ∈ a, v ∈ b (u ≠ v when a = b). All pairs are used when there are at most `maxPairs` of them;
  * otherwise `maxPairs` pairs are drawn uniformly with replacement with a seeded generator (the paper
  * draws 10⁵ random pairs). Several groups (e.g. folds, which are different models) can be pooled:
- * pairs are only ever formed inside one group.
+ * pairs are only ever formed inside one group. A "domain" is whatever the caller groups by: a joint
+ * in reports, a site on the dashboard. Vectors need not be normalised; a zero vector stays zero.
  */
 
 export interface CosineCell {
@@ -25,14 +30,33 @@ export interface CosineOptions {
   seed?: string | number;
 }
 
-function normalise(v: readonly number[]): Float64Array {
-  let s = 0;
-  for (const x of v) s += x * x;
-  const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
-  return Float64Array.from(v, (x) => x * inv);
+/** Vectors per scale name (e.g. "s1" … "s9") of one domain. */
+export type VectorsByScale = Readonly<Record<string, ReadonlyArray<ArrayLike<number>>>>;
+
+/**
+ * v / ‖v‖ (a zero vector stays zero), checking its length and values; `where` names the vector in
+ * the error (FJ_EMBEDDINGS_SHAPE, FJ_EMBEDDINGS_VALUE).
+ */
+export function unitVector(v: ArrayLike<number>, dim: number, where: string): Float64Array {
+  if (v.length !== dim) {
+    throw fjError("FJ_EMBEDDINGS_SHAPE", `${where}: vector of length ${v.length}, expected ${dim}`);
+  }
+  const out = new Float64Array(dim);
+  let norm = 0;
+  for (let i = 0; i < dim; i++) {
+    const x = v[i];
+    if (!Number.isFinite(x)) throw fjError("FJ_EMBEDDINGS_VALUE", `${where}: non-finite value at index ${i}`);
+    out[i] = x;
+    norm += x * x;
+  }
+  if (norm > 0) {
+    const inv = 1 / Math.sqrt(norm);
+    for (let i = 0; i < dim; i++) out[i] *= inv;
+  }
+  return out;
 }
 
-function dot(a: Float64Array, b: Float64Array): number {
+export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i] * b[i];
   return s;
@@ -50,31 +74,31 @@ export class CosineAccumulator {
     this.seed = String(options.seed ?? 0);
   }
 
-  /** Adds one group: per domain, per scale, a list of vectors. */
-  add(byDomain: ReadonlyMap<string, Readonly<Record<string, number[][]>>>): void {
+  /**
+   * Adds one group: per domain, per scale, a list of vectors. Every vector of a scale must have the
+   * dimension of that scale's first vector (in sorted domain order) and finite values.
+   */
+  add(byDomain: ReadonlyMap<string, VectorsByScale>): void {
     const g = this.group++;
     const domains = [...byDomain.keys()].sort();
     const scales = new Set<string>();
     for (const d of domains) for (const s of Object.keys(byDomain.get(d)!)) scales.add(s);
     for (const scale of [...scales].sort()) {
       const vecs = new Map<string, Float64Array[]>();
+      let dim = -1;
       for (const d of domains) {
         const list = byDomain.get(d)![scale];
-        if (list !== undefined && list.length > 0) vecs.set(d, list.map(normalise));
+        if (list === undefined || list.length === 0) continue;
+        if (dim < 0) dim = list[0].length;
+        vecs.set(
+          d,
+          list.map((v, i) => unitVector(v, dim, `embeddings scale ${scale} domain ${d} vector ${i}`)),
+        );
       }
       const ds = [...vecs.keys()];
       for (let i = 0; i < ds.length; i++) {
-        for (let j = i; j < ds.length; j++) {
-          const a = vecs.get(ds[i])!;
-          const b = vecs.get(ds[j])!;
-          const dim = a[0].length;
-          if (b[0].length !== dim) {
-            throw new RangeError(
-              `cosine: scale ${scale} has dimension ${dim} in ${ds[i]} but ${b[0].length} in ${ds[j]}`,
-            );
-          }
-          this.addPair(scale, ds[i], ds[j], a, b, g);
-        }
+        for (let j = i; j < ds.length; j++)
+          this.addPair(scale, ds[i], ds[j], vecs.get(ds[i])!, vecs.get(ds[j])!, g);
       }
     }
   }
@@ -144,7 +168,7 @@ export function scaleOrder(scale: string): number {
 
 /** One-shot helper: cosine table of a single group. */
 export function cosineTable(
-  byDomain: ReadonlyMap<string, Readonly<Record<string, number[][]>>>,
+  byDomain: ReadonlyMap<string, VectorsByScale>,
   options: CosineOptions = {},
 ): CosineCell[] {
   const acc = new CosineAccumulator(options);

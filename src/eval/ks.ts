@@ -6,6 +6,7 @@
  * Tsang, Wang 2003), Pomeranz, Pelz–Good, and 2·smirnov — ported from `scipy/stats/_ksstats.py`.
  * If the exact computation fails numerically, it falls back to the asymptotic one, as scipy does.
  */
+import { fjError } from "../errors.js";
 
 export interface KsResult {
   statistic: number;
@@ -17,15 +18,21 @@ export interface KsResult {
 
 const MAX_AUTO_N = 10000;
 
-export function ks2samp(data1: ArrayLike<number>, data2: ArrayLike<number>): KsResult {
+/** Sorted float64 copies of two samples, checked: non-empty, no NaN. */
+function sortedSamples(data1: ArrayLike<number>, data2: ArrayLike<number>): [Float64Array, Float64Array] {
   const a = Float64Array.from(data1).sort();
   const b = Float64Array.from(data2).sort();
+  if (a.length === 0 || b.length === 0)
+    throw fjError("FJ_EVAL_STATS", "ks2samp: both samples must be non-empty");
+  for (const v of a) if (Number.isNaN(v)) throw fjError("FJ_EVAL_STATS", "ks2samp: sample 1 contains NaN");
+  for (const v of b) if (Number.isNaN(v)) throw fjError("FJ_EVAL_STATS", "ks2samp: sample 2 contains NaN");
+  return [a, b];
+}
+
+/** D = max over the pooled values t of |F1(t) − F2(t)| (right-continuous ECDFs, so ties are fine). */
+function statisticOfSorted(a: Float64Array, b: Float64Array): number {
   const n1 = a.length;
   const n2 = b.length;
-  if (n1 === 0 || n2 === 0) throw new RangeError("ks2samp: both samples must be non-empty");
-  for (const v of a) if (Number.isNaN(v)) throw new RangeError("ks2samp: sample 1 contains NaN");
-  for (const v of b) if (Number.isNaN(v)) throw new RangeError("ks2samp: sample 2 contains NaN");
-  // D = max over the pooled values t of |F1(t) − F2(t)| (right-continuous ECDFs, so ties are fine).
   let i = 0;
   let j = 0;
   let maxS = Number.NEGATIVE_INFINITY;
@@ -39,7 +46,19 @@ export function ks2samp(data1: ArrayLike<number>, data2: ArrayLike<number>): KsR
     if (diff < minDiff) minDiff = diff;
   }
   const minS = Math.min(1, Math.max(0, -minDiff));
-  let d = Math.max(minS, maxS);
+  return Math.max(minS, maxS);
+}
+
+/** The two-sample KS statistic D alone (no p-value): `ks2samp(a, b).statistic` before rounding. */
+export function ksStatistic(data1: ArrayLike<number>, data2: ArrayLike<number>): number {
+  return statisticOfSorted(...sortedSamples(data1, data2));
+}
+
+export function ks2samp(data1: ArrayLike<number>, data2: ArrayLike<number>): KsResult {
+  const [a, b] = sortedSamples(data1, data2);
+  const n1 = a.length;
+  const n2 = b.length;
+  let d = statisticOfSorted(a, b);
   const g = gcd(n1, n2);
   if (Math.max(n1, n2) <= MAX_AUTO_N) {
     const lcm = (n1 / g) * n2;
@@ -158,7 +177,7 @@ function logNFactorialDivNPowN(n: number): number {
 /** Survival function Pr(D_n > x) of the one-sample two-sided KS statistic (scipy `kstwo.sf`). */
 export function kolmogorovSf(n: number, x: number): number {
   if (!Number.isInteger(n) || n <= 0)
-    throw new RangeError(`kolmogorovSf: n = ${n} must be a positive integer`);
+    throw fjError("FJ_EVAL_STATS", `kolmogorovSf: n is ${n}, expected a positive integer`);
   if (Number.isNaN(x)) return Number.NaN;
   if (x >= 1) return 0;
   if (x <= 0) return 1;

@@ -2,11 +2,12 @@ import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "../atomic-write.js";
-import { DataError } from "../errors.js";
+import { fjError } from "../errors.js";
 import { CosineAccumulator, type CosineCell, scaleOrder } from "./cosine.js";
 import { ks2samp } from "./ks.js";
 import { distribution, meanStd } from "./stats.js";
 import {
+  type AssdDefinition,
   LOWER_IS_BETTER,
   METRIC_NAMES,
   METRIC_UNITS,
@@ -75,6 +76,8 @@ export interface CosineRow extends CosineCell {
 
 export interface ReportSummary {
   methods: string[];
+  /** How the ASSD values were computed (paper eq. S5 "pooled" unless the results say otherwise). */
+  assdDefinition: AssdDefinition;
   sites: { site: string; joint: string }[];
   reference: string;
   rows3d: Row3d[];
@@ -108,12 +111,12 @@ export interface ReportOptions {
 
 export function summarise(results: StudyResults, options: ReportOptions = {}): ReportSummary {
   const methods = results.methods.map((m) => m.method);
-  if (methods.length === 0) throw new RangeError("summarise: the study has no methods");
+  if (methods.length === 0) throw fjError("FJ_EVAL_REPORT", "the study has no methods");
   if (new Set(methods).size !== methods.length)
-    throw new RangeError("summarise: method names must be unique");
+    throw fjError("FJ_EVAL_REPORT", `method names must be unique, got ${methods.join(", ")}`);
   const reference = options.reference ?? methods[methods.length - 1];
   if (!methods.includes(reference)) {
-    throw new RangeError(`summarise: reference method '${reference}' is not one of ${methods.join(", ")}`);
+    throw fjError("FJ_EVAL_REPORT", `reference method '${reference}' is not one of ${methods.join(", ")}`);
   }
   const siteJoint = new Map<string, string>();
   for (const m of results.methods)
@@ -213,7 +216,8 @@ export function summarise(results: StudyResults, options: ReportOptions = {}): R
     }
   }
   const cosine = options.cosine ?? computeCosine(results, options);
-  return { methods, sites, reference, rows3d, slices, ks, cosine };
+  const assdDefinition = results.assdDefinition ?? "pooled";
+  return { methods, assdDefinition, sites, reference, rows3d, slices, ks, cosine };
 }
 
 function row3d(
@@ -289,6 +293,14 @@ const HEADERS: Record<MetricName, string> = {
   ravd: "RAVD ↓",
 };
 
+const ASSD_NOTE: Record<AssdDefinition, string> = {
+  pooled:
+    "ASSD pools the surface distances of both directions (paper eq. S5, MedPy ≥ 0.5 `assd`): " +
+    "(Σ_{S_G} d(s, S_P) + Σ_{S_P} d(s, S_G)) / (|S_G| + |S_P|).",
+  directed:
+    "ASSD is the mean of the two directed average surface distances (MedPy ≤ 0.4), not the paper's eq. S5.",
+};
+
 function mdEscape(s: string): string {
   return s.replace(/\|/g, "\\|");
 }
@@ -319,6 +331,7 @@ export function renderMarkdown(
   L.push(
     "Mean ± std (ddof 0) over the test exams of all folds of the per-exam mean over bones, on post-processed masks. " +
       "Dice, sensitivity, specificity in %; MSSD, ASSD in mm; RAVD in %. " +
+      `${ASSD_NOTE[summary.assdDefinition]} ` +
       "Empty masks: see src/eval/metrics.ts (missed bone: distances = volume diagonal).",
     "",
   );
@@ -495,8 +508,9 @@ export async function writeReport(
   const parsed = studyResultsSchema.safeParse(studyResults);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new RangeError(
-      `writeReport: invalid StudyResults at ${issue.path.join(".") || "<root>"}: ${issue.message}`,
+    throw fjError(
+      "FJ_EVAL_REPORT",
+      `invalid StudyResults at ${issue.path.join(".") || "<root>"}: ${issue.message}`,
     );
   }
   const now = options.now ?? new Date();
@@ -539,6 +553,7 @@ const metricsFileSchema = z.object({
 
 export interface LoadedMetrics {
   study: string;
+  assdDefinition: AssdDefinition;
   results: StudyResults;
   cosine: CosineRow[];
 }
@@ -549,31 +564,32 @@ export async function readMetricsFile(path: string): Promise<LoadedMetrics> {
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    throw new DataError(
-      "FJ_EVAL_METRICS_MISSING",
-      path,
-      "cannot read metrics.json (is this a study report folder?)",
-      {
-        cause: err,
-      },
-    );
+    throw fjError("FJ_EVAL_METRICS_MISSING", "cannot read metrics.json (is this a study report folder?)", {
+      file: path,
+      cause: err,
+    });
   }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new DataError("FJ_EVAL_METRICS_INVALID", path, "is not valid JSON", { cause: err });
+    throw fjError("FJ_EVAL_METRICS_INVALID", "is not valid JSON", { file: path, cause: err });
   }
   const parsed = metricsFileSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new DataError(
+    throw fjError(
       "FJ_EVAL_METRICS_INVALID",
-      path,
       `field ${issue.path.join(".") || "<root>"}: ${issue.message} (expected a ${METRICS_FILE_SCHEMA} file)`,
+      { file: path },
     );
   }
-  return { study: parsed.data.study, results: parsed.data.results, cosine: parsed.data.summary.cosine };
+  return {
+    study: parsed.data.study,
+    assdDefinition: parsed.data.results.assdDefinition ?? "pooled",
+    results: parsed.data.results,
+    cosine: parsed.data.summary.cosine,
+  };
 }
 
 /**
@@ -587,6 +603,13 @@ export function mergeMetrics(
   results: StudyResults;
   cosine: CosineRow[];
 } {
+  const definitions = [...new Set(loaded.map((l) => l.assdDefinition))];
+  if (definitions.length > 1) {
+    throw fjError(
+      "FJ_EVAL_REPORT",
+      `the runs to merge compute ASSD differently (${loaded.map((l) => `${l.study}: ${l.assdDefinition}`).join(", ")}); recompute them with one definition`,
+    );
+  }
   const counts = new Map<string, number>();
   for (const l of loaded)
     for (const m of l.results.methods) counts.set(m.method, (counts.get(m.method) ?? 0) + 1);
@@ -597,16 +620,15 @@ export function mergeMetrics(
     for (const m of l.results.methods) {
       const name = (counts.get(m.method) ?? 0) > 1 ? `${l.study}/${m.method}` : m.method;
       if (used.has(name)) {
-        throw new DataError(
-          "FJ_EVAL_METRICS_DUPLICATE",
-          l.study,
-          `method '${name}' appears twice in the runs to merge`,
-        );
+        throw fjError("FJ_EVAL_METRICS_DUPLICATE", `method '${name}' appears twice in the runs to merge`, {
+          file: l.study,
+        });
       }
       used.add(name);
       methods.push({ ...m, method: name });
       for (const c of l.cosine) if (c.method === m.method) cosine.push({ ...c, method: name });
     }
   }
-  return { results: { schema: STUDY_RESULTS_SCHEMA, study: studyName, methods }, cosine };
+  const assdDefinition = definitions[0] ?? "pooled";
+  return { results: { schema: STUDY_RESULTS_SCHEMA, study: studyName, assdDefinition, methods }, cosine };
 }

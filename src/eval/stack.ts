@@ -1,4 +1,5 @@
-import type { Dims3 } from "./volume.js";
+import { fjError } from "../errors.js";
+import type { Dims3 } from "../volume/grid.js";
 
 /**
  * Stacking 2D slice predictions back into a 3D volume on the original grid (undoing the resize to
@@ -45,9 +46,10 @@ function plane(dims: Dims3, axis: 0 | 1 | 2): Plane {
 
 function checkSlices(n: number, expected: number, perSlice: number, lengths: number[]): void {
   if (n !== expected)
-    throw new RangeError(`stack: got ${n} slices, the volume has ${expected} along the slicing axis`);
+    throw fjError("FJ_EVAL_STACK", `got ${n} slices, the volume has ${expected} along the slicing axis`);
   lengths.forEach((len, i) => {
-    if (len !== perSlice) throw new RangeError(`stack: slice ${i} has ${len} values, expected ${perSlice}`);
+    if (len !== perSlice)
+      throw fjError("FJ_EVAL_STACK", `slice ${i} has ${len} values, expected ${perSlice}`);
   });
 }
 
@@ -93,7 +95,8 @@ export function stackLabels(slices: readonly ArrayLike<number>[], geometry: Stac
       const base = mr[r] * W;
       for (let c = 0; c < p.cols; c++) {
         const v = Math.round(sl[base + mc[c]]);
-        if (v < 0 || v > 255) throw new RangeError(`stack: label ${v} in slice ${s} is outside 0..255`);
+        if (v < 0 || v > 255)
+          throw fjError("FJ_VOLUME_LABEL", `stackLabels: label ${v} in slice ${s}, expected 0–255`);
         out[p.index(c, r, s)] = v;
       }
     }
@@ -112,7 +115,7 @@ export function stackProbabilities(
   geometry: StackGeometry,
 ): Uint8Array {
   if (!Number.isInteger(nClasses) || nClasses < 1 || nClasses > 256) {
-    throw new RangeError(`stack: nClasses ${nClasses} must be in 1..256`);
+    throw fjError("FJ_EVAL_STACK", `nClasses is ${nClasses}, expected an integer 1–256`);
   }
   const axis = geometry.axis ?? 2;
   const [H, W] = geometry.trainSize;

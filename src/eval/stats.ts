@@ -3,6 +3,7 @@
  * - std is the population standard deviation (ddof = 0, `numpy.std`);
  * - percentiles use linear interpolation between order statistics (`numpy.percentile`, "linear").
  */
+import { fjError } from "../errors.js";
 
 export interface MeanStd {
   mean: number;
@@ -25,7 +26,7 @@ export function meanStd(values: ArrayLike<number>): MeanStd {
 /** `numpy.percentile(values, q)` with linear interpolation; q in [0, 100]. */
 export function percentile(values: ArrayLike<number>, q: number): number {
   if (values.length === 0) return Number.NaN;
-  if (!(q >= 0 && q <= 100)) throw new RangeError(`percentile: q = ${q} must be in [0, 100]`);
+  if (!(q >= 0 && q <= 100)) throw fjError("FJ_EVAL_STATS", `percentile: q is ${q}, expected 0–100`);
   const s = Float64Array.from(values).sort();
   const pos = ((s.length - 1) * q) / 100;
   const lo = Math.floor(pos);

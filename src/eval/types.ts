@@ -27,6 +27,13 @@ export const LOWER_IS_BETTER: ReadonlySet<MetricName> = new Set(["mssd", "assd",
 export const SLICE_METRIC_NAMES = ["dice", "sensitivity", "specificity"] as const;
 export type SliceMetricName = (typeof SLICE_METRIC_NAMES)[number];
 
+/**
+ * Definition of ASSD: "pooled" = the paper's eq. S5 = MedPy ≥ 0.5 (the default everywhere);
+ * "directed" = the mean of the two directed averages (MedPy ≤ 0.4), only on request.
+ */
+export const ASSD_DEFINITIONS = ["pooled", "directed"] as const;
+export type AssdDefinition = (typeof ASSD_DEFINITIONS)[number];
+
 /** How the masks compared: see `src/eval/metrics.ts` for the values taken in each empty case. */
 export type MetricStatus = "ok" | "emptyPred" | "emptyGt" | "bothEmpty";
 
@@ -40,7 +47,10 @@ export interface LabelMetrics {
   specificity: number;
   /** Symmetric Hausdorff distance between surfaces, mm. */
   mssd: number;
-  /** Average symmetric surface distance (MedPy), mm. */
+  /**
+   * Average symmetric surface distance, mm: both directions' surface distances pooled (paper eq. S5,
+   * MedPy ≥ 0.5) unless computed with the "directed" option (`src/eval/metrics.ts`).
+   */
   assd: number;
   /** 100·||P|−|G||/|G|, %; null when the ground truth is empty and the prediction is not. */
   ravd: number | null;
@@ -60,13 +70,36 @@ export interface SliceMetrics {
   specificity: number[];
 }
 
-/** One test exam of one site in one fold. */
+/** One test exam of one site in one fold, as evaluated at the site. */
 export interface ExamResult {
   /** Position of the exam in the site's test set for this fold (0 in leave-one-out). Not an id. */
   exam: number;
   /** Metrics per label, keyed by label name from dataset.json (e.g. "femur"). */
   labels: Record<string, LabelMetrics>;
   slices: SliceMetrics;
+}
+
+/**
+ * A label's metrics as they leave the site (DESIGN §4): every metric — RAVD and Dice included —
+ * but not the voxel counts, which are the volumes of the exam's bones.
+ */
+export type ReportedLabelMetrics = Omit<LabelMetrics, "predVoxels" | "gtVoxels">;
+
+/** An exam's result as it leaves the site and as studies publish it (no voxel counts). */
+export interface ReportedExam {
+  exam: number;
+  labels: Record<string, ReportedLabelMetrics>;
+  slices: SliceMetrics;
+}
+
+/** The exam's result without what stays at the site (per-bone voxel counts). */
+export function reportedExam(e: ExamResult): ReportedExam {
+  const labels: Record<string, ReportedLabelMetrics> = {};
+  for (const [name, m] of Object.entries(e.labels)) {
+    const { predVoxels: _p, gtVoxels: _g, ...rest } = m;
+    labels[name] = rest;
+  }
+  return { exam: e.exam, labels, slices: e.slices };
 }
 
 /** Unit vectors per scale ("s1" … "s9"), e.g. `{ s1: [[…32 numbers], …], s5: …, s9: … }`. */
@@ -78,7 +111,7 @@ export interface SiteFoldResult {
   site: string;
   /** Domain of the site: ankle | knee | shoulder | … */
   joint: string;
-  exams: ExamResult[];
+  exams: ReportedExam[];
   /** Optional embeddings of training/validation slices (anonymised unit vectors) per scale. */
   embeddings?: EmbeddingSet;
 }
@@ -112,6 +145,8 @@ export interface StudyResults {
   study: string;
   /** ISO time of creation. */
   createdAt?: string;
+  /** How the exams' ASSD was computed; absent = "pooled" (the default of `src/eval/metrics.ts`). */
+  assdDefinition?: AssdDefinition;
   foldPlan?: ReportedFoldPlan;
   methods: MethodResults[];
 }
@@ -151,12 +186,31 @@ export const examResultSchema = z.object({
   slices: sliceMetricsSchema,
 });
 
+/** A reported label (files read back: unknown keys such as old voxel counts are dropped). */
+export const reportedLabelMetricsSchema = labelMetricsSchema.omit({ predVoxels: true, gtVoxels: true });
+
+export const reportedExamSchema = z.object({
+  exam: z.number().int().nonnegative(),
+  labels: z.record(z.string(), reportedLabelMetricsSchema),
+  slices: sliceMetricsSchema,
+});
+
+/**
+ * An exam result as a site sends it: the reported metrics and nothing else — a message carrying
+ * voxel counts (or any other field) is refused, so nothing beyond DESIGN §4 is stored.
+ */
+export const transmittedExamSchema = z.strictObject({
+  exam: z.number().int().nonnegative(),
+  labels: z.record(z.string(), reportedLabelMetricsSchema.strict()),
+  slices: sliceMetricsSchema,
+});
+
 export const embeddingSetSchema = z.record(z.string(), z.array(z.array(finite)));
 
 export const siteFoldResultSchema = z.object({
   site: z.string().min(1),
   joint: z.string().min(1),
-  exams: z.array(examResultSchema),
+  exams: z.array(reportedExamSchema),
   embeddings: embeddingSetSchema.optional(),
 });
 
@@ -175,6 +229,7 @@ export const studyResultsSchema = z.object({
   schema: z.literal(STUDY_RESULTS_SCHEMA),
   study: z.string().min(1),
   createdAt: z.string().optional(),
+  assdDefinition: z.enum(ASSD_DEFINITIONS).optional(),
   foldPlan: z
     .object({
       seed: z.string(),

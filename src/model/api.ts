@@ -3,27 +3,9 @@
  * training: centralised `fedjoint train`, the federated site-client, and evaluation.
  *
  * Tensors that cross module boundaries are plain named Float32Arrays: the protocol layer never
- * sees tfjs, and the model never sees bytes on a wire.
+ * sees tfjs, and the model never sees bytes on a wire. Joints and their labels: src/joints.ts.
  */
-
-/** Joints the method knows (one domain each). */
-export type Joint = "ankle" | "knee" | "shoulder";
-export const JOINTS: readonly Joint[] = ["ankle", "knee", "shoulder"];
-
-/** The paper's methods (Table 2/3 rows). */
-export const METHODS = [
-  "individual",
-  "shared",
-  "dsl",
-  "dsl+ssc",
-  "dsl+msc",
-  "dsl+mjap",
-  "dsl+msc+mjap",
-] as const;
-export type Method = (typeof METHODS)[number];
-
-/** Training phase of a fold: the multi-joint auto-encoder (only for +mjap methods) then segmentation. */
-export type Phase = "ae" | "seg";
+import { JOINTS, type Joint } from "../joints.js";
 
 /**
  * Partition scope of a variable. Names are `shared/<path>` or `domain/<joint>/<path>`; the scope
@@ -37,10 +19,12 @@ export interface NamedTensor {
   data: Float32Array;
 }
 
+const DOMAIN_NAME = new RegExp(`^domain/(${JOINTS.join("|")})/`);
+
 /** Scope of a variable from its name: `shared/…` → shared, `domain/<joint>/…` → that joint. */
 export function scopeOf(name: string): Scope {
   if (name.startsWith("shared/")) return "shared";
-  const m = /^domain\/(ankle|knee|shoulder)\//.exec(name);
+  const m = DOMAIN_NAME.exec(name);
   if (m) return { domain: m[1] as Joint };
   throw new Error(`variable '${name}' is neither shared/… nor domain/<joint>/…`);
 }

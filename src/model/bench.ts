@@ -1,6 +1,7 @@
+import { JOINTS, type Joint } from "../joints.js";
 import { mulberry32 } from "../random.js";
-import { JOINTS, type Joint } from "./api.js";
 import { Adam } from "./engine/adam.js";
+import { ReadBehind } from "./engine/readback.js";
 import { tf } from "./engine/tf.js";
 import type { ForwardContext } from "./layers/context.js";
 import { applyStatUpdates } from "./layers/dsbn.js";
@@ -36,8 +37,9 @@ export interface TrainStepBenchResult {
 /**
  * One Adam step of the multi-domain Att-UNet on random data: the batch split equally between
  * domains (DSBN + head per domain), L_CE averaged per domain — exactly what
- * shared/bench/torch_reference.py times. No value is read back inside the timed steps; the last
- * step's loss is awaited once at the end, so asynchronous backends are timed to completion.
+ * shared/bench/torch_reference.py times. No synchronous read inside a step: each loss is read one
+ * behind (ReadBehind, as in trainSteps), and the timing ends when the last read is done, so
+ * asynchronous backends are timed to completion.
  */
 export async function benchTrainStep(o: TrainStepBenchOptions): Promise<TrainStepBenchResult> {
   if (o.domains < 1 || o.domains > JOINTS.length)
@@ -69,7 +71,10 @@ export async function benchTrainStep(o: TrainStepBenchOptions): Promise<TrainSte
     ),
   );
   const vars = params.trainable();
-  const step = (): tf.Scalar => {
+  // Each step's loss is read asynchronously while the next step is queued, as in trainSteps; the
+  // reads also bound the queued work, and the last one ends the timing once the device is done.
+  const losses = new ReadBehind<void>(() => undefined);
+  const step = () => {
     const ctx: ForwardContext = {
       groups: joints.map((joint) => ({ joint, count: per })),
       training: true,
@@ -77,25 +82,18 @@ export async function benchTrainStep(o: TrainStepBenchOptions): Promise<TrainSte
     };
     const loss = optimizer.minimize(() => domainCrossEntropy(net.apply(x, ctx).logits, labels), true, vars);
     applyStatUpdates(ctx);
-    if (!loss) throw new Error("benchTrainStep: minimize returned no loss");
-    return loss;
+    return losses.push(loss ?? tf.scalar(Number.NaN), undefined);
   };
   // Untimed warm-up steps; the last one (not the first, which creates the optimiser state) is
   // profiled for the kernel count.
-  for (let i = 1; i < o.warmup; i++) step().dispose();
-  const profile = await tf.profile(() => {
-    step().dispose();
-  });
+  for (let i = 1; i < o.warmup; i++) await step();
+  const profile = await tf.profile(() => step());
+  await losses.drain();
   const tensorsBefore = tf.memory().numTensors;
   const t0 = performance.now();
-  let last: tf.Scalar | undefined;
-  for (let i = 0; i < o.steps; i++) {
-    last?.dispose();
-    last = step();
-  }
-  await last?.data();
+  for (let i = 0; i < o.steps; i++) await step();
+  await losses.drain();
   const ms = (performance.now() - t0) / o.steps;
-  last?.dispose();
   const numTensorsStable = tf.memory().numTensors === tensorsBefore;
   const shared = params.names((_, scope) => scope === "shared");
   const result: TrainStepBenchResult = {

@@ -3,8 +3,9 @@ import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "../atomic-write.js";
-import { ModelError } from "../errors.js";
-import { JOINTS, type Joint, type NamedTensor, scopeOf } from "./api.js";
+import { fjError } from "../errors.js";
+import { JOINTS, type Joint } from "../joints.js";
+import { type NamedTensor, scopeOf } from "./api.js";
 
 /**
  * Checkpoint format (version 1): a directory with two files.
@@ -54,10 +55,7 @@ export function parseScope(value: string, field = "scope"): CheckpointScope {
   if (value === "all" || value === "shared") return value;
   const m = /^domain:(.+)$/.exec(value);
   if (m && (JOINTS as readonly string[]).includes(m[1])) return { domain: m[1] as Joint };
-  throw new ModelError(
-    "FJ_MODEL_SCOPE",
-    `${field} is '${value}', expected all|shared|domain:<ankle|knee|shoulder>`,
-  );
+  throw fjError("FJ_MODEL_SCOPE", `${field} is '${value}', expected all|shared|domain:<ankle|knee|shoulder>`);
 }
 
 /** Whether variable `name` belongs to `scope`. */
@@ -80,17 +78,17 @@ export async function writeCheckpoint(
   let offset = 0;
   const seen = new Set<string>();
   for (const t of tensors) {
-    if (seen.has(t.name)) throw new ModelError("FJ_MODEL_CHECKPOINT", `tensor ${t.name} appears twice`);
+    if (seen.has(t.name)) throw fjError("FJ_MODEL_CHECKPOINT", `tensor ${t.name} appears twice`);
     seen.add(t.name);
     if (!inScope(t.name, scope)) {
-      throw new ModelError(
+      throw fjError(
         "FJ_MODEL_CHECKPOINT",
         `tensor ${t.name} is outside the checkpoint scope ${scopeLabel(scope)}`,
       );
     }
     const size = t.shape.reduce((a, b) => a * b, 1);
     if (size !== t.data.length) {
-      throw new ModelError(
+      throw fjError(
         "FJ_MODEL_SHAPE",
         `tensor ${t.name} has ${t.data.length} values, shape [${t.shape}] needs ${size}`,
       );
@@ -127,7 +125,7 @@ export async function readCheckpoint(
   try {
     raw = JSON.parse(await readFile(manifestFile, "utf8"));
   } catch (err) {
-    throw new ModelError(
+    throw fjError(
       "FJ_MODEL_CHECKPOINT",
       `${manifestFile}: cannot read a JSON manifest (${(err as Error).message})`,
       {
@@ -138,7 +136,7 @@ export async function readCheckpoint(
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new ModelError(
+    throw fjError(
       "FJ_MODEL_CHECKPOINT",
       `${manifestFile}: ${issue.path.join(".") || "(root)"}: ${issue.message}`,
     );
@@ -149,19 +147,19 @@ export async function readCheckpoint(
   try {
     bin = await readFile(binFile);
   } catch (err) {
-    throw new ModelError("FJ_MODEL_CHECKPOINT", `${binFile}: missing (${(err as Error).message})`, {
+    throw fjError("FJ_MODEL_CHECKPOINT", `${binFile}: missing (${(err as Error).message})`, {
       cause: err,
     });
   }
   if (bin.length !== manifest.bytes) {
-    throw new ModelError(
+    throw fjError(
       "FJ_MODEL_CHECKPOINT",
       `${binFile}: ${bin.length} bytes, the manifest declares ${manifest.bytes}`,
     );
   }
   const sha = createHash("sha256").update(bin).digest("hex");
   if (sha !== manifest.sha256) {
-    throw new ModelError(
+    throw fjError(
       "FJ_MODEL_CHECKSUM",
       `${binFile}: SHA-256 ${sha.slice(0, 12)}… does not match the manifest's ${manifest.sha256.slice(0, 12)}…`,
     );
@@ -169,7 +167,7 @@ export async function readCheckpoint(
   const tensors = manifest.tensors.map((e) => {
     const size = e.shape.reduce((a, b) => a * b, 1);
     if (e.length !== size * 4 || e.offset + e.length > bin.length) {
-      throw new ModelError(
+      throw fjError(
         "FJ_MODEL_CHECKPOINT",
         `${manifestFile}: tensor ${e.name} [${e.shape}] has an inconsistent offset/length`,
       );
@@ -197,12 +195,12 @@ export function checkAgainst(
   for (const t of tensors) {
     const shape = expected.get(t.name);
     if (!shape)
-      throw new ModelError(
+      throw fjError(
         "FJ_MODEL_CHECKPOINT_MISMATCH",
         `${source}: tensor ${t.name} is not a variable of this model`,
       );
     if (shape.join() !== t.shape.join()) {
-      throw new ModelError(
+      throw fjError(
         "FJ_MODEL_CHECKPOINT_MISMATCH",
         `${source}: tensor ${t.name} has shape [${t.shape}], this model expects [${shape}] (different base/depth/labels?)`,
       );
@@ -211,7 +209,7 @@ export function checkAgainst(
   }
   for (const name of expected.keys()) {
     if (inScope(name, scope) && !have.has(name)) {
-      throw new ModelError(
+      throw fjError(
         "FJ_MODEL_CHECKPOINT_MISMATCH",
         `${source}: lacks ${name}, which this model needs for scope ${scopeLabel(scope)}`,
       );

@@ -1,5 +1,5 @@
-import { ModelError } from "../errors.js";
-import { JOINTS, type Joint } from "./api.js";
+import { fjError } from "../errors.js";
+import { JOINTS, type Joint, jointLabelNames } from "../joints.js";
 
 /**
  * Label set of one joint (domain): class names indexed by label value, background first.
@@ -24,13 +24,13 @@ export function labelSpecFromDatasetJson(
   const names: string[] = [];
   for (const [name, value] of entries) {
     if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 255) {
-      throw new ModelError(
+      throw fjError(
         "FJ_MODEL_LABELS",
         `${source}: labels.${name} is ${JSON.stringify(value)}, expected an integer 0–255`,
       );
     }
     if (names[value] !== undefined) {
-      throw new ModelError(
+      throw fjError(
         "FJ_MODEL_LABELS",
         `${source}: labels ${names[value]} and ${name} share the value ${value}`,
       );
@@ -39,23 +39,24 @@ export function labelSpecFromDatasetJson(
   }
   for (let v = 0; v < names.length; v++) {
     if (names[v] === undefined) {
-      throw new ModelError(
+      throw fjError(
         "FJ_MODEL_LABELS",
         `${source}: label values must be 0..${names.length - 1} without gaps, ${v} is missing`,
       );
     }
   }
   if (names.length < 2)
-    throw new ModelError("FJ_MODEL_LABELS", `${source}: expected background (0) and at least one structure`);
+    throw fjError("FJ_MODEL_LABELS", `${source}: expected background (0) and at least one structure`);
   return { names, classes: names.length };
 }
 
-/** The joints' label sets of the paper (and of `fedjoint synth` phantoms). */
-export const PAPER_LABELS: Readonly<Record<Joint, LabelSpec>> = {
-  ankle: { names: ["background", "calcaneus", "talus", "tibia"], classes: 4 },
-  knee: { names: ["background", "femur", "fibula", "patella", "tibia"], classes: 5 },
-  shoulder: { names: ["background", "humerus", "scapula"], classes: 3 },
-};
+/** The joints' label sets of the paper (and of `fedjoint synth` phantoms), from src/joints.ts. */
+export const PAPER_LABELS: Readonly<Record<Joint, LabelSpec>> = Object.fromEntries(
+  JOINTS.map((j) => {
+    const names = jointLabelNames(j);
+    return [j, { names, classes: names.length }];
+  }),
+) as Record<Joint, LabelSpec>;
 
 /**
  * The "shared" baseline's union label space: background + every joint's structures with distinct

@@ -1,28 +1,7 @@
-import { ModelError } from "../errors.js";
-import { mulberry32 } from "../random.js";
+import { fjError } from "../errors.js";
 import { type NamedTensor, type Scope, scopeOf } from "./api.js";
+import { type Initializer, initialValues } from "./architecture.js";
 import { tf } from "./engine/tf.js";
-
-export type Initializer = "he" | "zeros" | "ones" | "glorot" | { uniform: number };
-
-function initialValues(shape: number[], init: Initializer, rand: () => number): Float32Array {
-  const size = shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(size);
-  if (init === "zeros") return out;
-  if (init === "ones") return out.fill(1);
-  // Fan-in of a conv kernel [KH, KW, Cin, Cout] is KH·KW·Cin.
-  const fanIn = shape.length >= 2 ? shape.slice(0, -1).reduce((a, b) => a * b, 1) : shape[0];
-  const fanOut =
-    shape.length >= 2 ? shape.slice(0, -2).reduce((a, b) => a * b, 1) * shape[shape.length - 1] : shape[0];
-  const limit =
-    typeof init === "object"
-      ? init.uniform
-      : init === "he"
-        ? Math.sqrt(6 / fanIn)
-        : Math.sqrt(6 / (fanIn + fanOut));
-  for (let i = 0; i < size; i++) out[i] = (rand() * 2 - 1) * limit;
-  return out;
-}
 
 let storeSerial = 0;
 
@@ -52,10 +31,11 @@ interface Entry {
  */
 export class ParamStore {
   private readonly entries = new Map<string, Entry>();
-  private readonly rand: () => number;
+  private readonly seed: number;
 
+  /** `seed` seeds every variable's initial values together with its name (./architecture.ts). */
   constructor(seed = 0) {
-    this.rand = mulberry32(seed);
+    this.seed = seed;
   }
 
   /** Creates (or returns the existing) variable `name`. */
@@ -63,7 +43,7 @@ export class ParamStore {
     const existing = this.entries.get(name);
     if (existing) {
       if (existing.variable.shape.join() !== shape.join()) {
-        throw new ModelError(
+        throw fjError(
           "FJ_MODEL_SHAPE",
           `variable ${name} exists with shape [${existing.variable.shape}], asked [${shape}]`,
         );
@@ -71,7 +51,7 @@ export class ParamStore {
       return existing.variable;
     }
     scopeOf(name);
-    const values = initialValues(shape, init, this.rand);
+    const values = initialValues({ name, shape, init }, this.seed);
     const initial = tf.tensor(values, shape, "float32");
     const variable = tf.variable(initial, trainable, engineName(name));
     initial.dispose(); // the variable holds its own reference: its buffer stays unshared
@@ -80,9 +60,18 @@ export class ParamStore {
     return variable;
   }
 
+  /** Name, shape and trainability of every variable, in creation order. */
+  specs(): { name: string; shape: number[]; trainable: boolean }[] {
+    return [...this.entries.entries()].map(([name, e]) => ({
+      name,
+      shape: [...e.variable.shape],
+      trainable: e.trainable,
+    }));
+  }
+
   get(name: string): tf.Variable {
     const e = this.entries.get(name);
-    if (!e) throw new ModelError("FJ_MODEL_UNKNOWN_VARIABLE", `no variable named ${name}`);
+    if (!e) throw fjError("FJ_MODEL_UNKNOWN_VARIABLE", `no variable named ${name}`);
     return e.variable;
   }
 
@@ -101,22 +90,23 @@ export class ParamStore {
       .map(([, e]) => e.variable);
   }
 
-  /** Reads variables out as plain named arrays (copies). */
-  read(names: string[]): NamedTensor[] {
-    return names.map((name) => {
-      const v = this.get(name);
-      return { name, shape: [...v.shape], data: v.dataSync() as Float32Array };
-    });
+  /** Reads variables out as plain named arrays (copies), asynchronously: no synchronous device read. */
+  read(names: string[]): Promise<NamedTensor[]> {
+    return Promise.all(
+      names.map(async (name) => {
+        const v = this.get(name);
+        return { name, shape: [...v.shape], data: (await v.data()) as Float32Array };
+      }),
+    );
   }
 
   /** Overwrites variables from named arrays; every name and shape must match. */
   write(tensors: NamedTensor[]): void {
     for (const t of tensors) {
       const v = this.entries.get(t.name)?.variable;
-      if (!v)
-        throw new ModelError("FJ_MODEL_UNKNOWN_VARIABLE", `tensor ${t.name} has no variable in this model`);
+      if (!v) throw fjError("FJ_MODEL_UNKNOWN_VARIABLE", `tensor ${t.name} has no variable in this model`);
       if (v.shape.join() !== t.shape.join() || t.data.length !== v.size) {
-        throw new ModelError(
+        throw fjError(
           "FJ_MODEL_SHAPE",
           `tensor ${t.name} has shape [${t.shape}], the model expects [${v.shape}]`,
         );

@@ -1,8 +1,13 @@
-import { JOINTS, type Joint } from "./api.js";
+import { JOINTS, type Joint } from "../joints.js";
+import {
+  attUNetVariables,
+  autoEncoderVariables,
+  isSharedName,
+  type NetSpec,
+  scaleDims,
+  type VariableSpec,
+} from "./architecture.js";
 import type { LabelSpec } from "./labels.js";
-import { AttUNet } from "./nets/att-unet.js";
-import { MultiJointAutoEncoder } from "./nets/auto-encoder.js";
-import { ParamStore } from "./params.js";
 
 export type Arch = "att-unet" | "ae";
 
@@ -26,7 +31,7 @@ export interface ModelSummary {
   scales: number[];
 }
 
-/** Builds the network once and counts its variables by partition scope. */
+/** Counts the network's variables by partition scope, from its architecture (nothing is built). */
 export function modelSummary(
   arch: Arch,
   options: {
@@ -37,45 +42,39 @@ export function modelSummary(
     sharedNorm?: boolean;
   },
 ): ModelSummary {
-  const params = new ParamStore(0);
   const sharedNorm = options.sharedNorm ?? false;
-  const classes = Object.fromEntries(
-    JOINTS.filter((j) => options.labels[j]).map((j) => [j, options.labels[j]!.classes]),
-  ) as Partial<Record<Joint, number>>;
-  try {
-    const net =
-      arch === "ae"
-        ? new MultiJointAutoEncoder(params, { base: options.base, depth: options.depth, classes, sharedNorm })
-        : new AttUNet(params, {
-            base: options.base,
-            depth: options.depth,
-            inChannels: 1,
-            classes,
-            sharedNorm,
-          });
-    net.build(options.joints);
-    const sharedParams = params.count(params.names((_, s, t) => t && s === "shared"));
-    const domainParams: Partial<Record<Joint, number>> = {};
-    const domainStats: Partial<Record<Joint, number>> = {};
-    for (const j of options.joints) {
-      domainParams[j] = params.count(params.names((_, s, t) => t && s !== "shared" && s.domain === j));
-      domainStats[j] = params.count(params.names((_, s, t) => !t && s !== "shared" && s.domain === j));
-    }
-    const domainTotal = Object.values(domainParams).reduce<number>((a, b) => a + (b ?? 0), 0);
-    const totalParams = sharedParams + domainTotal;
-    return {
-      arch,
-      base: options.base,
-      depth: options.depth,
-      sharedNorm,
-      sharedParams,
-      domainParams,
-      domainStats,
-      totalParams,
-      domainFraction: totalParams > 0 ? domainTotal / totalParams : 0,
-      scales: net.dims,
-    };
-  } finally {
-    params.dispose();
+  const net: NetSpec = {
+    base: options.base,
+    depth: options.depth,
+    classes: Object.fromEntries(
+      JOINTS.filter((j) => options.labels[j]).map((j) => [j, options.labels[j]!.classes]),
+    ),
+    sharedNorm,
+  };
+  const vars =
+    arch === "ae" ? autoEncoderVariables(net, options.joints) : attUNetVariables(net, options.joints);
+  const size = (v: VariableSpec) => v.shape.reduce((a, b) => a * b, 1);
+  const sum = (pred: (v: VariableSpec) => boolean) => vars.filter(pred).reduce((n, v) => n + size(v), 0);
+  const sharedParams = sum((v) => v.trainable && isSharedName(v.name));
+  const domainParams: Partial<Record<Joint, number>> = {};
+  const domainStats: Partial<Record<Joint, number>> = {};
+  for (const j of options.joints) {
+    const mine = (v: VariableSpec) => v.name.startsWith(`domain/${j}/`);
+    domainParams[j] = sum((v) => v.trainable && mine(v));
+    domainStats[j] = sum((v) => !v.trainable && mine(v));
   }
+  const domainTotal = Object.values(domainParams).reduce<number>((a, b) => a + (b ?? 0), 0);
+  const totalParams = sharedParams + domainTotal;
+  return {
+    arch,
+    base: options.base,
+    depth: options.depth,
+    sharedNorm,
+    sharedParams,
+    domainParams,
+    domainStats,
+    totalParams,
+    domainFraction: totalParams > 0 ? domainTotal / totalParams : 0,
+    scales: scaleDims(options.base, options.depth),
+  };
 }

@@ -1,16 +1,11 @@
-import { ModelError } from "../errors.js";
+import { fjError } from "../errors.js";
+import { JOINTS, type Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
-import { mulberry32 } from "../random.js";
-import {
-  type EmbeddingBank,
-  isShared,
-  JOINTS,
-  type Joint,
-  type LossComponents,
-  type Method,
-  type NamedTensor,
-  type Phase,
-} from "./api.js";
+import { hashSeed, mulberry32, shuffle } from "../random.js";
+import { perDomainBatch, type StudyConfig, type TrainingConfig } from "../study/config.js";
+import { contrastiveScales, type Method, type MethodSpec, methodSpec, type Phase } from "../study/methods.js";
+import { type EmbeddingBank, isShared, type LossComponents, type NamedTensor } from "./api.js";
+import { attUNetVariables, autoEncoderVariables, type NetSpec, type VariableSpec } from "./architecture.js";
 import {
   type CheckpointManifest,
   type CheckpointScope,
@@ -21,6 +16,8 @@ import {
   writeCheckpoint,
 } from "./checkpoint.js";
 import { Adam } from "./engine/adam.js";
+import { oneHotFloat } from "./engine/one-hot.js";
+import { ReadBehind } from "./engine/readback.js";
 import { tf } from "./engine/tf.js";
 import { type LabelSpec, type UnionLabels, unionLabels } from "./labels.js";
 import type { ForwardContext } from "./layers/context.js";
@@ -63,7 +60,7 @@ export interface TrainerSampler {
  */
 export type SamplerFactory<S extends TrainerSlices = TrainerSlices> = (
   set: S,
-  options: { batch: number; seed: number; augment: boolean },
+  options: { batch: number; seed: number },
 ) => TrainerSampler;
 
 /** What the trainer needs of one joint: training and validation slices and the label set. */
@@ -74,82 +71,62 @@ export interface JointData<S extends TrainerSlices = TrainerSlices> {
 }
 
 /* ------------------------------------------------------------------------------------------------
- * Configuration (Table 1 defaults)
+ * Configuration: resolved from the study config (src/study) and the MethodSpec
  * --------------------------------------------------------------------------------------------- */
 
 export interface TrainerConfig {
   method: Method;
-  /** Joints this trainer trains on (a site: its own; centralised: all). Batch split equally between them. */
+  /** Joints this trainer trains on (a site: its own; centralised: all), in canonical order. */
   joints: Joint[];
   /**
-   * Label sets of every joint of the study (⊇ joints). Only the "shared" method's union head reads
-   * the joints a trainer does not serve (so that every site builds the same union head).
+   * Label sets of the joints the heads serve (⊇ joints). Only the "shared" method's union head reads
+   * the joints a trainer does not train (so that every site builds the same union head).
    */
   labels: Partial<Record<Joint, LabelSpec>>;
-  /** Att-UNet / AE first-level filters (paper 32) and levels incl. bottleneck (paper 5). */
+  /** Att-UNet / AE first-level filters and levels incl. bottleneck. */
   base: number;
   depth: number;
   /** Slice side in pixels; divisible by 2^(depth−1). */
   size: number;
-  /** Seeds the initial weights (same seed ⇒ same Θ at every site) and the samplers. */
+  /** Seeds the initial weights (same seed ⇒ same Θ_0 everywhere) and the samplers. */
   seed: number;
-  /** Segmentation phase: Adam learning rate (5e-4) and batch (18, split equally between joints). */
-  segLr: number;
-  segBatch: number;
-  /** Auto-encoder phase: Adam learning rate (1e-4) and batch (24). */
-  aeLr: number;
-  aeBatch: number;
-  /** λ1: L_MSC weight in the AE loss (0.05). */
-  lambdaAeMsc: number;
-  /** λ2: L_MSC weight in the segmentation loss for dsl+msc methods (0.5 for Att-UNet). */
-  lambdaMsc: number;
-  /** L_SSC weight for dsl+ssc (0.1, Boutillon et al. 2021b). */
-  lambdaSsc: number;
-  /** λ3: L_MJAP weight (0.1). */
-  lambdaMjap: number;
-  /** Contrastive temperature τ (0.1). */
-  tau: number;
-  /** L_MSC scales (0-based indices into the 2·depth−1 scales); default all; dsl+ssc: the bottleneck. */
-  scales?: number[];
-  /** On-the-fly augmentation in training batches (paper: on). */
-  augment: boolean;
+  /** Slices drawn per joint in one step of each phase (the paper's batch split between joints). */
+  batch: Record<Phase, number>;
+  /** Adam learning rate of each phase (a federated round's instructions may override it). */
+  lr: Record<Phase, number>;
+  /** λ1, λ2, λ_SSC, λ3 and the contrastive temperature τ. */
+  training: Pick<TrainingConfig, "lambdaAeMsc" | "lambdaMsc" | "lambdaSsc" | "lambdaMjap" | "tau" | "scales">;
 }
 
-/** Paper Table 1 / §3.3 hyper-parameters for Att-UNet and the auto-encoder. */
-export const TABLE1 = {
-  base: 32,
-  depth: 5,
-  size: 256,
-  segLr: 5e-4,
-  segBatch: 18,
-  segEpochs: 6,
-  aeLr: 1e-4,
-  aeBatch: 24,
-  aeEpochs: 8,
-  lambdaAeMsc: 0.05,
-  lambdaMsc: 0.5,
-  lambdaSsc: 0.1,
-  lambdaMjap: 0.1,
-  tau: 0.1,
-} as const;
-
-/** A full config from the required fields plus overrides; everything else from TABLE1. */
+/**
+ * The trainer's settings for `joints` of a study: sizes and seed from `model`, per-joint batch
+ * (perDomainBatch: batch / |study joints|), learning rates and loss weights from `training`.
+ */
 export function trainerConfig(
-  required: Pick<TrainerConfig, "method" | "joints" | "labels">,
-  overrides: Partial<Omit<TrainerConfig, "method" | "joints" | "labels">> = {},
+  study: StudyConfig,
+  joints: readonly Joint[],
+  labels: Partial<Record<Joint, LabelSpec>>,
 ): TrainerConfig {
-  const { segEpochs: _s, aeEpochs: _a, ...defaults } = TABLE1;
-  return { ...defaults, seed: 0, augment: true, ...overrides, ...required };
-}
-
-/** Whether a method has the auto-encoder phase (L_MJAP). */
-export function usesMjap(method: Method): boolean {
-  return method.endsWith("+mjap");
-}
-
-/** Phases of one fold for a method, in order: ["ae", "seg"] with +mjap, else ["seg"]. */
-export function phasesOf(method: Method): Phase[] {
-  return usesMjap(method) ? ["ae", "seg"] : ["seg"];
+  const t = study.training;
+  return {
+    method: study.method,
+    joints: JOINTS.filter((j) => joints.includes(j)),
+    labels,
+    base: study.model.base,
+    depth: study.model.depth,
+    size: study.model.size,
+    seed: study.seed,
+    batch: { seg: perDomainBatch(study, "seg"), ae: perDomainBatch(study, "ae") },
+    lr: { seg: t.seg.lr, ae: t.ae.lr },
+    training: {
+      lambdaAeMsc: t.lambdaAeMsc,
+      lambdaMsc: t.lambdaMsc,
+      lambdaSsc: t.lambdaSsc,
+      lambdaMjap: t.lambdaMjap,
+      tau: t.tau,
+      scales: t.scales,
+    },
+  };
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -158,9 +135,14 @@ export function phasesOf(method: Method): Phase[] {
 
 export interface TrainStepsOptions {
   steps: number;
+  /** Adam learning rate for these steps (default: the phase's rate from the study config). */
+  lr?: number;
   /** Other sites' per-scale embeddings: extra L_MSC negatives without gradient. */
   bank?: EmbeddingBank;
-  /** Called after each step with that step's loss components (index from 0). */
+  /**
+   * Called with each step's loss components (index from 0), in step order, as they are read back
+   * from the device: one step behind the computation, every step before `trainSteps` resolves.
+   */
   onStep?: (step: number, loss: LossComponents) => void;
 }
 
@@ -191,8 +173,9 @@ export interface ValidationResult {
 
 interface PhaseState {
   params: ParamStore;
-  optimizer?: tf.Optimizer;
-  samplers: Map<Joint, TrainerSampler>;
+  optimizer?: Adam;
+  /** Samplers by `<stream>/<joint>`. */
+  samplers: Map<string, TrainerSampler>;
 }
 
 const SCOPE_ALL: CheckpointScope = "all";
@@ -215,6 +198,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   readonly ae?: MultiJointAutoEncoder;
   /** The "shared" method's union label space (undefined for the other methods). */
   readonly union?: UnionLabels;
+  private readonly spec: MethodSpec;
   private readonly phases = new Map<Phase, PhaseState>();
   private readonly log: Logger;
   private readonly makeSampler?: SamplerFactory<S>;
@@ -235,40 +219,36 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   ) {
     validateConfig(config, data);
     this.config = { ...config, joints: [...config.joints] };
+    this.spec = methodSpec(config.method);
     this.data = data;
     this.log = options.log ?? silentLogger;
     this.makeSampler = options.makeSampler;
-    const sharedNorm = config.method === "shared";
-    const classes = Object.fromEntries(
-      JOINTS.filter((j) => config.labels[j]).map((j) => [j, config.labels[j]!.classes]),
-    ) as Partial<Record<Joint, number>>;
-    if (sharedNorm) this.union = unionLabels(config.labels);
-    const seg = new ParamStore(config.seed);
-    this.net = new AttUNet(seg, {
+    const net: NetSpec = {
       base: config.base,
       depth: config.depth,
-      inChannels: 1,
-      classes,
-      sharedNorm,
-    });
+      classes: Object.fromEntries(
+        JOINTS.filter((j) => config.labels[j]).map((j) => [j, config.labels[j]!.classes]),
+      ),
+      sharedNorm: this.spec.sharedNorm,
+    };
+    if (net.sharedNorm) this.union = unionLabels(config.labels);
+    const seg = new ParamStore(config.seed);
+    this.net = new AttUNet(seg, { ...net, inChannels: 1 });
     this.net.build(config.joints);
+    checkArchitecture(seg, attUNetVariables(net, config.joints), "att-unet");
     this.phases.set("seg", { params: seg, samplers: new Map() });
-    if (usesMjap(config.method)) {
-      const ae = new ParamStore((config.seed ^ 0x5eed) >>> 0);
-      this.ae = new MultiJointAutoEncoder(ae, {
-        base: config.base,
-        depth: config.depth,
-        classes,
-        sharedNorm,
-      });
+    if (this.spec.phases.includes("ae")) {
+      const ae = new ParamStore(config.seed);
+      this.ae = new MultiJointAutoEncoder(ae, net);
       this.ae.build(config.joints);
+      checkArchitecture(ae, autoEncoderVariables(net, config.joints), "auto-encoder");
       this.phases.set("ae", { params: ae, samplers: new Map() });
     }
   }
 
   /** Phases this method trains, in order. */
   get phaseList(): Phase[] {
-    return phasesOf(this.config.method);
+    return [...this.spec.phases];
   }
 
   /** Number of scales of both networks (2·depth − 1). */
@@ -276,23 +256,21 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     return this.net.dims.length;
   }
 
+  /** Slices per inference forward pass (`predictSlices`): the segmentation step's batch. */
+  get inferenceChunk(): number {
+    return this.chunkSize("seg");
+  }
+
   /** L_MSC scale indices of a phase ([] when the phase has no contrastive term). */
   contrastiveScales(phase: Phase): number[] {
-    const all = this.net.dims.map((_, i) => i);
-    const m = this.config.method;
-    if (phase === "ae") return this.config.scales ?? all;
-    if (m === "dsl+ssc") return this.config.scales ?? [this.config.depth - 1];
-    if (m === "dsl+msc" || m === "dsl+msc+mjap") return this.config.scales ?? all;
-    return [];
+    const term = this.spec.phase[phase].contrastive;
+    return term ? contrastiveScales(term, this.config.depth, this.config.training.scales) : [];
   }
 
   /** Weight of the contrastive term of a phase (λ1, λ2, λ_SSC, or 0). */
   contrastiveWeight(phase: Phase): number {
-    if (phase === "ae") return this.config.lambdaAeMsc;
-    const m = this.config.method;
-    if (m === "dsl+ssc") return this.config.lambdaSsc;
-    if (m === "dsl+msc" || m === "dsl+msc+mjap") return this.config.lambdaMsc;
-    return 0;
+    const term = this.spec.phase[phase].contrastive;
+    return term ? this.config.training[term.weight] : 0;
   }
 
   /** The parameter store of a phase (throws for "ae" when the method has no auto-encoder). */
@@ -301,7 +279,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   }
 
   /** Θ of a phase: every `shared/…` variable (trainable or running statistics), copied out. */
-  sharedTensors(phase: Phase): NamedTensor[] {
+  sharedTensors(phase: Phase): Promise<NamedTensor[]> {
     const p = this.paramsOf(phase);
     return p.read(p.names((n) => isShared(n)));
   }
@@ -322,7 +300,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   }
 
   /** Γ of a phase for the joints served: DSBN γ/β/running stats, heads, AE input/output layers. */
-  domainTensors(phase: Phase): NamedTensor[] {
+  domainTensors(phase: Phase): Promise<NamedTensor[]> {
     const p = this.paramsOf(phase);
     return p.read(p.names((n) => !isShared(n)));
   }
@@ -349,7 +327,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     const per = this.perJoint(phase);
     const groups = this.config.joints.map((joint) => ({ joint, count: per }));
     for (let i = 0; i < batches; i++) {
-      const batch = this.drawBatch(phase, per);
+      const batch = this.drawBatch(phase, per, "recalibrate");
       tf.tidy(() => {
         const ctx: ForwardContext = { groups, training: true, statUpdates: [], statMomentum: 1 / (i + 1) };
         if (phase === "ae") this.ae!.apply(this.oneHots(batch.labels, phase), ctx);
@@ -367,21 +345,22 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
    * Runs `steps` Adam steps of a phase. Each step draws batch/|joints| slices per joint (domain
    * groups contiguous), computes the phase's loss, steps the optimiser on this phase's trainable
    * variables and then applies the DSBN running-statistics updates. Yields to the event loop
-   * between steps. With L_MSC active, one domain and no bank, the loss reduces to in-batch terms
-   * (every pair positive); that is logged once per trainer.
+   * between steps; the step's losses are read back asynchronously while the next step is queued
+   * (no synchronous device read inside a step). With L_MSC active, one domain and no bank, the
+   * loss reduces to in-batch terms (every pair positive); that is logged once per trainer.
    */
   async trainSteps(phase: Phase, options: TrainStepsOptions): Promise<TrainStepsResult> {
     this.alive();
     const st = this.state(phase);
-    const lr = phase === "ae" ? this.config.aeLr : this.config.segLr;
-    st.optimizer ??= new Adam(lr);
+    st.optimizer ??= new Adam(this.config.lr[phase]);
     const optimizer = st.optimizer;
+    optimizer.learningRate = options.lr ?? this.config.lr[phase];
     const per = this.perJoint(phase);
     const joints = this.config.joints;
     const scales = this.contrastiveScales(phase);
     const wMsc = this.contrastiveWeight(phase);
     const useMsc = wMsc > 0 && scales.length > 0;
-    const useMjap = phase === "seg" && usesMjap(this.config.method);
+    const useMjap = this.spec.phase[phase].mjap;
     const bank = useMsc ? this.bankTensors(options.bank, scales) : undefined;
     if (useMsc && joints.length === 1 && (!bank || bank.size === 0) && !this.warnedInBatch) {
       this.warnedInBatch = true;
@@ -394,6 +373,20 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     const domains = Int32Array.from(joints.flatMap((j) => Array<number>(per).fill(JOINTS.indexOf(j))));
     const groups = joints.map((joint) => ({ joint, count: per }));
     const sums = { total: 0, ce: 0, msc: 0, mjap: 0 };
+    const losses = new ReadBehind<number>((values, step) => {
+      const loss: LossComponents = { total: values[0], ce: values[1] };
+      let k = 2;
+      if (useMsc) loss.msc = values[k++];
+      if (useMjap) loss.mjap = values[k++];
+      if (!Number.isFinite(loss.total)) {
+        throw fjError("FJ_MODEL_DIVERGED", `${phase} loss became ${loss.total} at step ${step}`);
+      }
+      sums.total += loss.total;
+      sums.ce += loss.ce;
+      sums.msc += loss.msc ?? 0;
+      sums.mjap += loss.mjap ?? 0;
+      options.onStep?.(step, loss);
+    });
     const t0 = performance.now();
     try {
       for (let step = 0; step < options.steps; step++) {
@@ -433,12 +426,16 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
             let total: tf.Scalar = ce;
             parts.push(tf.keep(ce.clone()));
             if (useMsc && embeddings) {
-              const msc = multiScaleContrastive(embeddings, domains, { tau: this.config.tau, scales, bank });
+              const msc = multiScaleContrastive(embeddings, domains, {
+                tau: this.config.training.tau,
+                scales,
+                bank,
+              });
               total = tf.add(total, tf.mul(msc, wMsc));
               parts.push(tf.keep(msc.clone()));
             }
             if (mjap) {
-              total = tf.add(total, tf.mul(mjap, this.config.lambdaMjap));
+              total = tf.add(total, tf.mul(mjap, this.config.training.lambdaMjap));
               parts.push(tf.keep(mjap.clone()));
             }
             return total;
@@ -448,23 +445,15 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
         );
         applyStatUpdates(ctx);
         tf.dispose(batch.labels);
-        const values = parts.map((p) => p.dataSync()[0]);
-        const loss: LossComponents = { total: cost ? cost.dataSync()[0] : Number.NaN, ce: values[0] };
-        let k = 1;
-        if (useMsc) loss.msc = values[k++];
-        if (useMjap) loss.mjap = values[k++];
+        // [total, ce, msc?, mjap?] in one tensor, read while the next step is queued.
+        const packed = tf.tidy(() => tf.stack([cost ?? tf.scalar(Number.NaN), ...parts]));
         tf.dispose([...parts, ...(cost ? [cost] : [])]);
-        if (!Number.isFinite(loss.total)) {
-          throw new ModelError("FJ_MODEL_DIVERGED", `${phase} loss became ${loss.total} at step ${step}`);
-        }
-        sums.total += loss.total;
-        sums.ce += loss.ce;
-        sums.msc += loss.msc ?? 0;
-        sums.mjap += loss.mjap ?? 0;
-        options.onStep?.(step, loss);
+        await losses.push(packed, step);
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
+      await losses.drain();
     } finally {
+      await losses.drain().catch(() => undefined);
       if (bank) for (const b of bank.values()) b.vectors.dispose();
     }
     const n = Math.max(options.steps, 1);
@@ -479,25 +468,33 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
    * statistics, no gradient), for the cross-site bank. Vectors are in random order and carry no
    * slice or exam index; `domains` holds JOINTS.indexOf(joint). All 2·depth−1 scales.
    */
-  embeddings(phase: Phase, options: { count: number; seed: number }): EmbeddingBank {
+  async embeddings(phase: Phase, options: { count: number; seed: number }): Promise<EmbeddingBank> {
     this.alive();
     const dims = this.net.dims;
     const chunks: Float32Array[][] = dims.map(() => []);
     const doms: number[] = [];
     const rand = mulberry32(options.seed);
+    // One read per chunk: every scale's [n, dim] vectors flattened end to end.
+    const reads = new ReadBehind<{ n: number; domain: number }>((flat, { n, domain }) => {
+      let o = 0;
+      for (const [s, dim] of dims.entries()) {
+        chunks[s].push((flat as Float32Array).subarray(o, o + n * dim));
+        o += n * dim;
+      }
+      for (let i = 0; i < n; i++) doms.push(domain);
+    });
     for (const joint of this.config.joints) {
       const set = this.jointData(joint).train;
-      const order = Int32Array.from({ length: set.count }, (_, i) => i);
-      for (let i = order.length - 1; i > 0; i--) {
-        const j = Math.floor(rand() * (i + 1));
-        [order[i], order[j]] = [order[j], order[i]];
-      }
+      const order = shuffle(
+        Int32Array.from({ length: set.count }, (_, i) => i),
+        rand,
+      );
       const picked = Array.from({ length: options.count }, (_, i) => order[i % order.length]);
       const chunk = this.chunkSize(phase);
       for (let s = 0; s < picked.length; s += chunk) {
         const idx = picked.slice(s, s + chunk);
         const { images, labels } = gather(set, idx);
-        const outs = tf.tidy(() => {
+        const flat = tf.tidy(() => {
           const ctx: ForwardContext = {
             groups: [{ joint, count: idx.length }],
             training: false,
@@ -510,22 +507,18 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
               : this.net.apply(tf.tensor4d(images, [idx.length, set.size, set.size, 1]), ctx, {
                   embeddings: true,
                 }).embeddings!;
-          return emb;
+          return tf.concat(emb.map((e) => e.reshape([-1])));
         });
-        outs.forEach((e, si) => {
-          chunks[si].push(e.dataSync() as Float32Array);
-        });
-        tf.dispose(outs);
-        for (let i = 0; i < idx.length; i++) doms.push(JOINTS.indexOf(joint));
+        await reads.push(flat, { n: idx.length, domain: JOINTS.indexOf(joint) });
       }
     }
+    await reads.drain();
     const total = doms.length;
     // One shuffle shared by every scale, so that vector i of each scale is the same slice.
-    const perm = Int32Array.from({ length: total }, (_, i) => i);
-    for (let i = total - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      [perm[i], perm[j]] = [perm[j], perm[i]];
-    }
+    const perm = shuffle(
+      Int32Array.from({ length: total }, (_, i) => i),
+      rand,
+    );
     return {
       scales: dims.map((dim, s) => {
         const flat = concatF32(chunks[s]);
@@ -541,18 +534,32 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   }
 
   /** Argmax labels [count, size, size] of the segmentation network for slices of `joint` (inference). */
-  predictSlices(joint: Joint, images: Float32Array): Uint8Array {
+  async predictSlices(joint: Joint, images: Float32Array): Promise<Uint8Array> {
     this.alive();
     this.jointLabels(joint);
     const size = this.config.size;
     const count = images.length / (size * size);
     if (!Number.isInteger(count)) {
-      throw new ModelError(
+      throw fjError(
         "FJ_MODEL_SHAPE",
         `predictSlices: ${images.length} values is not a whole number of ${size}×${size} slices`,
       );
     }
     const out = new Uint8Array(images.length);
+    const union = this.union;
+    const off = union?.offset[joint] ?? 0;
+    const c = this.jointLabels(joint).classes;
+    // Chunk k's argmax is read while chunk k+1 is queued.
+    const reads = new ReadBehind<number>((values, base) => {
+      if (union) {
+        for (let i = 0; i < values.length; i++) {
+          const u = values[i];
+          out[base + i] = u > off && u < off + c ? u - off : 0;
+        }
+      } else {
+        out.set(values, base);
+      }
+    });
     const chunk = this.chunkSize("seg");
     for (let s = 0; s < count; s += chunk) {
       const n = Math.min(chunk, count - s);
@@ -561,29 +568,17 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
         const ctx: ForwardContext = { groups: [{ joint, count: n }], training: false, statUpdates: [] };
         return tf.argMax(this.net.apply(x, ctx).logits[0], 3);
       });
-      const values = arg.dataSync();
-      arg.dispose();
-      const base = s * size * size;
-      if (this.union) {
-        const off = this.union.offset[joint]!;
-        const c = this.jointLabels(joint).classes;
-        for (let i = 0; i < values.length; i++) {
-          const u = values[i];
-          out[base + i] = u > off && u < off + c ? u - off : 0;
-        }
-      } else {
-        for (let i = 0; i < values.length; i++) out[base + i] = values[i];
-      }
+      await reads.push(arg, s * size * size);
     }
+    await reads.drain();
     return out;
   }
 
   /** Dice per structure on the validation slices of `joint`, pooled over all its slices. */
-  validate(joint: Joint): ValidationResult {
+  async validate(joint: Joint): Promise<ValidationResult> {
     const data = this.jointData(joint);
-    if (data.val.count === 0)
-      throw new ModelError("FJ_MODEL_NO_VALIDATION", `${joint} has no validation slices`);
-    const pred = this.predictSlices(joint, data.val.images);
+    if (data.val.count === 0) throw fjError("FJ_MODEL_NO_VALIDATION", `${joint} has no validation slices`);
+    const pred = await this.predictSlices(joint, data.val.images);
     const spec = data.labels;
     const inter = new Float64Array(spec.classes);
     const sumP = new Float64Array(spec.classes);
@@ -612,9 +607,11 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
    */
   async saveCheckpoint(dir: string, scope: CheckpointScope = SCOPE_ALL, meta: Record<string, unknown> = {}) {
     this.alive();
-    const tensors = [...this.phases.values()].flatMap((st) =>
-      st.params.read(st.params.names((n) => inScope(n, scope))),
-    );
+    const tensors = (
+      await Promise.all(
+        [...this.phases.values()].map((st) => st.params.read(st.params.names((n) => inScope(n, scope)))),
+      )
+    ).flat();
     return writeCheckpoint(dir, tensors, scope, {
       method: this.config.method,
       base: this.config.base,
@@ -672,13 +669,13 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   /* ------------------------------------------------------------------------------------------ */
 
   private alive(): void {
-    if (this.disposed) throw new ModelError("FJ_MODEL_DISPOSED", "the trainer was disposed");
+    if (this.disposed) throw fjError("FJ_MODEL_DISPOSED", "the trainer was disposed");
   }
 
   private state(phase: Phase): PhaseState {
     this.alive();
     const st = this.phases.get(phase);
-    if (!st) throw new ModelError("FJ_MODEL_PHASE", `method ${this.config.method} has no '${phase}' phase`);
+    if (!st) throw fjError("FJ_MODEL_PHASE", `method ${this.config.method} has no '${phase}' phase`);
     return st;
   }
 
@@ -687,13 +684,13 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     const got = new Set<string>();
     for (const t of tensors) {
       if (!want.has(t.name))
-        throw new ModelError("FJ_MODEL_UNKNOWN_VARIABLE", `${what}: ${t.name} is not one of them`);
-      if (got.has(t.name)) throw new ModelError("FJ_MODEL_CHECKPOINT", `${what}: ${t.name} appears twice`);
+        throw fjError("FJ_MODEL_UNKNOWN_VARIABLE", `${what}: ${t.name} is not one of them`);
+      if (got.has(t.name)) throw fjError("FJ_MODEL_CHECKPOINT", `${what}: ${t.name} appears twice`);
       got.add(t.name);
     }
     const missing = names.find((n) => !got.has(n));
     if (missing)
-      throw new ModelError(
+      throw fjError(
         "FJ_MODEL_MISSING_VARIABLE",
         `${what}: ${missing} is missing (${got.size}/${want.size} given)`,
       );
@@ -703,10 +700,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   private jointData(joint: Joint): JointData<S> {
     const d = this.data[joint];
     if (!d || !this.config.joints.includes(joint)) {
-      throw new ModelError(
-        "FJ_MODEL_JOINT",
-        `this trainer serves ${this.config.joints.join(", ")}, not ${joint}`,
-      );
+      throw fjError("FJ_MODEL_JOINT", `this trainer serves ${this.config.joints.join(", ")}, not ${joint}`);
     }
     return d;
   }
@@ -716,18 +710,25 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
   }
 
   private perJoint(phase: Phase): number {
-    const batch = phase === "ae" ? this.config.aeBatch : this.config.segBatch;
-    return Math.max(1, Math.floor(batch / this.config.joints.length));
+    return this.config.batch[phase];
   }
 
   private chunkSize(phase: Phase): number {
     return Math.max(this.perJoint(phase) * this.config.joints.length, 1);
   }
 
-  /** Draws per-joint batches and assembles one domain-grouped batch (labels as int32 tensors). */
-  private drawBatch(phase: Phase, per: number): { images: Float32Array; labels: tf.Tensor3D[] } {
+  /**
+   * Draws per-joint batches and assembles one domain-grouped batch (labels as int32 tensors). Each
+   * (stream, phase, joint) has its own seeded sampler, so recalibrating DSBN statistics never moves
+   * the training batches: the same seed gives the same training batches at a site and centrally.
+   */
+  private drawBatch(
+    phase: Phase,
+    per: number,
+    stream: "train" | "recalibrate" = "train",
+  ): { images: Float32Array; labels: tf.Tensor3D[] } {
     if (!this.makeSampler) {
-      throw new ModelError(
+      throw fjError(
         "FJ_MODEL_SAMPLER",
         "SegmentationTrainer needs options.makeSampler (src/data/slices.ts makeBatchSampler) to train",
       );
@@ -739,21 +740,15 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
     const images = new Float32Array(per * joints.length * px);
     const labels: tf.Tensor3D[] = [];
     joints.forEach((joint, k) => {
-      let sampler = st.samplers.get(joint);
+      let sampler = st.samplers.get(`${stream}/${joint}`);
       if (!sampler) {
-        const seed =
-          (this.config.seed * 7919 + (phase === "ae" ? 1 : 2) * 104729 + JOINTS.indexOf(joint) * 15485863) >>>
-          0;
-        sampler = this.makeSampler!(this.jointData(joint).train, {
-          batch: per,
-          seed,
-          augment: this.config.augment,
-        });
-        st.samplers.set(joint, sampler);
+        const seed = hashSeed("fedjoint-sampler", stream, this.config.seed, phase, joint);
+        sampler = this.makeSampler!(this.jointData(joint).train, { batch: per, seed });
+        st.samplers.set(`${stream}/${joint}`, sampler);
       }
       const b = sampler.next();
       if (b.n !== per || b.images.length !== per * px || b.labels.length !== per * px) {
-        throw new ModelError(
+        throw fjError(
           "FJ_MODEL_BATCH",
           `sampler for ${joint} returned ${b.n} slices of ${b.images.length / Math.max(b.n, 1)} pixels, expected ${per} of ${px}`,
         );
@@ -780,16 +775,14 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
 
   /** One-hot masks per domain group from int32 label tensors. */
   private oneHots(labels: tf.Tensor3D[], _phase: Phase): tf.Tensor4D[] {
-    return labels.map(
-      (l, k) => tf.cast(tf.oneHot(l, this.classesIn(this.config.joints[k])), "float32") as tf.Tensor4D,
-    );
+    return labels.map((l, k) => oneHotFloat<tf.Rank.R4>(l, this.classesIn(this.config.joints[k])));
   }
 
   private oneHotsOf(labels: Uint8Array[], joints: Joint[], counts: number[]): tf.Tensor4D[] {
     const size = this.config.size;
     return labels.map((l, k) => {
       const t = tf.tensor3d(this.labelValues(joints[k], l), [counts[k], size, size], "int32");
-      return tf.cast(tf.oneHot(t, this.classesIn(joints[k])), "float32") as tf.Tensor4D;
+      return oneHotFloat<tf.Rank.R4>(t, this.classesIn(joints[k]));
     });
   }
 
@@ -809,7 +802,7 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
       if (!scales.includes(s.scale) || s.count === 0) continue;
       const dim = this.net.dims[s.scale];
       if (s.dim !== dim || s.vectors.length !== s.count * dim || s.domains.length !== s.count) {
-        throw new ModelError(
+        throw fjError(
           "FJ_MODEL_BANK",
           `embedding bank scale ${s.scale}: ${s.count} vectors of dim ${s.dim} (${s.vectors.length} values), this network expects dim ${dim}`,
         );
@@ -822,14 +815,14 @@ export class SegmentationTrainer<S extends TrainerSlices = TrainerSlices> {
 
 function validateConfig(config: TrainerConfig, data: Partial<Record<Joint, JointData>>): void {
   const fail = (msg: string) => {
-    throw new ModelError("FJ_MODEL_CONFIG", msg);
+    throw fjError("FJ_MODEL_CONFIG", msg);
   };
   if (config.joints.length === 0) fail("trainer config: joints is empty");
   if (new Set(config.joints).size !== config.joints.length)
     fail(`trainer config: joints repeat (${config.joints.join(",")})`);
-  if (config.method === "individual" && config.joints.length !== 1) {
+  if (!methodSpec(config.method).pooled && config.joints.length !== 1) {
     fail(
-      `method individual trains one joint per model, got ${config.joints.join(",")} (build one trainer per joint)`,
+      `method ${config.method} trains one joint per model, got ${config.joints.join(",")} (build one trainer per joint)`,
     );
   }
   if (config.depth < 2) fail(`depth is ${config.depth}, expected ≥ 2`);
@@ -861,10 +854,37 @@ function validateConfig(config: TrainerConfig, data: Partial<Record<Joint, Joint
       }
     }
   }
-  const n = (config.scales ?? []).find((s) => !Number.isInteger(s) || s < 0 || s >= 2 * config.depth - 1);
+  const n = (config.training.scales ?? []).find(
+    (s) => !Number.isInteger(s) || s < 0 || s >= 2 * config.depth - 1,
+  );
   if (n !== undefined)
     fail(`scale ${n} does not exist: depth ${config.depth} has scales 0..${2 * config.depth - 2}`);
-  if (!(config.tau > 0)) fail(`tau is ${config.tau}, expected > 0`);
+  if (!(config.training.tau > 0)) fail(`tau is ${config.training.tau}, expected > 0`);
+  for (const phase of ["seg", "ae"] as const) {
+    if (!(Number.isInteger(config.batch[phase]) && config.batch[phase] >= 1))
+      fail(`${phase} batch per joint is ${config.batch[phase]}, expected an integer ≥ 1`);
+  }
+}
+
+/**
+ * The variables the layers created must be exactly the architecture's (./architecture.ts), which
+ * the coordinator uses as the tensor schema and Θ_0 without building the network.
+ */
+function checkArchitecture(params: ParamStore, specs: readonly VariableSpec[], what: string): void {
+  const built = new Map(params.specs().map((v) => [v.name, v]));
+  for (const v of specs) {
+    const b = built.get(v.name);
+    if (!b || b.shape.join() !== v.shape.join() || b.trainable !== v.trainable) {
+      throw fjError(
+        "FJ_MODEL_ARCHITECTURE",
+        `${what}: ${v.name} [${v.shape}] of the architecture ${b ? `was built as [${b.shape}]` : "was not built"}`,
+      );
+    }
+    built.delete(v.name);
+  }
+  const extra = [...built.keys()][0];
+  if (extra !== undefined)
+    throw fjError("FJ_MODEL_ARCHITECTURE", `${what}: ${extra} is not in the architecture`);
 }
 
 function gather(set: TrainerSlices, idx: number[]): { images: Float32Array; labels: Uint8Array } {

@@ -1,18 +1,19 @@
 /**
  * Development PKI for mutual TLS: a CA, a coordinator certificate (SAN localhost, 127.0.0.1, ::1
- * and any given host names) and one client certificate per site whose subject CN is the site
- * name — the identity the coordinator enforces. ECDSA P-256 keys (node:crypto WebCrypto) and
+ * and any given host names), one client certificate per site whose subject CN is the site
+ * name — the identity the coordinator enforces — and an operator certificate (CN "operator"),
+ * the identity the coordinator lets Watch the study (its --operator). ECDSA P-256 keys (node:crypto WebCrypto) and
  * X.509 v3 certificates (@peculiar/x509). Keys are written 0600, every file atomically.
  */
 import { webcrypto } from "node:crypto";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import path from "node:path";
 import { writeFileAtomic } from "../atomic-write.js";
 // @peculiar/x509 (via tsyringe) needs the Reflect metadata polyfill loaded first.
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import { InputError } from "../errors.js";
+import { fjError } from "../errors.js";
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -26,8 +27,13 @@ export interface CertFiles {
   ca: string;
   caKey: string;
   coordinator: { cert: string; key: string };
+  /** Client certificate of the coordinator's operator (CN "operator": Watch, dashboard). */
+  operator: { cert: string; key: string };
   sites: Record<string, { cert: string; key: string }>;
 }
+
+/** CNs `generateCerts` issues besides the sites (so no site may take them). */
+export const RESERVED_NAMES = ["coordinator", "ca", "operator"] as const;
 
 export interface GenerateCertsOptions {
   out: string;
@@ -59,7 +65,7 @@ async function importKey(pem: string, file: string): Promise<CryptoKey> {
   try {
     return await webcrypto.subtle.importKey("pkcs8", Buffer.from(b64, "base64"), ALG, true, ["sign"]);
   } catch (err) {
-    throw new InputError("FJ_CERTS_KEY", `${file}: not a PKCS#8 ECDSA P-256 private key`, { cause: err });
+    throw fjError("FJ_CERTS_KEY", `${file}: not a PKCS#8 ECDSA P-256 private key`, { cause: err });
   }
 }
 
@@ -116,20 +122,17 @@ async function leaf(options: {
 /** Writes ca.pem/ca.key, coordinator.pem/.key and <site>.pem/.key into `out`; returns the paths. */
 export async function generateCerts(options: GenerateCertsOptions): Promise<CertFiles> {
   const days = options.days ?? 365;
-  if (!Number.isInteger(days) || days < 1)
-    throw new InputError("FJ_CLI_ARG", `--days is ${days}, expected ≥ 1`);
+  if (!Number.isInteger(days) || days < 1) throw fjError("FJ_CLI_ARG", `--days is ${days}, expected ≥ 1`);
   if (options.sites.length === 0)
-    throw new InputError("FJ_CLI_ARG", "--sites is empty, expected e.g. ankle,knee,shoulder");
+    throw fjError("FJ_CLI_ARG", "--sites is empty, expected e.g. ankle,knee,shoulder");
   const seen = new Set<string>();
   for (const s of options.sites) {
     if (!SITE_NAME_PATTERN.test(s)) {
-      throw new InputError(
-        "FJ_CLI_ARG",
-        `--sites: '${s}' is not a valid site name (letters, digits, _ or -)`,
-      );
+      throw fjError("FJ_CLI_ARG", `--sites: '${s}' is not a valid site name (letters, digits, _ or -)`);
     }
-    if (s === "coordinator" || s === "ca") throw new InputError("FJ_CLI_ARG", `--sites: '${s}' is reserved`);
-    if (seen.has(s)) throw new InputError("FJ_CLI_ARG", `--sites: '${s}' is listed twice`);
+    if ((RESERVED_NAMES as readonly string[]).includes(s))
+      throw fjError("FJ_CLI_ARG", `--sites: '${s}' is reserved (${RESERVED_NAMES.join(", ")})`);
+    if (seen.has(s)) throw fjError("FJ_CLI_ARG", `--sites: '${s}' is listed twice`);
     seen.add(s);
   }
   const out = path.resolve(options.out);
@@ -141,10 +144,10 @@ export async function generateCerts(options: GenerateCertsOptions): Promise<Cert
   if (options.reuseCa) {
     const [pem, keyPem] = await Promise.all([
       readFile(caFile, "utf8").catch(() => {
-        throw new InputError("FJ_CERTS_CA", `${caFile}: missing (needed by --reuse-ca)`);
+        throw fjError("FJ_CERTS_CA", `${caFile}: missing (needed by --reuse-ca)`);
       }),
       readFile(caKeyFile, "utf8").catch(() => {
-        throw new InputError("FJ_CERTS_CA", `${caKeyFile}: missing (needed by --reuse-ca)`);
+        throw fjError("FJ_CERTS_CA", `${caKeyFile}: missing (needed by --reuse-ca)`);
       }),
     ]);
     ca = new x509.X509Certificate(pem);
@@ -173,12 +176,16 @@ export async function generateCerts(options: GenerateCertsOptions): Promise<Cert
     ca: caFile,
     caKey: caKeyFile,
     coordinator: { cert: path.join(out, "coordinator.pem"), key: path.join(out, "coordinator.key") },
+    operator: { cert: path.join(out, "operator.pem"), key: path.join(out, "operator.key") },
     sites: {},
   };
   const hosts = [...new Set(["localhost", "127.0.0.1", "::1", ...(options.hosts ?? [])])];
   const coord = await leaf({ cn: "coordinator", ca, caKey, days, server: true, sans: hosts });
   await writeFileAtomic(files.coordinator.key, coord.key, { mode: 0o600 });
   await writeFileAtomic(files.coordinator.cert, coord.cert, { mode: 0o644 });
+  const operator = await leaf({ cn: "operator", ca, caKey, days, server: false, sans: [] });
+  await writeFileAtomic(files.operator.key, operator.key, { mode: 0o600 });
+  await writeFileAtomic(files.operator.cert, operator.cert, { mode: 0o644 });
   for (const site of options.sites) {
     const c = await leaf({ cn: site, ca, caKey, days, server: false, sans: [] });
     const entry = { cert: path.join(out, `${site}.pem`), key: path.join(out, `${site}.key`) };
@@ -187,9 +194,4 @@ export async function generateCerts(options: GenerateCertsOptions): Promise<Cert
     files.sites[site] = entry;
   }
   return files;
-}
-
-/** Removes a certificate directory made by generateCerts (tests, simulate). */
-export async function removeCerts(out: string): Promise<void> {
-  await rm(out, { recursive: true, force: true });
 }

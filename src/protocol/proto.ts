@@ -9,7 +9,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { EnvironmentError } from "../errors.js";
+import { fjError } from "../errors.js";
 
 export const MAX_CHUNK_BYTES = 1024 * 1024;
 /** gRPC message limit: one chunk plus framing, with room for headers. */
@@ -55,14 +55,18 @@ export interface TaskRequestMsg {
   site: string;
 }
 export type TaskKind = "train" | "evaluate" | "wait" | "done";
+export interface TrainInstructionsMsg {
+  steps: number;
+  lr: number;
+  embed: boolean;
+}
 export interface TaskMsg {
   kind: TaskKind;
   ref: RoundRefMsg | null;
-  steps: number;
   hasModel: boolean;
   hasBank: boolean;
   aeRounds: number;
-  embed: boolean;
+  train: TrainInstructionsMsg | null;
 }
 export interface ModelRequestMsg {
   site: string;
@@ -127,7 +131,7 @@ export function protoPath(): string {
   ];
   const found = candidates.find((p) => existsSync(p));
   if (!found) {
-    throw new EnvironmentError(
+    throw fjError(
       "FJ_PROTOCOL_PROTO_MISSING",
       `proto/federation.proto not found (looked at ${candidates.join(", ")}); reinstall the package`,
     );

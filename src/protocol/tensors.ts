@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { endianness } from "node:os";
-import { ProtocolError } from "../errors.js";
+import { fjError } from "../errors.js";
 import type { NamedTensor } from "../model/api.js";
 import { fromHalf, toHalf } from "./float16.js";
 import { type ChunkMsg, MAX_CHUNK_BYTES, type TensorSetHeaderMsg, type TensorSpecMsg } from "./proto.js";
@@ -28,7 +28,7 @@ export interface EncodedTensorSet {
 function bytesPer(dtype: string): number {
   if (dtype === "float32") return 4;
   if (dtype === "float16") return 2;
-  throw new ProtocolError("FJ_PROTOCOL_DTYPE", `tensor dtype '${dtype}', expected float32 or float16`);
+  throw fjError("FJ_PROTOCOL_DTYPE", `tensor dtype '${dtype}', expected float32 or float16`);
 }
 
 function elements(shape: readonly number[]): number {
@@ -57,7 +57,7 @@ export function encodeTensorSet(
   for (const t of tensors) {
     const n = elements(t.shape);
     if (n !== t.data.length) {
-      throw new ProtocolError(
+      throw fjError(
         "FJ_PROTOCOL_SHAPE",
         `tensor ${t.name}: shape [${t.shape.join(",")}] has ${n} elements, data has ${t.data.length}`,
       );
@@ -99,31 +99,25 @@ export class TensorSetReceiver {
   private received = 0;
 
   constructor(header: TensorSetHeaderMsg | null | undefined, what: string) {
-    if (!header)
-      throw new ProtocolError("FJ_PROTOCOL_HEADER", `${what}: the stream has no tensor-set header`);
+    if (!header) throw fjError("FJ_PROTOCOL_HEADER", `${what}: the stream has no tensor-set header`);
     let expected = 0;
     const seen = new Set<string>();
     for (const s of header.tensors) {
       if (typeof s.name !== "string" || s.name.length === 0)
-        throw new ProtocolError("FJ_PROTOCOL_HEADER", `${what}: a tensor has an empty name`);
-      if (seen.has(s.name))
-        throw new ProtocolError("FJ_PROTOCOL_HEADER", `${what}: tensor ${s.name} appears twice`);
+        throw fjError("FJ_PROTOCOL_HEADER", `${what}: a tensor has an empty name`);
+      if (seen.has(s.name)) throw fjError("FJ_PROTOCOL_HEADER", `${what}: tensor ${s.name} appears twice`);
       seen.add(s.name);
       if (!s.shape.every((d) => Number.isInteger(d) && d >= 0))
-        throw new ProtocolError(
-          "FJ_PROTOCOL_SHAPE",
-          `${what}: tensor ${s.name} has shape [${s.shape.join(",")}]`,
-        );
+        throw fjError("FJ_PROTOCOL_SHAPE", `${what}: tensor ${s.name} has shape [${s.shape.join(",")}]`);
       expected += elements(s.shape) * bytesPer(s.dtype);
     }
     if (expected !== Number(header.bytes)) {
-      throw new ProtocolError(
+      throw fjError(
         "FJ_PROTOCOL_HEADER",
         `${what}: header declares ${header.bytes} bytes, the tensor specs add up to ${expected}`,
       );
     }
-    if (expected > MAX_SET_BYTES)
-      throw new ProtocolError("FJ_PROTOCOL_TOO_LARGE", `${what}: ${expected} bytes`);
+    if (expected > MAX_SET_BYTES) throw fjError("FJ_PROTOCOL_TOO_LARGE", `${what}: ${expected} bytes`);
     this.header = header;
     this.buf = Buffer.allocUnsafe(expected);
     this.what = what;
@@ -131,21 +125,18 @@ export class TensorSetReceiver {
   private readonly what: string;
 
   add(chunk: ChunkMsg | null | undefined): void {
-    if (!chunk) throw new ProtocolError("FJ_PROTOCOL_CHUNK", `${this.what}: empty stream message`);
+    if (!chunk) throw fjError("FJ_PROTOCOL_CHUNK", `${this.what}: empty stream message`);
     const data = chunk.data;
     if (data.length > MAX_CHUNK_BYTES)
-      throw new ProtocolError(
-        "FJ_PROTOCOL_CHUNK",
-        `${this.what}: chunk of ${data.length} bytes exceeds 1 MiB`,
-      );
+      throw fjError("FJ_PROTOCOL_CHUNK", `${this.what}: chunk of ${data.length} bytes exceeds 1 MiB`);
     if (Number(chunk.offset) !== this.received) {
-      throw new ProtocolError(
+      throw fjError(
         "FJ_PROTOCOL_CHUNK",
         `${this.what}: chunk at offset ${chunk.offset}, expected ${this.received} (chunks must arrive in order)`,
       );
     }
     if (this.received + data.length > this.buf.length)
-      throw new ProtocolError("FJ_PROTOCOL_CHUNK", `${this.what}: more bytes than the header declares`);
+      throw fjError("FJ_PROTOCOL_CHUNK", `${this.what}: more bytes than the header declares`);
     data.copy(this.buf, this.received);
     this.received += data.length;
   }
@@ -157,14 +148,14 @@ export class TensorSetReceiver {
   /** Verifies completeness and SHA-256 and returns float32 tensors in header order. */
   finish(): NamedTensor[] {
     if (this.received !== this.buf.length) {
-      throw new ProtocolError(
+      throw fjError(
         "FJ_PROTOCOL_INCOMPLETE",
         `${this.what}: received ${this.received} of ${this.buf.length} bytes`,
       );
     }
     const digest = setDigest(this.header.tensors, this.buf);
     if (digest !== this.header.sha256) {
-      throw new ProtocolError(
+      throw fjError(
         "FJ_PROTOCOL_CHECKSUM",
         `${this.what}: SHA-256 ${digest.slice(0, 12)}… does not match the header's ${String(this.header.sha256).slice(0, 12)}…`,
       );
@@ -204,13 +195,13 @@ export function packTensorSet(tensors: readonly NamedTensor[], dtype: WireDtype 
 
 /** Inverse of packTensorSet; verifies the SHA-256. `file` names the source in errors. */
 export function unpackTensorSet(buf: Buffer, file: string): NamedTensor[] {
-  if (buf.length < 4) throw new ProtocolError("FJ_PROTOCOL_FILE", `${file}: truncated tensor file`);
+  if (buf.length < 4) throw fjError("FJ_PROTOCOL_FILE", `${file}: truncated tensor file`);
   const n = buf.readUInt32LE(0);
   let header: TensorSetHeaderMsg;
   try {
     header = JSON.parse(buf.subarray(4, 4 + n).toString("utf8")) as TensorSetHeaderMsg;
   } catch (err) {
-    throw new ProtocolError("FJ_PROTOCOL_FILE", `${file}: unreadable tensor header`, { cause: err });
+    throw fjError("FJ_PROTOCOL_FILE", `${file}: unreadable tensor header`, { cause: err });
   }
   const rx = new TensorSetReceiver(header, file);
   const payload = buf.subarray(4 + n);

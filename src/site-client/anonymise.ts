@@ -5,14 +5,15 @@
  * Received banks become L_MSC negatives with domain −1 (no identifier ever travels).
  */
 import type { EmbeddingBank, NamedTensor } from "../model/api.js";
+import { normal, permutation, type Random, randomInt } from "../random.js";
 
 export interface AnonymiseOptions {
   /** Prototype mixing m ≥ 1 (1 = none). */
   mix: number;
   /** Gaussian noise σ ≥ 0. */
   noise: number;
-  /** Seeded randomness (shuffle, mixing, noise): a function returning uniform [0, 1). */
-  random: () => number;
+  /** Seeded randomness (shuffle, mixing, noise): a src/random.ts generator. */
+  random: Random;
 }
 
 function normalise(v: Float32Array): void {
@@ -20,11 +21,6 @@ function normalise(v: Float32Array): void {
   for (let i = 0; i < v.length; i++) sq += v[i] * v[i];
   const n = Math.sqrt(sq) || 1;
   for (let i = 0; i < v.length; i++) v[i] /= n;
-}
-
-function gaussian(random: () => number): number {
-  const u = Math.max(random(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
 }
 
 /** Own embeddings → wire tensors `embedding/scale<s>` [count, dim]: anonymised as configured. */
@@ -35,13 +31,9 @@ export function anonymiseEmbeddings(bank: EmbeddingBank, options: AnonymiseOptio
   const count = bank.scales[0]?.count ?? 0;
   // Per output vector: the source rows (shared by all scales so a vector's scales stay aligned).
   const groups: number[][] = Array.from({ length: count }, (_, i) =>
-    mix === 1 ? [i] : Array.from({ length: mix }, () => Math.floor(random() * count)),
+    mix === 1 ? [i] : Array.from({ length: mix }, () => randomInt(random, count)),
   );
-  const order = Array.from({ length: count }, (_, i) => i);
-  for (let i = count - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
+  const order = permutation(count, random);
   return bank.scales.map((s) => {
     const out = new Float32Array(count * s.dim);
     order.forEach((g, row) => {
@@ -51,7 +43,7 @@ export function anonymiseEmbeddings(bank: EmbeddingBank, options: AnonymiseOptio
       }
       normalise(v);
       if (noise > 0) {
-        for (let k = 0; k < s.dim; k++) v[k] += noise * gaussian(random);
+        for (let k = 0; k < s.dim; k++) v[k] += noise * normal(random);
         normalise(v);
       }
       out.set(v, row * s.dim);

@@ -7,29 +7,34 @@
  * and push Θ_r^k with the sample count, the loss components and compute time. Γ_k never leaves.
  */
 import { randomInt } from "node:crypto";
-import type { StudyConfig } from "../coordinator/config.js";
-import { studyConfigSchema } from "../coordinator/config.js";
 import { readNifti } from "../data/nifti.js";
-import { subsetSlices } from "../data/slices.js";
-import { ProtocolError } from "../errors.js";
+import { type SliceSet, subsetSlices } from "../data/slices.js";
+import { fjError, ProtocolError } from "../errors.js";
 import { evaluateExam } from "../eval/exam.js";
+import { postprocessLabelMap } from "../eval/postprocess.js";
 import { stackLabels } from "../eval/stack.js";
-import type { ExamResult } from "../eval/types.js";
+import { type ExamResult, type ReportedExam, reportedExam } from "../eval/types.js";
+import type { Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
-import type { Joint, NamedTensor, Phase } from "../model/api.js";
-import { type LabelSpec, PAPER_LABELS } from "../model/labels.js";
+import type { NamedTensor } from "../model/api.js";
+import type { LabelSpec } from "../model/labels.js";
+import { geometryOfExams, studyModelCard, writeModelDir } from "../model/model-dir.js";
 import { SegmentationTrainer, trainerConfig } from "../model/trainer.js";
 import type { TaskMsg } from "../protocol/proto.js";
 import { mulberry32 } from "../random.js";
-import { anonymiseEmbeddings, bankFromTensors } from "./anonymise.js";
+import { parseStudyConfig, type StudyConfig } from "../study/config.js";
+import { federates, methodSpec, type Phase } from "../study/methods.js";
+import { studyLabels } from "../study/model.js";
 import {
   foldData,
+  foldSplit,
   loadSiteSlices,
   type SiteData,
   samplerFactory,
-  testCaseOf,
   type ValidatedData,
-} from "./data.js";
+} from "../study/site-data.js";
+import { anonymiseEmbeddings, bankFromTensors } from "./anonymise.js";
+import { SiteReport, type TestExamView } from "./report.js";
 import { SiteState } from "./state.js";
 import type { Transport } from "./transport.js";
 
@@ -56,12 +61,15 @@ export interface SiteSummary {
   }[];
   computeSeconds: number;
   bytes: { sent: number; received: number };
+  /** Local only: the site's model to use (written after the last fold) and its report directory. */
+  model?: string;
+  report?: string;
 }
 
-/** What a site reports per fold: validation Dice per label and the test exam's metrics. */
+/** What a site reports per fold: validation Dice per label and the test exam's metrics (no voxel counts). */
 export interface EvaluationReport {
   validation: Record<string, { dice: number }>;
-  test: ExamResult;
+  test: ReportedExam;
 }
 
 export interface SiteClientOptions {
@@ -90,15 +98,20 @@ export class SiteClient {
   private readonly state: SiteState;
   private config?: StudyConfig;
   private data?: SiteData;
-  private trainer?: SegmentationTrainer;
+  private trainer?: SegmentationTrainer<SliceSet>;
   private trainerFold = -1;
   private aeLoaded = -1;
   private readonly summary: SiteSummary;
+  private readonly report: SiteReport;
+  /** The last test exam evaluated (evaluateTestExam), for the site's report and model. */
+  private lastTest?: Omit<TestExamView, "validation" | "image"> & { imageFile: string };
+  private roundsRecorded = 0;
 
   constructor(options: SiteClientOptions) {
     this.o = options;
     this.log = options.log ?? silentLogger;
     this.state = new SiteState(options.stateDir);
+    this.report = new SiteReport(this.state.dir);
     this.summary = {
       site: options.site,
       joint: options.joint,
@@ -119,7 +132,7 @@ export class SiteClient {
       backend: this.o.backend,
       version: "0.1.0",
     });
-    this.config = studyConfigSchema.parse(JSON.parse(reply.configJson));
+    this.config = parseStudyConfig(JSON.parse(reply.configJson), "the coordinator's study config");
     t.dtype = this.config.compression === "float16" ? "float16" : "float32";
     this.data = await loadSiteSlices(this.o.data, this.config.model.size);
     this.log.info({ site: this.o.site, study: reply.study, method: this.config.method }, "joined study");
@@ -128,9 +141,15 @@ export class SiteClient {
         const task = await t.nextTask();
         if (task.kind === "done") break;
         if (task.kind === "wait") continue;
-        if (task.kind === "train") await this.train(task);
-        else if (task.kind === "evaluate") await this.evaluate(task);
+        if (task.kind === "train") {
+          await this.train(task);
+          await this.recordRound();
+        } else if (task.kind === "evaluate") {
+          await this.evaluate(task);
+          await this.recordEvaluation(task.ref!.fold);
+        }
       }
+      await this.writeReport();
     } finally {
       this.trainer?.dispose();
       t.close();
@@ -142,40 +161,22 @@ export class SiteClient {
     return this.summary;
   }
 
+  /** Label sets the heads serve: this site's own; the "shared" method's union head: every study joint. */
   private labelsFor(): Partial<Record<Joint, LabelSpec>> {
-    const labels: Partial<Record<Joint, LabelSpec>> = { [this.o.joint]: this.o.data.labels };
-    if (this.config!.method === "shared") {
-      // the union head must be identical at every site: every study joint's label set
-      for (const s of this.config!.sites)
-        if (s.joint !== this.o.joint) labels[s.joint] = PAPER_LABELS[s.joint];
-    }
-    return labels;
+    const own = { [this.o.joint]: this.o.data.labels };
+    return methodSpec(this.config!.method).sharedNorm ? { ...studyLabels(this.config!), ...own } : own;
   }
 
   /** The trainer of `fold`, fresh (seeded Θ_0) or with Γ_k restored from this site's state dir. */
-  private async trainerFor(fold: number): Promise<SegmentationTrainer> {
+  private async trainerFor(fold: number): Promise<SegmentationTrainer<SliceSet>> {
     if (this.trainer && this.trainerFold === fold) return this.trainer;
     this.trainer?.dispose();
     const c = this.config!;
     const data = foldData(this.data!, this.o.site, c.seed, fold);
-    const cfg = trainerConfig(
-      { method: c.method, joints: [this.o.joint], labels: this.labelsFor() },
-      {
-        base: c.model.base,
-        depth: c.model.depth,
-        size: c.model.size,
-        seed: c.seed,
-        segBatch: c.model.segBatch,
-        aeBatch: c.model.aeBatch,
-        segLr: c.model.segLr,
-        aeLr: c.model.aeLr,
-        augment: c.model.augment,
-      },
-    );
     const trainer = new SegmentationTrainer(
-      cfg,
+      trainerConfig(c, [this.o.joint], this.labelsFor()),
       { [this.o.joint]: data },
-      { makeSampler: samplerFactory, log: this.log },
+      { makeSampler: samplerFactory(c.training), log: this.log },
     );
     const progress = await this.state.read();
     if (progress && progress.fold === fold && progress.checkpoint) {
@@ -194,7 +195,7 @@ export class SiteClient {
         fold,
         trainSlices: data.train.count,
         valSlices: data.val.count,
-        trainExams: data.trainExams,
+        trainExams: data.split.train.length,
       },
       "fold data ready",
     );
@@ -213,20 +214,25 @@ export class SiteClient {
       task.hasModel ? t.pullModel(ref) : undefined,
       task.hasBank ? t.pullEmbeddings({ ...ref, round: ref.round - 1 }) : undefined,
     ]);
-    if (ae) {
-      trainer.setSharedTensors("ae", ae);
-      this.aeLoaded = ref.fold;
-    }
+    if (ae) trainer.setSharedTensors("ae", ae);
     if (model) trainer.setSharedTensors(phase, model);
     const bank = bankTensors ? bankFromTensors(bankTensors) : undefined;
     const pullMs = performance.now() - tTask;
     const t0 = performance.now();
-    // New Θ, old running statistics: re-estimate this site's DSBN statistics before using them.
-    if (ae) trainer.recalibrateNorms("ae");
-    if (model) trainer.recalibrateNorms(phase);
-    const valDiceBefore = phase === "seg" ? trainer.validate(this.o.joint).mean : undefined;
+    // The study's rule, the same as centralised training (src/cli/commands/train.ts): before a
+    // round trains, validates or uses the frozen auto-encoder, the DSBN running statistics are
+    // re-estimated for the current Θ (a new aggregate, or this site's own last steps).
+    if (needAe) {
+      trainer.recalibrateNorms("ae");
+      this.aeLoaded = ref.fold;
+    }
+    trainer.recalibrateNorms(phase);
+    const valDiceBefore = phase === "seg" ? (await trainer.validate(this.o.joint)).mean : undefined;
+    const instructions = task.train;
+    if (!instructions) throw fjError("FJ_PROTOCOL_TASK", "train task without instructions");
     const res = await trainer.trainSteps(phase, {
-      steps: task.steps,
+      steps: instructions.steps,
+      lr: instructions.lr,
       bank,
       onStep: (step, loss) =>
         this.o.onProgress?.({
@@ -234,21 +240,21 @@ export class SiteClient {
           phase,
           round: ref.round,
           step: step + 1,
-          steps: task.steps,
+          steps: instructions.steps,
           loss: loss.total,
         }),
     });
     let embeddings: NamedTensor[] | undefined;
-    if (task.embed) {
+    if (instructions.embed) {
       const e = this.config!.embeddings;
       const seed = randomInt(2 ** 31);
-      embeddings = anonymiseEmbeddings(trainer.embeddings(phase, { count: e.count, seed }), {
+      embeddings = anonymiseEmbeddings(await trainer.embeddings(phase, { count: e.count, seed }), {
         mix: e.mix,
         noise: e.noise,
         random: mulberry32(seed ^ 0x9e3779b9),
       });
     }
-    const shared = this.config!.method === "individual" ? [] : trainer.sharedTensors(phase);
+    const shared = federates(this.config!.method) ? await trainer.sharedTensors(phase) : [];
     const computeMs = performance.now() - t0;
     const tPush = performance.now();
     if (embeddings) {
@@ -301,7 +307,7 @@ export class SiteClient {
     this.summary.rounds.push({
       ...ref,
       phase,
-      steps: task.steps,
+      steps: instructions.steps,
       samples: res.samples,
       loss,
       computeMs,
@@ -328,15 +334,13 @@ export class SiteClient {
   private async evaluate(task: TaskMsg): Promise<void> {
     const ref = task.ref!;
     const trainer = await this.trainerFor(ref.fold);
-    if (task.hasModel) {
-      trainer.setSharedTensors("seg", await this.o.transport.pullModel(ref));
-      trainer.recalibrateNorms("seg");
-    }
-    const v = trainer.validate(this.o.joint);
+    if (task.hasModel) trainer.setSharedTensors("seg", await this.o.transport.pullModel(ref));
+    trainer.recalibrateNorms("seg");
+    const v = await trainer.validate(this.o.joint);
     const test = await this.evaluateTestExam(trainer, ref.fold);
     const report: EvaluationReport = {
       validation: Object.fromEntries(Object.entries(v.dice).map(([label, d]) => [label, { dice: d }])),
-      test,
+      test: reportedExam(test),
     };
     const ack = await this.o.transport.reportEvaluation(ref.fold, v.mean, report);
     if (ack.status === "rejected")
@@ -354,19 +358,114 @@ export class SiteClient {
    * (largest component, closing) and compute the 3D metrics and per-slice scores (src/eval).
    * Only these numbers leave the site, keyed by fold index (`exam` = 0, never an id).
    */
-  private async evaluateTestExam(trainer: SegmentationTrainer, fold: number): Promise<ExamResult> {
+  private async evaluateTestExam(trainer: SegmentationTrainer<SliceSet>, fold: number): Promise<ExamResult> {
     const data = this.data!;
-    const id = testCaseOf(data, this.o.site, this.config!.seed, fold);
+    const id = foldSplit(data, this.o.site, this.config!.seed, fold).test;
     const slices = subsetSlices(data.slices, [id]);
     const size = slices.size;
     const px = size * size;
-    const pred = trainer.predictSlices(this.o.joint, slices.images);
+    const pred = await trainer.predictSlices(this.o.joint, slices.images);
     const planes = Array.from({ length: slices.count }, (_, i) => pred.subarray(i * px, (i + 1) * px));
     const c = data.dataset.cases.find((x) => x.id === id)!;
     const label = await readNifti(c.label);
     const volume = stackLabels(planes, { dims: label.dims, trainSize: [size, size], axis: slices.axis });
-    return evaluateExam(volume, label.data, label.dims, label.spacing, data.dataset.labels, {
+    // the label map `fedjoint segment` writes for this model and exam, and its metrics
+    const values = Object.values(data.dataset.labels).filter((v) => v !== 0);
+    const labelMap = postprocessLabelMap(volume, label.dims, values);
+    const test = evaluateExam(labelMap, label.data, label.dims, label.spacing, data.dataset.labels, {
       axis: slices.axis,
+      postprocess: false,
     });
+    const split = foldSplit(data, this.o.site, this.config!.seed, fold);
+    this.lastTest = {
+      fold,
+      testExam: id,
+      validationExam: split.validation,
+      test,
+      imageFile: c.image,
+      truth: label.data,
+      prediction: labelMap,
+      dims: label.dims,
+    };
+    return test;
+  }
+
+  /* ---- what the site keeps: its report and its model (never sent) ---------------------------- */
+
+  /** Appends the rounds trained since the last call to the site report. */
+  private async recordRound(): Promise<void> {
+    for (const r of this.summary.rounds.slice(this.roundsRecorded)) await this.report.addRound(r);
+    this.roundsRecorded = this.summary.rounds.length;
+  }
+
+  /**
+   * After a fold's evaluation: its record and figure in report/, and after the last fold the
+   * site's model to use in model/ (this fold's Θ with the site's Γ_k, as just evaluated).
+   */
+  private async recordEvaluation(fold: number): Promise<void> {
+    const t = this.lastTest;
+    const e = this.summary.evaluations.at(-1);
+    if (!t || t.fold !== fold || !e || e.fold !== fold) return;
+    const image = await readNifti(t.imageFile);
+    await this.report.addFold({
+      ...t,
+      validation: { mean: e.meanDice, dice: e.dice },
+      image: image.data,
+    });
+    this.lastTest = undefined;
+    if (fold === this.config!.folds - 1) await this.writeModel(fold);
+  }
+
+  /** model/: the evaluated network of `fold` (the current trainer) with its card. */
+  private async writeModel(fold: number): Promise<void> {
+    const trainer = this.trainer!;
+    const c = this.config!;
+    const data = this.data!;
+    const split = foldSplit(data, this.o.site, c.seed, fold);
+    const byId = new Map(data.dataset.cases.map((x) => [x.id, x.image]));
+    const geometry = await geometryOfExams(
+      split.train.map((id) => byId.get(id)!),
+      data.slices.axis,
+    );
+    const card = studyModelCard({
+      study: c,
+      kind: "federated",
+      site: this.o.site,
+      fold,
+      joints: [this.o.joint],
+      labels: this.labelsFor(),
+      inferenceBatch: trainer.inferenceChunk,
+      sliceAxis: data.slices.axis,
+      geometry: { [this.o.joint]: geometry },
+    });
+    const dir = this.state.modelDir();
+    await writeModelDir(dir, card, [
+      ...(await trainer.sharedTensors("seg")),
+      ...(await trainer.domainTensors("seg")),
+    ]);
+    this.summary.model = dir;
+    this.log.info({ site: this.o.site, fold, model: dir }, "site model written");
+  }
+
+  /** report/ at the end of the study, from every fold and round recorded. */
+  private async writeReport(): Promise<void> {
+    const c = this.config!;
+    const folds = await this.report.folds();
+    const hasModel = folds.some((f) => f.fold === c.folds - 1);
+    const written = await this.report.write({
+      site: this.o.site,
+      joint: this.o.joint,
+      study: c.study,
+      method: c.method,
+      folds: c.folds,
+      labels: this.o.data.labels.names,
+      ...(hasModel ? { model: { dir: this.state.modelDir(), fold: c.folds - 1 } } : {}),
+    });
+    this.summary.report = written.dir;
+    if (hasModel) this.summary.model = this.state.modelDir();
+    this.log.info(
+      { site: this.o.site, report: written.dir, folds: written.folds.length },
+      "site report written",
+    );
   }
 }

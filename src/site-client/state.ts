@@ -43,4 +43,9 @@ export class SiteState {
   checkpointDir(fold: number): string {
     return path.join(this.dir, `gamma-fold${fold}`);
   }
+
+  /** The site's model to use (src/model/model-dir.ts), written after the last fold's evaluation. */
+  modelDir(): string {
+    return path.join(this.dir, "model");
+  }
 }

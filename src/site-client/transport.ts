@@ -1,10 +1,16 @@
 /**
  * The site's gRPC transport: promisified Federation calls with deadlines, reconnection with
- * exponential backoff (transient failures only), tensor streams through src/protocol, and the
- * wire tap. The site-client's loop never sees a byte or a gRPC type.
+ * exponential backoff, tensor streams through src/protocol, and the wire tap. The site-client's
+ * loop never sees a byte or a gRPC type.
+ *
+ * Retry policy: a status carrying an FJ_ code is the coordinator's answer — retried only when the
+ * code is transient (busy, idle, shutting down: src/protocol/status.ts), else it ends the site
+ * with that code at once (authentication as FJ_SITE_DENIED, validation as the coordinator's
+ * code). A status without a code comes from the transport: retried, unless the TLS layer shows
+ * that the handshake itself fails (wrong CA on either side: FJ_SITE_TLS, at once).
  */
 import * as grpc from "@grpc/grpc-js";
-import { EnvironmentError, ProtocolError } from "../errors.js";
+import { fjError, ProtocolError } from "../errors.js";
 import { type Logger, silentLogger } from "../log.js";
 import type { NamedTensor } from "../model/api.js";
 import {
@@ -20,9 +26,10 @@ import {
   type TensorStreamMsg,
   type UpdateHeaderMsg,
 } from "../protocol/proto.js";
+import { detailOf, fjCodeOf, isTransientCode } from "../protocol/status.js";
 import { readTensorStream, writeTensorStream } from "../protocol/stream.js";
 import { encodeTensorSet, tapHeader, type WireDtype } from "../protocol/tensors.js";
-import { clientCredentials, type TlsFiles } from "../protocol/tls.js";
+import { clientCredentials, hostOf, isLoopback, probeTls, type TlsFiles } from "../protocol/tls.js";
 
 type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
 interface RawClient extends grpc.Client {
@@ -66,7 +73,7 @@ interface RawClient extends grpc.Client {
   ): grpc.ClientUnaryCall;
 }
 
-/** Transient: worth a reconnect-and-retry (everything else is a definitive answer). */
+/** Transport statuses without an FJ_ code worth a reconnect-and-retry. */
 const TRANSIENT = new Set([
   grpc.status.UNAVAILABLE,
   grpc.status.DEADLINE_EXCEEDED,
@@ -75,6 +82,13 @@ const TRANSIENT = new Set([
   grpc.status.INTERNAL,
   grpc.status.RESOURCE_EXHAUSTED,
 ]);
+
+/** Certificate verification failures in a transport status (this side refused the coordinator). */
+const TLS_FAILURE =
+  /self[- ]signed certificate|unable to verify|unable to get (local )?issuer certificate|certificate has expired|certificate is not yet valid|altnames|Hostname\/IP does not match/i;
+
+/** How the transport treats a failed call: retry it, or end with this error. */
+type Verdict = { retry: true } | { retry: false; error: Error };
 
 export interface TransportOptions {
   address: string;
@@ -102,6 +116,12 @@ export class Transport {
   private readonly log: Logger;
 
   constructor(options: TransportOptions) {
+    if (options.insecure && !isLoopback(hostOf(options.address))) {
+      throw fjError(
+        "FJ_TLS_INSECURE_REMOTE",
+        `--insecure with --coordinator ${options.address}: plaintext without authentication is for a coordinator on 127.0.0.1, ::1 or localhost only`,
+      );
+    }
     this.options = options;
     this.site = options.site;
     this.log = options.log ?? silentLogger;
@@ -121,7 +141,7 @@ export class Transport {
     this.client = undefined;
   }
 
-  /** Retries `fn` on transient gRPC failures with exponential backoff (0.25 s → 8 s). */
+  /** Retries `fn` on transient failures (see the module comment) with backoff (0.25 s → 8 s). */
   private async retry<T>(what: string, fn: (c: RawClient) => Promise<T>): Promise<T> {
     const limit = this.options.retryForMs ?? 600_000;
     const start = Date.now();
@@ -130,10 +150,11 @@ export class Transport {
       try {
         return await fn(await this.raw());
       } catch (err) {
-        const code = (err as grpc.ServiceError).code;
-        if (!TRANSIENT.has(code)) throw this.definitive(err as grpc.ServiceError, what);
+        if (typeof (err as grpc.ServiceError).code !== "number") throw err;
+        const verdict = await this.classify(err as grpc.ServiceError, what);
+        if (!verdict.retry) throw verdict.error;
         if (Date.now() - start > limit) {
-          throw new EnvironmentError(
+          throw fjError(
             "FJ_SITE_UNREACHABLE",
             `coordinator ${this.options.address} unreachable for ${Math.round(limit / 1000)} s (${what}: ${(err as Error).message})`,
           );
@@ -148,14 +169,39 @@ export class Transport {
     }
   }
 
-  private definitive(err: grpc.ServiceError, what: string): Error {
-    if (err.code === grpc.status.PERMISSION_DENIED || err.code === grpc.status.UNAUTHENTICATED) {
-      return new ProtocolError(
-        "FJ_SITE_DENIED",
-        `${what}: the coordinator refused this site: ${err.details}`,
-      );
+  private async classify(err: grpc.ServiceError, what: string): Promise<Verdict> {
+    const code = fjCodeOf(err);
+    if (code !== undefined) {
+      if (isTransientCode(code)) return { retry: true };
+      if (code.startsWith("FJ_AUTH_") || err.code === grpc.status.PERMISSION_DENIED) {
+        return {
+          retry: false,
+          error: fjError("FJ_SITE_DENIED", `${what}: the coordinator refused this site: ${err.details}`),
+        };
+      }
+      return { retry: false, error: new ProtocolError(code, `${what}: ${detailOf(err)}`) };
     }
-    return new ProtocolError("FJ_SITE_RPC", `${what}: ${err.details || err.message}`);
+    if (err.code === grpc.status.PERMISSION_DENIED || err.code === grpc.status.UNAUTHENTICATED) {
+      return {
+        retry: false,
+        error: fjError("FJ_SITE_DENIED", `${what}: the coordinator refused this site: ${err.details}`),
+      };
+    }
+    if (!TRANSIENT.has(err.code)) {
+      return { retry: false, error: fjError("FJ_SITE_RPC", `${what}: ${err.details || err.message}`) };
+    }
+    if (err.code === grpc.status.UNAVAILABLE && !this.options.insecure) {
+      const tls = TLS_FAILURE.test(err.details ?? "")
+        ? { verdict: "untrusted", detail: err.details }
+        : await probeTls(this.options.address, this.options.tls);
+      if (tls.verdict === "refused" || tls.verdict === "untrusted") {
+        return {
+          retry: false,
+          error: fjError("FJ_SITE_TLS", `${what}: coordinator ${this.options.address}: ${tls.detail}`),
+        };
+      }
+    }
+    return { retry: true };
   }
 
   private deadline(ms: number): grpc.CallOptions {

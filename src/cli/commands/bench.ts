@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
-import { InputError } from "../../errors.js";
+import { fjError } from "../../errors.js";
 import { createLogger } from "../../log.js";
 import { benchTrainStep, type TrainStepBenchOptions, type TrainStepBenchResult } from "../../model/bench.js";
 import { initEngine, parseBackendChoice } from "../../model/engine/backend.js";
@@ -70,11 +70,11 @@ function addTrainStepOptions(cmd: Command): Command {
 
 function validate(f: Shape & { arch?: string }): void {
   if (f.arch !== undefined && f.arch !== "att-unet")
-    throw new InputError("FJ_CLI_ARG", `--arch is '${f.arch}', expected att-unet`);
+    throw fjError("FJ_CLI_ARG", `--arch is '${f.arch}', expected att-unet`);
   if (f.domains > 3)
-    throw new InputError("FJ_CLI_ARG", `--domains is ${f.domains}, expected 1–3 (ankle, knee, shoulder)`);
+    throw fjError("FJ_CLI_ARG", `--domains is ${f.domains}, expected 1–3 (ankle, knee, shoulder)`);
   if (f.size % 2 ** (f.depth - 1) !== 0) {
-    throw new InputError(
+    throw fjError(
       "FJ_CLI_ARG",
       `--size ${f.size} must be divisible by 2^(depth−1) = ${2 ** (f.depth - 1)}`,
     );
@@ -248,7 +248,7 @@ export function registerBench(program: Command): void {
       const names = f.rows === "all" ? Object.keys(BENCH_ROWS) : f.rows?.split(",").map((r) => r.trim());
       const unknown = names?.find((n) => !(n in BENCH_ROWS));
       if (unknown)
-        throw new InputError(
+        throw fjError(
           "FJ_CLI_ARG",
           `--rows has '${unknown}', expected all or ${Object.keys(BENCH_ROWS).join(", ")}`,
         );

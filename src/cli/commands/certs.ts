@@ -7,7 +7,7 @@ export function registerCerts(program: Command): void {
   program
     .command("certs")
     .description(
-      "make a dev CA, a coordinator cert (SAN localhost/127.0.0.1 + --hosts) and one cert per site (CN = site)",
+      "make a dev CA, a coordinator cert (SAN localhost/127.0.0.1 + --hosts), an operator cert (CN operator) and one cert per site (CN = site)",
     )
     .requiredOption("--out <dir>", "output directory")
     .requiredOption("--sites <list>", "comma-separated site names, e.g. ankle,knee,shoulder")
@@ -38,7 +38,9 @@ export function registerCerts(program: Command): void {
         });
         if (f.json) printJson(files);
         else {
-          process.stdout.write(`CA           ${files.ca}\ncoordinator  ${files.coordinator.cert}\n`);
+          process.stdout.write(
+            `CA           ${files.ca}\ncoordinator  ${files.coordinator.cert}\noperator     ${files.operator.cert}\n`,
+          );
           for (const [s, e] of Object.entries(files.sites))
             process.stdout.write(`${s.padEnd(12)} ${e.cert}\n`);
         }

@@ -1,10 +1,10 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { NatsBus } from "../../coordinator/bus-nats.js";
 import { parseDashboardAddress } from "../../dashboard/auth.js";
 import { startDashboard } from "../../dashboard/server.js";
 import type { DashboardTls } from "../../dashboard/types.js";
-import { InputError } from "../../errors.js";
+import { fjError } from "../../errors.js";
+import { NatsBus } from "../../events/bus-nats.js";
 import { createLogger } from "../../log.js";
 
 interface DashboardFlags {
@@ -15,13 +15,14 @@ interface DashboardFlags {
   cert?: string;
   key?: string;
   ca?: string;
+  operator?: string[];
 }
 
 function readPem(flag: string, file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw new InputError(
+    throw fjError(
       "FJ_CLI_ARG",
       `${flag} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
     );
@@ -47,13 +48,18 @@ export function registerDashboard(program: Command): void {
     .option("--cert <file>", "TLS certificate (PEM) for HTTPS")
     .option("--key <file>", "TLS key (PEM)")
     .option("--ca <file>", "CA (PEM): clients with a certificate it signed need no token")
+    .option(
+      "--operator <cn>",
+      "with --ca: only client certificates of this CN (repeat for several; default: any the CA signed)",
+      (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+    )
     .action(async (f: DashboardFlags) => {
       const logger = createLogger({ name: "dashboard" });
       const { host, port } = parseDashboardAddress(f.listen, "--listen");
       if ((f.cert === undefined) !== (f.key === undefined))
-        throw new InputError("FJ_CLI_ARG", "--cert and --key go together");
+        throw fjError("FJ_CLI_ARG", "--cert and --key go together");
       if (f.ca !== undefined && f.cert === undefined)
-        throw new InputError("FJ_CLI_ARG", "--ca needs --cert and --key (HTTPS)");
+        throw fjError("FJ_CLI_ARG", "--ca needs --cert and --key (HTTPS)");
       let tls: DashboardTls | undefined;
       if (f.cert !== undefined && f.key !== undefined) {
         tls = { cert: readPem("--cert", f.cert), key: readPem("--key", f.key) };
@@ -63,7 +69,16 @@ export function registerDashboard(program: Command): void {
       const bus = await NatsBus.connect(f.nats, { stream: f.stream, logger, name: "fedjoint-dashboard" });
       let dashboard: Awaited<ReturnType<typeof startDashboard>>;
       try {
-        dashboard = await startDashboard({ bus, study: f.study, host, port, token, tls, logger });
+        dashboard = await startDashboard({
+          bus,
+          study: f.study,
+          host,
+          port,
+          token,
+          tls,
+          ...(f.operator === undefined ? {} : { operators: f.operator }),
+          logger,
+        });
       } catch (err) {
         await bus.close();
         throw err;

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { demoOptions, type SimulateSummary, simulate } from "../../coordinator/simulate.js";
 import { createLogger } from "../../log.js";
+import { demoOptions, type SimulateSummary, simulate } from "../../simulation/simulate.js";
 import { printJson } from "../run.js";
 
 function table(summary: SimulateSummary): string {

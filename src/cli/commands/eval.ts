@@ -1,29 +1,49 @@
 import type { Command } from "commander";
+import { loadDatasetJson } from "../../data/dataset.js";
 import { readNifti } from "../../data/nifti.js";
-import { InputError } from "../../errors.js";
+import { fjError } from "../../errors.js";
 import { benchEvaluation } from "../../eval/bench.js";
-import { planFolds } from "../../eval/folds.js";
 import { binaryMetrics } from "../../eval/metrics.js";
-import type { Connectivity } from "../../eval/morphology.js";
 import { postprocessLabels } from "../../eval/postprocess.js";
 import { meanStd } from "../../eval/stats.js";
-import { type LabelMetrics, METRIC_NAMES, type MetricName } from "../../eval/types.js";
-import { type Dims3, maskOf } from "../../eval/volume.js";
+import {
+  ASSD_DEFINITIONS,
+  type AssdDefinition,
+  type LabelMetrics,
+  METRIC_NAMES,
+  type MetricName,
+} from "../../eval/types.js";
+import { planFolds } from "../../study/folds.js";
+import { CONNECTIVITIES, type Connectivity, isConnectivity } from "../../volume/components.js";
+import { type Dims3, maskOf } from "../../volume/grid.js";
 import { printJson } from "../run.js";
 
-interface MetricsFlags {
+export interface MetricsFlags {
   pred: string;
   gt: string;
   labels?: string;
+  /** dataset.json (or its folder) declaring the label set the prediction may use. */
+  dataset?: string;
   postprocess?: boolean;
   connectivity: string;
   componentConnectivity: string;
+  assd?: string;
   json?: boolean;
 }
 
 function parseConnectivity(flag: string, v: string): Connectivity {
-  if (v === "1" || v === "2" || v === "3") return Number(v) as Connectivity;
-  throw new InputError("FJ_CLI_ARG", `${flag} is '${v}', expected 1, 2 or 3`);
+  const n = Number(v);
+  if (isConnectivity(n)) return n;
+  throw fjError(
+    "FJ_CLI_ARG",
+    `${flag} is '${v}', expected ${CONNECTIVITIES.join(", ")} (neighbours; scipy/MedPy connectivity 1, 2, 3)`,
+  );
+}
+
+function parseAssd(v: string | undefined): AssdDefinition {
+  if (v === undefined) return "pooled";
+  if ((ASSD_DEFINITIONS as readonly string[]).includes(v)) return v as AssdDefinition;
+  throw fjError("FJ_CLI_ARG", `--assd is '${v}', expected ${ASSD_DEFINITIONS.join(" or ")}`);
 }
 
 function parseLabels(v: string): number[] {
@@ -33,7 +53,7 @@ function parseLabels(v: string): number[] {
     parts.length === 0 ||
     out.some((n, i) => parts[i] === "" || !Number.isInteger(n) || n < 1 || n > 65535)
   ) {
-    throw new InputError(
+    throw fjError(
       "FJ_CLI_ARG",
       `--labels is '${v}', expected a comma-separated list of integers ≥ 1, e.g. 1,2,3`,
     );
@@ -41,17 +61,35 @@ function parseLabels(v: string): number[] {
   return [...new Set(out)];
 }
 
-function labelValues(data: Float32Array, file: string): Set<number> {
+const MAX_LISTED = 8;
+
+function listValues(values: readonly number[]): string {
+  const head = values.slice(0, MAX_LISTED).join(", ");
+  return values.length > MAX_LISTED ? `${head}, … (${values.length} values)` : head;
+}
+
+/**
+ * The label values of a label map. Refuses a file that is not one: negative or non-integer
+ * values (an image or a probability map) are one FJ_EVAL_LABEL_VALUES line naming the file.
+ */
+function labelValues(data: Float32Array, file: string, flag: string): Set<number> {
   const seen = new Set<number>();
+  let bad = 0;
+  let first = -1;
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
-    if (!Number.isInteger(v)) {
-      throw new InputError(
-        "FJ_EVAL_LABEL_VALUES",
-        `${file}: voxel ${i} has value ${v}; a label map must hold integers (is this a probability map or an image?)`,
-      );
+    if (Number.isInteger(v) && v >= 0) seen.add(v);
+    else {
+      if (first < 0) first = i;
+      bad++;
     }
-    seen.add(v);
+  }
+  if (bad > 0) {
+    throw fjError(
+      "FJ_EVAL_LABEL_VALUES",
+      `${bad} of ${data.length} voxels are not labels (voxel ${first} is ${data[first]}); ${flag} must be a label map of non-negative integers, not an image or a probability map`,
+      { file },
+    );
   }
   return seen;
 }
@@ -74,39 +112,84 @@ export interface EvalMetricsOutput {
   dims: Dims3;
   spacing: [number, number, number];
   postprocess: boolean;
+  /** Connectivity of the erosion defining surfaces (6, 18, 26). */
   connectivity: Connectivity;
+  /** Connectivity of the components kept by --postprocess. */
+  componentConnectivity: Connectivity;
+  /** "pooled" = paper eq. S5 (MedPy ≥ 0.5), "directed" = mean of directed means (MedPy ≤ 0.4). */
+  assdDefinition: AssdDefinition;
+  /** Where the label set came from: --labels, dataset.json, or the values of the two files. */
+  labelSource: "labels" | "dataset" | "files";
   labels: ({ label: number } & LabelMetrics)[];
   mean: Record<MetricName, number | null>;
+}
+
+/**
+ * The labels to score. A prediction may only hold labels of the ground truth, or of dataset.json
+ * with --dataset; with --labels, exactly those are scored and other values are ignored.
+ */
+async function scoredLabels(
+  f: MetricsFlags,
+  pv: Set<number>,
+  gv: Set<number>,
+): Promise<{ labels: number[]; source: EvalMetricsOutput["labelSource"] }> {
+  if (f.labels !== undefined) return { labels: parseLabels(f.labels), source: "labels" };
+  let allowed = gv;
+  let declaredBy = `--gt ${f.gt}`;
+  if (f.dataset !== undefined) {
+    const json = await loadDatasetJson(f.dataset);
+    allowed = new Set(Object.values(json.labels) as number[]);
+    declaredBy = `dataset.json ${f.dataset}`;
+    const gtUnknown = [...gv].filter((v) => !allowed.has(v)).sort((a, b) => a - b);
+    if (gtUnknown.length > 0) {
+      throw fjError(
+        "FJ_DATA_LABEL_UNKNOWN",
+        `has label ${listValues(gtUnknown)}, ${declaredBy} declares ${listValues([...allowed].sort((a, b) => a - b))}`,
+        { file: f.gt },
+      );
+    }
+  }
+  const unknown = [...pv].filter((v) => v !== 0 && !allowed.has(v)).sort((a, b) => a - b);
+  if (unknown.length > 0) {
+    throw fjError(
+      "FJ_EVAL_LABEL_UNKNOWN",
+      `holds label ${listValues(unknown)}, which ${declaredBy} does not (${listValues([...allowed].sort((a, b) => a - b))}); pass --labels to choose the labels to score, or --dataset`,
+      { file: f.pred },
+    );
+  }
+  const labels = [...new Set([...pv, ...gv])].filter((v) => v !== 0).sort((a, b) => a - b);
+  return { labels, source: f.dataset === undefined ? "files" : "dataset" };
 }
 
 export async function evalMetrics(f: MetricsFlags): Promise<EvalMetricsOutput> {
   const connectivity = parseConnectivity("--connectivity", f.connectivity);
   const componentConnectivity = parseConnectivity("--component-connectivity", f.componentConnectivity);
-  const requested = f.labels === undefined ? undefined : parseLabels(f.labels);
+  const assdDefinition = parseAssd(f.assd);
+  if (f.labels !== undefined) parseLabels(f.labels);
   const [pred, gt] = await Promise.all([readNifti(f.pred), readNifti(f.gt)]);
   if (pred.dims.some((d, i) => d !== gt.dims[i])) {
-    throw new InputError(
+    throw fjError(
       "FJ_EVAL_GRID_MISMATCH",
       `--pred ${f.pred} has dims ${pred.dims.join("×")} but --gt ${f.gt} has ${gt.dims.join("×")}; both must be on the same grid`,
     );
   }
   if (!sameSpacing(pred.spacing, gt.spacing)) {
-    throw new InputError(
+    throw fjError(
       "FJ_EVAL_GRID_MISMATCH",
       `--pred ${f.pred} has spacing ${fmt(pred.spacing)} mm but --gt ${f.gt} has ${fmt(gt.spacing)} mm; both must be on the same grid`,
     );
   }
   if (!sameAffine(pred.affine, gt.affine)) {
-    throw new InputError(
+    throw fjError(
       "FJ_EVAL_GRID_MISMATCH",
       `--pred ${f.pred} and --gt ${f.gt} have different voxel-to-world affines (origin or orientation); both must be on the same grid`,
     );
   }
-  const pv = labelValues(pred.data, f.pred);
-  const gv = labelValues(gt.data, f.gt);
-  const labels = requested ?? [...new Set([...pv, ...gv])].filter((v) => v !== 0).sort((a, b) => a - b);
+  const pv = labelValues(pred.data, f.pred, "--pred");
+  const gv = labelValues(gt.data, f.gt, "--gt");
+  const { labels, source } = await scoredLabels(f, pv, gv);
   if (labels.length === 0) {
-    throw new InputError(
+    throw fjError(
       "FJ_EVAL_NO_LABELS",
       `${f.gt} and ${f.pred} contain only background; pass --labels to evaluate anyway`,
     );
@@ -117,7 +200,10 @@ export async function evalMetrics(f: MetricsFlags): Promise<EvalMetricsOutput> {
     : new Map(labels.map((l) => [l, maskOf(pred.data, l)]));
   const rows = labels.map((label) => ({
     label,
-    ...binaryMetrics(masks.get(label)!, maskOf(gt.data, label), dims, gt.spacing, { connectivity }),
+    ...binaryMetrics(masks.get(label)!, maskOf(gt.data, label), dims, gt.spacing, {
+      connectivity,
+      assd: assdDefinition,
+    }),
   }));
   const mean = Object.fromEntries(
     METRIC_NAMES.map((m) => {
@@ -132,6 +218,9 @@ export async function evalMetrics(f: MetricsFlags): Promise<EvalMetricsOutput> {
     spacing: gt.spacing,
     postprocess: f.postprocess === true,
     connectivity,
+    componentConnectivity,
+    assdDefinition,
+    labelSource: source,
     labels: rows,
     mean,
   };
@@ -177,14 +266,14 @@ function renderTable(o: EvalMetricsOutput): string {
       num(m.ravd, 2),
     ].join("\t"),
   );
-  const info = `# grid ${o.dims.join("×")}, spacing ${fmt(o.spacing)} mm, post-processing ${o.postprocess ? "on" : "off"}, surface connectivity ${o.connectivity}`;
+  const info = `# grid ${o.dims.join("×")}, spacing ${fmt(o.spacing)} mm, post-processing ${o.postprocess ? `on (${o.componentConnectivity}-connected components)` : "off"}, surface connectivity ${o.connectivity}, ASSD ${o.assdDefinition === "pooled" ? "pooled (paper eq. S5)" : "directed (mean of directed means, MedPy ≤ 0.4)"}`;
   return `${info}\n${head.join("\t")}\n${lines.join("\n")}\n`;
 }
 
 function parseDims(v: string): Dims3 {
   const p = v.split(/[,x×]/).map(Number);
   if (p.length !== 3 || p.some((n) => !Number.isInteger(n) || n < 8)) {
-    throw new InputError("FJ_CLI_ARG", `--dims is '${v}', expected three integers ≥ 8, e.g. 512,512,300`);
+    throw fjError("FJ_CLI_ARG", `--dims is '${v}', expected three integers ≥ 8, e.g. 512,512,300`);
   }
   return [p[0], p[1], p[2]];
 }
@@ -198,13 +287,22 @@ export function registerEval(program: Command): void {
     )
     .requiredOption("--pred <file>", "predicted label map (.nii or .nii.gz)")
     .requiredOption("--gt <file>", "ground-truth label map on the same grid")
-    .option("--labels <list>", "labels to evaluate, e.g. 1,2,3 (default: every non-zero value present)")
-    .option("--postprocess", "largest 3D connected component per label, then closing with a 5×5×5 ball")
-    .option("--connectivity <c>", "connectivity of the erosion defining surfaces: 1, 2 or 3 (full)", "3")
     .option(
-      "--component-connectivity <c>",
-      "connectivity of components for --postprocess (1 = scipy label default)",
-      "1",
+      "--labels <list>",
+      "labels to score, e.g. 1,2,3 (default: every non-zero value present; the prediction may only hold the ground truth's labels)",
+    )
+    .option("--dataset <dataset.json>", "dataset.json (or its folder) whose labels the prediction may hold")
+    .option("--postprocess", "largest 3D connected component per label, then closing with a 5×5×5 ball")
+    .option("--connectivity <n>", "neighbours of the erosion defining surfaces: 6, 18 or 26 (full)", "26")
+    .option(
+      "--component-connectivity <n>",
+      "neighbours of components for --postprocess: 6 (scipy label default), 18 or 26",
+      "6",
+    )
+    .option(
+      "--assd <definition>",
+      "pooled (paper eq. S5, MedPy ≥ 0.5) or directed (mean of the two directed means, MedPy ≤ 0.4)",
+      "pooled",
     )
     .option("--json", "print one JSON line")
     .action(async (f: MetricsFlags) => {
@@ -227,15 +325,14 @@ export function registerEval(program: Command): void {
     .action((f: { site: string[]; seed: string; folds?: string; json?: boolean }) => {
       const sites = f.site.map((s) => {
         const m = /^([^=]+)=(\d+)$/.exec(s);
-        if (m === null)
-          throw new InputError("FJ_CLI_ARG", `--site is '${s}', expected name=count, e.g. knee=14`);
+        if (m === null) throw fjError("FJ_CLI_ARG", `--site is '${s}', expected name=count, e.g. knee=14`);
         return { site: m[1], nExams: Number(m[2]) };
       });
       let folds: number | undefined;
       if (f.folds !== undefined) {
         folds = Number(f.folds);
         if (!Number.isInteger(folds))
-          throw new InputError("FJ_CLI_ARG", `--folds is '${f.folds}', expected an integer`);
+          throw fjError("FJ_CLI_ARG", `--folds is '${f.folds}', expected an integer`);
       }
       const plan = planFolds({ sites, seed: f.seed, folds });
       if (f.json) {
@@ -262,7 +359,7 @@ export function registerEval(program: Command): void {
     .action((f: { dims: string; trainSize: string; json?: boolean }) => {
       const trainSize = Number(f.trainSize);
       if (!Number.isInteger(trainSize) || trainSize < 8) {
-        throw new InputError("FJ_CLI_ARG", `--train-size is '${f.trainSize}', expected an integer ≥ 8`);
+        throw fjError("FJ_CLI_ARG", `--train-size is '${f.trainSize}', expected an integer ≥ 8`);
       }
       const r = benchEvaluation({ dims: parseDims(f.dims), trainSize });
       if (f.json) printJson(r);

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { NatsBus } from "../../coordinator/bus-nats.js";
-import type { StudyEvent, StudyEventKind } from "../../coordinator/events.js";
-import { InputError } from "../../errors.js";
+import { fjError } from "../../errors.js";
+import { NatsBus } from "../../events/bus-nats.js";
+import type { StudyEvent, StudyEventKind } from "../../events/events.js";
 import { createLogger } from "../../log.js";
 import { printJson } from "../run.js";
 
@@ -79,7 +79,7 @@ export async function readAuditLog(
 ): Promise<{ study: string; stream: string; events: StudyEvent[]; skipped: number }> {
   for (const k of f.kind ?? []) {
     if (!(KINDS as string[]).includes(k))
-      throw new InputError("FJ_CLI_ARG", `--kind is '${k}', expected one of: ${KINDS.join(", ")}`);
+      throw fjError("FJ_CLI_ARG", `--kind is '${k}', expected one of: ${KINDS.join(", ")}`);
   }
   const bus = await NatsBus.connect(f.nats, { stream: f.stream, logger: createLogger({ name: "events" }) });
   try {

@@ -1,7 +1,6 @@
 import type { Command } from "commander";
-import { InputError } from "../../errors.js";
-import { JOINTS, type Joint } from "../../model/api.js";
-import { initEngine, parseBackendChoice } from "../../model/engine/backend.js";
+import { fjError } from "../../errors.js";
+import { isJoint, JOINTS, type Joint } from "../../joints.js";
 import { PAPER_LABELS } from "../../model/labels.js";
 import { type Arch, modelSummary } from "../../model/summary.js";
 import { intOption, printJson } from "../run.js";
@@ -12,7 +11,6 @@ interface SummaryFlags {
   depth: number;
   joints: string;
   shared?: boolean;
-  backend: string;
   json?: boolean;
 }
 
@@ -22,15 +20,15 @@ export function parseJoints(value: string, flag = "--joints"): Joint[] {
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
-  const bad = joints.find((j) => !(JOINTS as readonly string[]).includes(j));
+  const bad = joints.find((j) => !isJoint(j));
   if (bad !== undefined || joints.length === 0) {
-    throw new InputError(
+    throw fjError(
       "FJ_CLI_ARG",
       `${flag} is '${value}', expected a comma-separated list of ${JOINTS.join("|")}`,
     );
   }
   if (new Set(joints).size !== joints.length)
-    throw new InputError("FJ_CLI_ARG", `${flag} '${value}' repeats a joint`);
+    throw fjError("FJ_CLI_ARG", `${flag} '${value}' repeats a joint`);
   return joints as Joint[];
 }
 
@@ -44,18 +42,12 @@ export function registerModel(program: Command): void {
     .option("--depth <n>", "levels including the bottleneck (paper 5)", intOption("--depth", 2), 5)
     .option("--joints <list>", "joints (domains), comma-separated", "ankle,knee,shoulder")
     .option("--shared", "the 'shared' baseline: one batch norm and one union head")
-    .option(
-      "--backend <name>",
-      "auto|tensorflow|native|wasm|webgpu|cpu",
-      process.env.FEDJOINT_BACKEND ?? "auto",
-    )
     .option("--json", "print one JSON line")
     .action(async (f: SummaryFlags) => {
       if (f.arch !== "att-unet" && f.arch !== "ae") {
-        throw new InputError("FJ_CLI_ARG", `--arch is '${f.arch}', expected att-unet or ae`);
+        throw fjError("FJ_CLI_ARG", `--arch is '${f.arch}', expected att-unet or ae`);
       }
       const joints = parseJoints(f.joints);
-      await initEngine(parseBackendChoice(f.backend));
       const s = modelSummary(f.arch as Arch, {
         base: f.base,
         depth: f.depth,

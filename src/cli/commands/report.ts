@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { InputError } from "../../errors.js";
+import { fjError } from "../../errors.js";
 import { mergeMetrics, readMetricsFile, writeReport } from "../../eval/report.js";
 import { printJson } from "../run.js";
 
@@ -14,16 +14,13 @@ interface ReportFlags {
 
 /** `fedjoint report --runs DIR... --out DIR`: merges several studies' metrics.json into one comparison. */
 export async function mergeReports(f: ReportFlags) {
-  if (f.runs.length === 0) throw new InputError("FJ_CLI_ARG", "--runs needs at least one study folder");
+  if (f.runs.length === 0) throw fjError("FJ_CLI_ARG", "--runs needs at least one study folder");
   const loaded = [];
   for (const dir of f.runs) loaded.push(await readMetricsFile(resolve(dir, "metrics.json")));
   const merged = mergeMetrics(f.name ?? "comparison", loaded);
   const methods = merged.results.methods.map((m) => m.method);
   if (f.reference !== undefined && !methods.includes(f.reference)) {
-    throw new InputError(
-      "FJ_CLI_ARG",
-      `--reference is '${f.reference}', expected one of: ${methods.join(", ")}`,
-    );
+    throw fjError("FJ_CLI_ARG", `--reference is '${f.reference}', expected one of: ${methods.join(", ")}`);
   }
   const written = await writeReport(f.out, merged.results, { cosine: merged.cosine, reference: f.reference });
   return {
@@ -31,6 +28,7 @@ export async function mergeReports(f: ReportFlags) {
     files: written.files.map((p) => resolve(p)),
     methods,
     reference: written.summary.reference,
+    assdDefinition: written.summary.assdDefinition,
   };
 }
 

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
-import { defaultDepth, JOINT_LABELS, JOINTS, type Joint, synthesizeDataset } from "../../data/phantoms.js";
-import { InputError } from "../../errors.js";
+import { defaultDepth, synthesizeDataset } from "../../data/phantoms.js";
+import { fjError } from "../../errors.js";
+import { isJoint, JOINT_BONES, JOINTS } from "../../joints.js";
 import { createLogger } from "../../log.js";
 import { intOption, printJson } from "../run.js";
 
@@ -31,10 +32,10 @@ export function registerSynth(program: Command): void {
     .option("--seed <n>", "random seed (the same seed gives the same dataset)", intOption("--seed", 0), 1)
     .option("--json", "print one JSON line")
     .action(async (f: SynthFlags) => {
-      if (!(JOINTS as readonly string[]).includes(f.joint)) {
-        throw new InputError("FJ_CLI_ARG", `--joint is '${f.joint}', expected one of ${JOINTS.join(", ")}`);
+      const joint = f.joint;
+      if (!isJoint(joint)) {
+        throw fjError("FJ_CLI_ARG", `--joint is '${joint}', expected one of ${JOINTS.join(", ")}`);
       }
-      const joint = f.joint as Joint;
       const log = createLogger({ name: "synth" });
       const depth = f.depth ?? defaultDepth(joint, f.size);
       const t0 = performance.now();
@@ -64,7 +65,7 @@ export function registerSynth(program: Command): void {
       }
       process.stdout.write(
         `wrote ${ds.cases.length} ${joint} phantoms ${f.size}×${f.size}×${depth} to ${ds.root} in ${seconds.toFixed(2)} s\n` +
-          `labels: ${JOINT_LABELS[joint].map((n, i) => `${i + 1}=${n}`).join(", ")}\n`,
+          `labels: ${JOINT_BONES[joint].map((n, i) => `${i + 1}=${n}`).join(", ")}\n`,
       );
     });
 }

@@ -47,15 +47,6 @@ export const APP_JS = `(function () {
     if (!(site in siteColour)) siteColour[site] = PALETTE[Object.keys(siteColour).length % PALETTE.length];
     return siteColour[site];
   }
-  function isDice(key) { return /dice/i.test(key); }
-  function diceOf(values) {
-    if (typeof values["val.dice"] === "number") return values["val.dice"];
-    var keys = Object.keys(values).filter(isDice);
-    if (keys.length === 0) return null;
-    var s = 0; keys.forEach(function (k) { s += values[k]; });
-    return s / keys.length;
-  }
-
   function chart(id, type, data, options) {
     var existing = charts[id];
     if (existing) {
@@ -88,7 +79,7 @@ export const APP_JS = `(function () {
   function renderSites(s) {
     var body = document.querySelector("#sites-table tbody");
     body.replaceChildren.apply(body, s.sites.map(function (x) {
-      var loss = x.lastLoss ? (typeof x.lastLoss.total === "number" ? x.lastLoss.total : x.lastLoss[Object.keys(x.lastLoss).filter(function (k) { return !isDice(k); })[0]]) : null;
+      var loss = x.lastLoss ? (typeof x.lastLoss.total === "number" ? x.lastLoss.total : x.lastLoss[Object.keys(x.lastLoss)[0]]) : null;
       var status = el("td", { className: "status " + x.status, text: x.status });
       if (x.lastRejection && x.status === "rejected") status.title = x.lastRejection.code + ": " + x.lastRejection.reason;
       if (x.leftReason) status.title = x.leftReason;
@@ -132,7 +123,7 @@ export const APP_JS = `(function () {
     var labels = roundAxis(s, function (r) { return keys[r.key]; });
     var index = {}; labels.forEach(function (k, i) { index[k] = i; });
     var components = [];
-    s.losses.forEach(function (p) { Object.keys(p.values).forEach(function (c) { if (!isDice(c) && components.indexOf(c) < 0) components.push(c); }); });
+    s.losses.forEach(function (p) { Object.keys(p.values).forEach(function (c) { if (components.indexOf(c) < 0) components.push(c); }); });
     var lossSets = {}; var diceSets = {};
     s.losses.forEach(function (p) {
       components.forEach(function (c) {
@@ -141,8 +132,8 @@ export const APP_JS = `(function () {
         if (!lossSets[id]) lossSets[id] = { label: id, site: p.site, comp: c, data: labels.map(function () { return null; }) };
         lossSets[id].data[index[p.key]] = p.values[c];
       });
-      var d = diceOf(p.values);
-      if (d !== null) {
+      var d = p.validationDice;
+      if (typeof d === "number") {
         if (!diceSets[p.site]) diceSets[p.site] = { label: p.site, data: labels.map(function () { return null; }) };
         diceSets[p.site].data[index[p.key]] = d;
       }

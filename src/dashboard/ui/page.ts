@@ -70,6 +70,7 @@ export const INDEX_HTML = `<!doctype html>
   <section class="card wide">
     <h2>Leave-one-out metrics <span class="muted">(mean ± std over folds, per site and bone)</span></h2>
     <p id="loo-note" class="muted">no evaluation reported yet</p>
+    <p id="loo-legend" class="muted">Test exam of each fold, post-processed. Dice, sensitivity, specificity as fractions; MSSD (symmetric Hausdorff) and ASSD in mm, ASSD as the paper's eq. S5: both surfaces' distances pooled (MedPy ≥ 0.5); RAVD in %.</p>
     <div id="loo-tables"></div>
   </section>
   <section class="card wide">

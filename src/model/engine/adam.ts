@@ -22,7 +22,8 @@ export class Adam extends tf.Optimizer {
   private readonly moments = new Map<string, { m: tf.Variable; v: tf.Variable }>();
 
   constructor(
-    readonly learningRate: number,
+    /** Mutable: a federated round's instructions may set the phase's rate. */
+    public learningRate: number,
     readonly beta1 = 0.9,
     readonly beta2 = 0.999,
     readonly epsilon = 1e-8,

@@ -1,6 +1,6 @@
 import { createRequire } from "node:module";
 import os from "node:os";
-import { EnvironmentError, InputError } from "../../errors.js";
+import { fjError } from "../../errors.js";
 import { type Logger, silentLogger } from "../../log.js";
 import { NATIVE_BACKEND, prepareNativeBackend } from "./native/index.js";
 import { tf } from "./tf.js";
@@ -23,7 +23,7 @@ let active: EngineInfo | undefined;
 export function parseBackendChoice(value: string | undefined, field = "--backend"): BackendChoice {
   const v = (value ?? "auto").trim().toLowerCase();
   if ((BACKEND_CHOICES as readonly string[]).includes(v)) return v as BackendChoice;
-  throw new InputError(
+  throw fjError(
     "FJ_ENGINE_BACKEND",
     `${field} is '${value}', expected one of ${BACKEND_CHOICES.join("|")}`,
   );
@@ -59,7 +59,7 @@ async function initWasm(threads: number): Promise<string> {
   const wasm = await import("@tensorflow/tfjs-backend-wasm");
   wasm.setThreadsCount(threads);
   if (!(await tf.setBackend("wasm")))
-    throw new EnvironmentError("FJ_ENGINE_WASM", "the wasm backend failed to initialise");
+    throw fjError("FJ_ENGINE_WASM", "the wasm backend failed to initialise");
   await tf.ready();
   const actual = wasm.getThreadsCount();
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
@@ -94,7 +94,7 @@ export async function initEngine(
         provider: loaded.pkg,
       };
     } else if (choice === "tensorflow") {
-      throw new EnvironmentError(
+      throw fjError(
         "FJ_ENGINE_TENSORFLOW",
         "--backend tensorflow needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node (npm install @tensorflow/tfjs-node-gpu@4.22.0)",
       );
@@ -106,7 +106,7 @@ export async function initEngine(
       await tf.setBackend(NATIVE_BACKEND);
       info = { backend: NATIVE_BACKEND, device: native.kernels, provider: "fedjoint native/" };
     } else if (choice === "native") {
-      throw new EnvironmentError(
+      throw fjError(
         "FJ_ENGINE_NATIVE",
         `--backend native: the native kernels are ${native.reason}`,
       );
@@ -118,7 +118,7 @@ export async function initEngine(
     }
   }
   if (!info && choice === "webgpu") {
-    info = await initWebgpu();
+    info = await initWebgpu(log);
   }
   if (!info && (choice === "wasm" || choice === "auto")) {
     const device = await initWasm(threads);
@@ -134,39 +134,130 @@ export async function initEngine(
       provider: "@tensorflow/tfjs-backend-cpu",
     };
   }
-  if (!info) throw new EnvironmentError("FJ_ENGINE_INIT", `backend '${choice}' could not be initialised`);
+  if (!info) throw fjError("FJ_ENGINE_INIT", `backend '${choice}' could not be initialised`);
   active = info;
   log.info({ backend: info.backend, device: info.device, provider: info.provider }, "engine ready");
   return info;
 }
 
-async function initWebgpu(): Promise<EngineInfo> {
-  const missing = ["@tensorflow/tfjs-backend-webgpu", "webgpu"].filter((p) => !tryResolve(p));
-  if (missing.length > 0) {
-    throw new EnvironmentError(
-      "FJ_ENGINE_WEBGPU",
-      `--backend webgpu needs ${missing.join(" and ")} (npm install @tensorflow/tfjs-backend-webgpu@4.22.0 webgpu)`,
-    );
-  }
-  // Dawn's Node bindings expose navigator.gpu; the tfjs webgpu backend reads it from globalThis.
-  const dawn = (await import("webgpu" as string)) as {
-    create: (flags: string[]) => unknown;
-    globals: object;
-  };
-  Object.assign(globalThis, dawn.globals);
-  if (!("navigator" in globalThis) || !(globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu) {
-    Object.defineProperty(globalThis, "navigator", { value: { gpu: dawn.create([]) }, configurable: true });
-  }
-  await import("@tensorflow/tfjs-backend-webgpu" as string);
-  if (!(await tf.setBackend("webgpu")))
-    throw new EnvironmentError("FJ_ENGINE_WEBGPU", "no WebGPU adapter found");
-  await tf.ready();
-  return { backend: "webgpu", device: "WebGPU (Dawn)", provider: "@tensorflow/tfjs-backend-webgpu" };
+/**
+ * Which adapter Dawn is asked for (`FEDJOINT_WEBGPU_ADAPTER`):
+ * - `default`: Dawn's native backend for the platform (Vulkan on Linux), core feature level,
+ *   high-performance adapter — a real GPU.
+ * - `compatibility`: Dawn's OpenGL ES backend at the compatibility feature level, with EGL's
+ *   surfaceless platform; on a machine without a GPU that is Mesa llvmpipe (a software
+ *   rasteriser): for correctness tests of the GPU path, not for speed.
+ */
+export const WEBGPU_ADAPTERS = ["default", "compatibility"] as const;
+export type WebgpuAdapter = (typeof WEBGPU_ADAPTERS)[number];
+
+export function parseWebgpuAdapter(
+  value: string | undefined,
+  field = "FEDJOINT_WEBGPU_ADAPTER",
+): WebgpuAdapter {
+  const v = (value ?? "default").trim().toLowerCase() || "default";
+  if ((WEBGPU_ADAPTERS as readonly string[]).includes(v)) return v as WebgpuAdapter;
+  throw fjError(
+    "FJ_ENGINE_WEBGPU_ADAPTER",
+    `${field} is '${value}', expected one of ${WEBGPU_ADAPTERS.join("|")}`,
+  );
 }
 
-/** The engine chosen by `initEngine`, or undefined before it ran. */
-export function activeEngine(): EngineInfo | undefined {
-  return active;
+/*
+ * The parts of Dawn's Node bindings (`webgpu`) and tfjs-backend-webgpu used here, typed locally:
+ * both are optional dependencies, so the build must not need their type declarations.
+ */
+interface DawnAdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+}
+interface DawnDevice {
+  readonly lost: Promise<{ reason: string; message: string }>;
+}
+interface DawnAdapter {
+  readonly info: DawnAdapterInfo;
+  readonly limits: object;
+  readonly features: ReadonlySet<string>;
+  requestDevice(descriptor: {
+    requiredLimits: Record<string, number>;
+    requiredFeatures: string[];
+  }): Promise<DawnDevice>;
+}
+interface DawnGpu {
+  requestAdapter(options: {
+    featureLevel?: "core" | "compatibility";
+    powerPreference?: "high-performance" | "low-power";
+  }): Promise<DawnAdapter | null>;
+}
+interface DawnModule {
+  create(flags: string[]): DawnGpu;
+  globals: object;
+}
+interface TfjsWebgpuModule {
+  WebGPUBackend: new (device: DawnDevice, adapterInfo: DawnAdapterInfo) => tf.KernelBackend;
+}
+
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|softpipe|swiftshader/i;
+
+async function initWebgpu(log: Logger): Promise<EngineInfo> {
+  const adapterMode = parseWebgpuAdapter(process.env.FEDJOINT_WEBGPU_ADAPTER);
+  const missing = ["@tensorflow/tfjs-backend-webgpu", "webgpu"].filter((p) => !tryResolve(p));
+  if (missing.length > 0) {
+    throw fjError(
+      "FJ_ENGINE_WEBGPU",
+      `--backend webgpu needs ${missing.join(" and ")} (optional dependencies: npm ci without --omit=optional, or npm install @tensorflow/tfjs-backend-webgpu@4.22.0 webgpu@0.6.2)`,
+    );
+  }
+  const compat = adapterMode === "compatibility";
+  // Mesa reads EGL_PLATFORM when Dawn opens its EGL display; no window system in a server process.
+  if (compat) process.env.EGL_PLATFORM ??= "surfaceless";
+  // The tfjs package registers its own 'webgpu' factory on import when navigator.gpu exists; it
+  // asks for a core adapter with default limits. It is imported before navigator.gpu is set and
+  // given this factory instead: the adapter chosen here, every limit the adapter offers.
+  const { WebGPUBackend } = (await import("@tensorflow/tfjs-backend-webgpu" as string)) as TfjsWebgpuModule;
+  const dawn = (await import("webgpu" as string)) as DawnModule;
+  Object.assign(globalThis, dawn.globals);
+  const gpu = dawn.create(compat ? ["backend=opengles"] : []);
+  const adapter = await gpu.requestAdapter(
+    compat ? { featureLevel: "compatibility" } : { powerPreference: "high-performance" },
+  );
+  if (!adapter) {
+    throw fjError(
+      "FJ_ENGINE_WEBGPU",
+      compat
+        ? "Dawn found no OpenGL ES adapter (FEDJOINT_WEBGPU_ADAPTER=compatibility needs EGL and Mesa: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1)"
+        : "Dawn found no GPU adapter (a GPU with a Vulkan driver is needed: libvulkan1 and the vendor's ICD; without a GPU, FEDJOINT_WEBGPU_ADAPTER=compatibility runs on Mesa llvmpipe, for tests only)",
+    );
+  }
+  const requiredLimits: Record<string, number> = {};
+  for (const name in adapter.limits) {
+    const value = (adapter.limits as unknown as Record<string, unknown>)[name];
+    if (typeof value === "number") requiredLimits[name] = value;
+  }
+  const requiredFeatures = ["timestamp-query"].filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  device.lost.then((lost) => log.error({ reason: lost.reason, message: lost.message }, "WebGPU device lost"));
+  // WebGPUBackend checks navigator.gpu when it is constructed; Dawn lives while `gpu` is reachable.
+  if (!(globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu) {
+    Object.defineProperty(globalThis, "navigator", { value: { gpu }, configurable: true, writable: true });
+  }
+  if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
+  tf.registerBackend("webgpu", () => new WebGPUBackend(device, adapter.info));
+  if (!(await tf.setBackend("webgpu")))
+    throw fjError("FJ_ENGINE_WEBGPU", "the webgpu backend failed to initialise");
+  await tf.ready();
+  const { vendor, device: chip, description } = adapter.info;
+  const name = [vendor, chip, description].filter(Boolean).join(", ") || "unnamed adapter";
+  if (!compat && SOFTWARE_ADAPTER.test(name)) {
+    log.warn({ adapter: name }, "the WebGPU adapter is a software rasteriser: correct but slow");
+  }
+  return {
+    backend: "webgpu",
+    device: `WebGPU (Dawn ${compat ? "OpenGL ES, compatibility" : "native, core"}): ${name}`,
+    provider: "@tensorflow/tfjs-backend-webgpu + webgpu (Dawn)",
+  };
 }
 
 /** Switches to an already-registered backend (used by tests that compare backends). */
@@ -177,8 +268,7 @@ export async function useBackend(name: "cpu" | "wasm" | "native"): Promise<void>
     const native = prepareNativeBackend(
       Math.max(1, Number(process.env.FEDJOINT_THREADS) || os.availableParallelism()),
     );
-    if (!native.ready)
-      throw new EnvironmentError("FJ_ENGINE_NATIVE", `the native kernels are ${native.reason}`);
+    if (!native.ready) throw fjError("FJ_ENGINE_NATIVE", `the native kernels are ${native.reason}`);
   }
   await tf.setBackend(name);
   await tf.ready();

@@ -1,4 +1,4 @@
-import type { Joint } from "../api.js";
+import type { Joint } from "../../joints.js";
 import type { tf } from "../engine/tf.js";
 
 /** A contiguous run of samples of one domain inside a batch. */

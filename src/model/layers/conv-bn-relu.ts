@@ -1,4 +1,4 @@
-import type { Joint } from "../api.js";
+import type { Joint } from "../../joints.js";
 import { conv2d, conv2dSum } from "../engine/conv.js";
 import { tf } from "../engine/tf.js";
 import type { ParamStore } from "../params.js";

@@ -1,4 +1,4 @@
-import type { Joint } from "../api.js";
+import type { Joint } from "../../joints.js";
 import { type BatchNormOptions, batchNormTrain, runningAverage } from "../engine/batch-norm.js";
 import { tf } from "../engine/tf.js";
 import type { ParamStore } from "../params.js";

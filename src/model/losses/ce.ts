@@ -1,3 +1,4 @@
+import { oneHotFloat } from "../engine/one-hot.js";
 import { tf } from "../engine/tf.js";
 
 /**
@@ -9,7 +10,7 @@ import { tf } from "../engine/tf.js";
 export function domainCrossEntropy(logits: tf.Tensor4D[], labels: tf.Tensor3D[]): tf.Scalar {
   const perDomain = logits.map((l, k) => {
     const classes = l.shape[3];
-    const onehot = tf.oneHot(labels[k], classes);
+    const onehot = oneHotFloat(labels[k], classes);
     return tf.neg(tf.mean(tf.sum(tf.mul(onehot, tf.logSoftmax(l)), -1)));
   });
   return (perDomain.length === 1 ? perDomain[0] : tf.div(tf.addN(perDomain), perDomain.length)) as tf.Scalar;

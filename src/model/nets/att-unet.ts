@@ -1,4 +1,5 @@
-import type { Joint } from "../api.js";
+import type { Joint } from "../../joints.js";
+import { scaleDims } from "../architecture.js";
 import { maxPool2x, upsample2x } from "../engine/resample.js";
 import { tf } from "../engine/tf.js";
 import { AttentionGate } from "../layers/attention-gate.js";
@@ -25,12 +26,6 @@ export interface AttUNetOutput {
   logits: tf.Tensor4D[];
   /** z_s = L2-normalised GAP of each scale's activation, [N, d_s] (only when asked). */
   embeddings?: tf.Tensor2D[];
-}
-
-/** Channels of the 2·depth − 1 scales: encoder levels, bottleneck, decoder levels. */
-export function scaleDims(base: number, depth: number): number[] {
-  const enc = Array.from({ length: depth }, (_, i) => base * 2 ** i);
-  return [...enc, ...enc.slice(0, -1).reverse()];
 }
 
 export function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {

@@ -1,4 +1,5 @@
-import type { Joint } from "../api.js";
+import type { Joint } from "../../joints.js";
+import { scaleDims } from "../architecture.js";
 import { maxPool2x, upsample2x } from "../engine/resample.js";
 import { tf } from "../engine/tf.js";
 import type { ForwardContext } from "../layers/context.js";
@@ -6,7 +7,7 @@ import { ConvBnRelu, DoubleConv } from "../layers/conv-bn-relu.js";
 import { DomainConv } from "../layers/domain-conv.js";
 import { DomainHead } from "../layers/head.js";
 import type { ParamStore } from "../params.js";
-import { l2Normalize, scaleDims } from "./att-unet.js";
+import { l2Normalize } from "./att-unet.js";
 
 export interface AutoEncoderConfig {
   /** Filters of the first level; level i has base·2^i (paper: 32 → 7.9M shared parameters). */

@@ -3,11 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { InProcessBus } from "../../../src/coordinator/bus-memory.js";
-import type { StudyEvent } from "../../../src/coordinator/events.js";
 import { startDashboard } from "../../../src/dashboard/server.js";
 import type { DashboardHandle, EmbeddingSnapshot } from "../../../src/dashboard/types.js";
-import { EventClock, endEvents, joinEvents, roundEvents, SITES } from "../../unit/dashboard/study-events.js";
+import { InProcessBus } from "../../../src/events/bus-memory.js";
+import type { StudyEvent } from "../../../src/events/events.js";
+import { EventClock, endEvents, joinEvents, roundEvents, SITES } from "../../unit/events/study-events.js";
 import { syntheticBank } from "./fixtures.js";
 
 const CHROMIUM = "/usr/bin/chromium";

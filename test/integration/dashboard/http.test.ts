@@ -4,11 +4,11 @@ import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { InProcessBus } from "../../../src/coordinator/bus-memory.js";
-import { createMetrics, serveMetrics } from "../../../src/coordinator/metrics.js";
+import { createMetrics, serveMetrics } from "../../../src/dashboard/metrics.js";
 import { startDashboard } from "../../../src/dashboard/server.js";
 import { FedjointError } from "../../../src/errors.js";
-import { wholeStudy } from "../../unit/dashboard/study-events.js";
+import { InProcessBus } from "../../../src/events/bus-memory.js";
+import { wholeStudy } from "../../unit/events/study-events.js";
 
 const TOKEN = "t0ken-for-the-dashboard-test";
 

@@ -9,16 +9,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
-import { NatsBus } from "../../../src/coordinator/bus-nats.js";
-import { parseStudyConfig } from "../../../src/coordinator/config.js";
-import type { StudyEvent } from "../../../src/coordinator/events.js";
-import { Proc } from "../../../src/coordinator/processes.js";
 import type { StudySummary } from "../../../src/coordinator/summary.js";
 import { startDashboard } from "../../../src/dashboard/server.js";
 import type { DashboardHandle, DashboardState } from "../../../src/dashboard/types.js";
 import { synthesizeDataset } from "../../../src/data/phantoms.js";
-import type { Joint } from "../../../src/model/api.js";
+import { NatsBus } from "../../../src/events/bus-nats.js";
+import type { StudyEvent } from "../../../src/events/events.js";
+import type { Joint } from "../../../src/joints.js";
 import { generateCerts } from "../../../src/protocol/certs.js";
+import { Proc } from "../../../src/simulation/processes.js";
+import { parseStudyConfig } from "../../../src/study/config.js";
 import { type NatsServer, startNatsServer } from "../events/nats-server.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -78,7 +78,8 @@ describe("dashboard and audit log of a running 3-site study", () => {
         roundTimeoutS: 300,
         folds: 1,
         seed: 0,
-        model: { base: 4, depth: 2, size: 16, segBatch: 3, aeBatch: 3 },
+        model: { base: 4, depth: 2, size: 16 },
+        training: { seg: { batch: 9 }, ae: { batch: 9 } },
         embeddings: { enabled: true, count: 8, mix: 1, noise: 0 },
       },
       "e2e study",

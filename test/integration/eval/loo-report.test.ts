@@ -3,12 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { evaluateExam } from "../../../src/eval/exam.js";
-import { planFolds } from "../../../src/eval/folds.js";
 import { readMetricsFile, writeReport } from "../../../src/eval/report.js";
 import { stackProbabilities } from "../../../src/eval/stack.js";
 import type { MethodResults, SiteFoldResult, StudyResults } from "../../../src/eval/types.js";
-import type { Dims3, Spacing3 } from "../../../src/eval/volume.js";
 import { hashSeed, mulberry32 } from "../../../src/random.js";
+import { planFolds } from "../../../src/study/folds.js";
+import type { Dims3, Spacing3 } from "../../../src/volume/grid.js";
 
 /**
  * A 3-site leave-one-out evaluation at the eval layer, at tiny sizes: phantom label volumes per

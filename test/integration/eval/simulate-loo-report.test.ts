@@ -9,8 +9,9 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { simulate } from "../../../src/coordinator/simulate.js";
-import type { Method } from "../../../src/model/api.js";
+import { simulate } from "../../../src/simulation/simulate.js";
+import { parseStudyConfig } from "../../../src/study/config.js";
+import type { Method } from "../../../src/study/methods.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 let work: string;
@@ -21,26 +22,22 @@ afterAll(async () => {
 
 async function study(method: Method, dir: string): Promise<string> {
   await simulate({
-    sites: ["ankle", "knee", "shoulder"],
-    method,
-    rounds: 1,
-    aeRounds: 1,
-    steps: 2,
+    study: parseStudyConfig({
+      study: "simulate",
+      method,
+      sites: ["ankle", "knee", "shoulder"].map((j) => ({ name: j, joint: j })),
+      rounds: 1,
+      aeRounds: 1,
+      localSteps: 2,
+      roundTimeoutS: 300,
+      folds: 3,
+      seed: 5,
+      model: { base: 4, depth: 2, size: 16 },
+      training: { seg: { batch: 9, lr: 3e-3 }, ae: { batch: 9, lr: 3e-3 } },
+      embeddings: { enabled: true, count: 4 },
+    }),
     subjects: 3,
     dataSize: 16,
-    size: 16,
-    base: 4,
-    depth: 2,
-    batch: 3,
-    lr: 3e-3,
-    embeddings: 4,
-    mix: 1,
-    noise: 0,
-    roundTimeoutS: 300,
-    compression: "none",
-    weighting: "samples",
-    folds: 3,
-    seed: 5,
     workdir: dir,
     backend: "wasm",
     threads: 1,

@@ -2,11 +2,11 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatEvent, readAuditLog } from "../../../src/cli/commands/events.js";
-import { InProcessBus } from "../../../src/coordinator/bus-memory.js";
-import { createEventBus, DEFAULT_STREAM, NatsBus } from "../../../src/coordinator/bus-nats.js";
-import type { StudyEvent } from "../../../src/coordinator/events.js";
 import { EnvironmentError } from "../../../src/errors.js";
-import { EventClock, roundEvents, wholeStudy } from "../../unit/dashboard/study-events.js";
+import { InProcessBus } from "../../../src/events/bus-memory.js";
+import { createEventBus, DEFAULT_STREAM, NatsBus } from "../../../src/events/bus-nats.js";
+import type { StudyEvent } from "../../../src/events/events.js";
+import { EventClock, roundEvents, wholeStudy } from "../../unit/events/study-events.js";
 import { freePort, type NatsServer, startNatsServer } from "./nats-server.js";
 
 function collect(n: number): {
@@ -109,7 +109,7 @@ describe("NatsBus against a real nats-server -js", () => {
     });
     expect(rejected.events.map((e) => e.kind)).toEqual(["update.rejected"]);
     expect(formatEvent(rejected.events[0] as StudyEvent)).toMatch(
-      /^#\d+ {2}2026-01-05T09:\d\d:\d\d\.\d{3}Z {2}update\.rejected {2}shoulder-hospital {2}f0 seg r1 {2}FJ_UPDATE_NONFINITE "non-finite values"$/,
+      /^#\d+ {2}2026-01-05T09:\d\d:\d\d\.\d{3}Z {2}update\.rejected {2}shoulder-hospital {2}f0 seg r1 {2}FJ_AGG_NONFINITE "non-finite values"$/,
     );
     const knee = await readAuditLog({
       nats: server.url,

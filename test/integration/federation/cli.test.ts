@@ -8,8 +8,8 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { binScript } from "../../../src/coordinator/processes.js";
 import { generateCerts } from "../../../src/protocol/certs.js";
+import { binScript } from "../../../src/simulation/processes.js";
 
 function run(bin: "coordinator" | "site-client" | "fedjoint", args: string[]) {
   const { script, execArgv } =

@@ -1,6 +1,6 @@
 /**
  * Shared setup of the federation integration tests: real `coordinator` and `site-client`
- * processes (src/coordinator/processes.ts) on loopback with mutual TLS, tiny phantom datasets
+ * processes (src/simulation/processes.ts) on loopback with mutual TLS, tiny phantom datasets
  * and tiny models so that each test runs in well under a minute on a 2-core machine.
  */
 import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
@@ -8,13 +8,13 @@ import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import type { StudyConfigInput } from "../../../src/coordinator/config.js";
-import { Proc } from "../../../src/coordinator/processes.js";
 import type { StudyState } from "../../../src/coordinator/study.js";
 import { synthesizeDataset } from "../../../src/data/phantoms.js";
-import type { Joint } from "../../../src/model/api.js";
+import type { Joint } from "../../../src/joints.js";
 import { type CertFiles, generateCerts } from "../../../src/protocol/certs.js";
 import { CHANNEL_OPTIONS, federationService } from "../../../src/protocol/proto.js";
+import { Proc } from "../../../src/simulation/processes.js";
+import type { StudyConfigInput } from "../../../src/study/config.js";
 
 export const SITES: { name: string; joint: Joint }[] = [
   { name: "ankle", joint: "ankle" },
@@ -59,7 +59,9 @@ export function studyConfig(over: Partial<StudyConfigInput> = {}): StudyConfigIn
     localSteps: 2,
     minSites: 3,
     roundTimeoutS: 120,
-    model: { base: 4, depth: 3, size: 32, segBatch: 4, aeBatch: 4, segLr: 3e-3, aeLr: 3e-3 },
+    model: { base: 4, depth: 3, size: 32 },
+    // pooled batch 12: 4 slices per site and step
+    training: { seg: { batch: 12, lr: 3e-3 }, ae: { batch: 12, lr: 3e-3 } },
     embeddings: { enabled: true, count: 8 },
     ...over,
   };
@@ -90,6 +92,7 @@ export function startCoordinator(
   configFile: string,
   port: number,
   extraEnv: NodeJS.ProcessEnv = {},
+  extraArgs: string[] = [],
 ): Proc {
   const c = env.certs;
   return new Proc(
@@ -109,6 +112,7 @@ export function startCoordinator(
       c.coordinator.key,
       "--ca",
       c.ca,
+      ...extraArgs,
     ],
     { logFile: path.join(env.work, "logs", `coordinator-${seq++}.log`), env: extraEnv },
   );

@@ -2,8 +2,8 @@
  * Acceptance: hostile or broken clients against a real coordinator process over mTLS. A
  * wrong-shape update, a NaN update and a replayed (site, round) update are refused with a clear
  * reason and never aggregated; a client whose certificate comes from another CA cannot connect;
- * a site certificate cannot act as another site. Verified in the Acks, the Watch stream of
- * study events and the persisted ledger.
+ * a site certificate cannot act as another site. Verified in the Acks, the operator's Watch
+ * stream of study events and the persisted ledger.
  */
 import { rm } from "node:fs/promises";
 import path from "node:path";
@@ -14,6 +14,8 @@ import { generateCerts } from "../../../src/protocol/certs.js";
 import type { AckMsg, StudyEventMsg } from "../../../src/protocol/proto.js";
 import { writeTensorStream } from "../../../src/protocol/stream.js";
 import { encodeTensorSet } from "../../../src/protocol/tensors.js";
+import { parseStudyConfig } from "../../../src/study/config.js";
+import { initialModel } from "../../../src/study/model.js";
 import {
   type Env,
   freePort,
@@ -53,7 +55,7 @@ async function push(
   const header = {
     site,
     ref: { fold: 0, phase: "seg", round },
-    samples: 10,
+    samples: 4,
     loss: { total: 1 },
     metrics: {},
     tensors: enc.header,
@@ -63,13 +65,13 @@ async function push(
   return acked;
 }
 
-const theta = (v: number, shape = [3, 2]): NamedTensor[] => [
-  {
-    name: "shared/enc0/conv/kernel",
-    shape,
-    data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(v),
-  },
-];
+const STUDY = studyConfig({ rounds: 2, embeddings: { enabled: false } });
+/** Θ of the study's architecture (the schema the coordinator expects) with every value v. */
+const theta = (v: number): NamedTensor[] =>
+  initialModel(parseStudyConfig(STUDY), "seg").map((t) => ({
+    ...t,
+    data: new Float32Array(t.data.length).fill(v),
+  }));
 
 describe("rejections over mTLS", () => {
   let env: Env;
@@ -83,7 +85,7 @@ describe("rejections over mTLS", () => {
 
   it("refuses bad updates, foreign CAs and impersonation with reasons, and aggregates nothing", async () => {
     env = await makeEnv();
-    const config = await writeConfig(env, studyConfig({ rounds: 2, embeddings: { enabled: false } }));
+    const config = await writeConfig(env, STUDY);
     const port = await freePort();
     const coord = startCoordinator(env, config, port);
     procs.push(coord);
@@ -97,10 +99,12 @@ describe("rejections over mTLS", () => {
     const knee = await as("knee");
     const shoulder = await as("shoulder");
 
-    // Watch the study (any certificate of the CA may watch)
+    // Watch the study as its operator (the only identity that may)
     const events: StudyEventMsg[] = [];
+    const operator = await rawClient(port, { ...env.certs.operator, ca: env.certs.ca });
+    clients.push(operator);
     const watch = (
-      ankle as unknown as { Watch: (req: unknown) => grpc.ClientReadableStream<StudyEventMsg> }
+      operator as unknown as { Watch: (req: unknown) => grpc.ClientReadableStream<StudyEventMsg> }
     ).Watch({ replay: true });
     watch.on("data", (e: StudyEventMsg) => events.push(e));
     watch.on("error", () => undefined);
@@ -122,9 +126,10 @@ describe("rejections over mTLS", () => {
     }
     expect(await push(ankle, "ankle", 0, theta(0.5))).toEqual({ status: "accepted", code: "", reason: "" });
 
-    const wrongShape = await push(knee, "knee", 0, theta(0.5, [2, 3]));
+    const reshaped = theta(0.5).map((t, i) => (i === 0 ? { ...t, shape: [t.data.length] } : t));
+    const wrongShape = await push(knee, "knee", 0, reshaped);
     expect(wrongShape).toMatchObject({ status: "rejected", code: "FJ_AGG_SHAPE" });
-    expect(wrongShape.reason).toMatch(/shared\/enc0\/conv\/kernel has shape \[2,3\], expected \[3,2\]/);
+    expect(wrongShape.reason).toMatch(/shared\/enc0\/conv1\/kernel has shape \[36\], expected \[3,3,1,4\]/);
 
     const nan = theta(0.5);
     nan[0].data[4] = Number.NaN;

@@ -15,13 +15,16 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadSiteData, samplerFactory, trainCentralised } from "../../../src/cli/commands/train.js";
+import { loadTrainSites, trainCentralised } from "../../../src/cli/commands/train.js";
 import { synthesizeDataset } from "../../../src/data/phantoms.js";
+import type { Joint } from "../../../src/joints.js";
 import { silentLogger } from "../../../src/log.js";
-import type { Joint } from "../../../src/model/api.js";
 import { initEngine } from "../../../src/model/engine/backend.js";
 import { tf } from "../../../src/model/engine/tf.js";
+import { PAPER_LABELS } from "../../../src/model/labels.js";
 import { SegmentationTrainer, trainerConfig } from "../../../src/model/trainer.js";
+import { parseStudyConfig } from "../../../src/study/config.js";
+import { foldData, samplerFactory } from "../../../src/study/site-data.js";
 
 const JOINTS: Joint[] = ["ankle", "knee", "shoulder"];
 const SUBJECTS = 12;
@@ -43,29 +46,32 @@ describe("centralised dsl+msc+mjap on phantoms (64×64)", () => {
   });
 
   it("reaches validation Dice ≥ 0.80 per joint with flat tensor memory, and checkpoints restore it", async () => {
-    const overrides = {
-      size: 64,
-      base: 16,
-      depth: 4,
-      segBatch: 9,
-      aeBatch: 9,
-      segLr: 3e-3,
-      aeLr: 3e-3,
-      augment: false,
+    const study = parseStudyConfig({
+      study: "acceptance",
+      method: "dsl+msc+mjap",
+      sites: JOINTS.map((j) => ({ name: j, joint: j })),
+      rounds: SEG_EPOCHS,
+      aeRounds: AE_EPOCHS,
+      localSteps: STEPS,
       seed: 0,
-    };
+      model: { size: 64, base: 16, depth: 4 },
+      training: {
+        seg: { batch: 9, lr: 3e-3 },
+        ae: { batch: 9, lr: 3e-3 },
+        augment: { enabled: false },
+        foregroundFraction: 0.8,
+      },
+    });
+    const sites = await loadTrainSites(
+      study,
+      JOINTS.map((j) => path.join(tmp, j)),
+    );
     const out = path.join(tmp, "run");
     const summary = await trainCentralised({
-      data: JOINTS.map((j) => path.join(tmp, j)),
-      method: "dsl+msc+mjap",
-      epochs: SEG_EPOCHS,
-      aeEpochs: AE_EPOCHS,
-      stepsPerEpoch: STEPS,
-      aeStepsPerEpoch: STEPS,
+      study,
+      sites,
       fold: 0,
       out,
-      foregroundFraction: 0.8,
-      overrides,
       progress: false,
       log: silentLogger,
     });
@@ -89,20 +95,16 @@ describe("centralised dsl+msc+mjap on phantoms (64×64)", () => {
     expect(lines).toHaveLength(summary.epochs.length);
 
     // A fresh trainer loaded from the checkpoint validates to the same Dice.
-    const sites = await Promise.all(
-      JOINTS.map((j) => loadSiteData(path.join(tmp, j), { size: 64, fold: 0, seed: 0 })),
-    );
-    const labels = Object.fromEntries(sites.map((s) => [s.joint, s.labels]));
-    const data = Object.fromEntries(sites.map((s) => [s.joint, s.data]));
+    const data = Object.fromEntries(sites.map((s) => [s.spec.joint, foldData(s.data, s.spec.name, 0, 0)]));
     const fresh = new SegmentationTrainer(
-      trainerConfig({ method: "dsl+msc+mjap", joints: JOINTS, labels }, { ...overrides, seed: 123 }),
+      trainerConfig({ ...study, seed: 123 }, JOINTS, PAPER_LABELS),
       data,
-      { makeSampler: samplerFactory(0.8) },
+      { makeSampler: samplerFactory(study.training) },
     );
     await fresh.loadCheckpoint(best.checkpoint);
-    for (const j of JOINTS) expect(fresh.validate(j).mean).toBeCloseTo(best.dice[j]!, 6);
+    for (const j of JOINTS) expect((await fresh.validate(j)).mean).toBeCloseTo(best.dice[j]!, 6);
     await fresh.loadCheckpoint(summary.checkpoints.multi);
-    for (const j of JOINTS) expect(fresh.validate(j).mean).toBeCloseTo(final[j], 6);
+    for (const j of JOINTS) expect((await fresh.validate(j)).mean).toBeCloseTo(final[j], 6);
     fresh.dispose();
     expect(tf.memory().numTensors).toBe(0);
   }, 1_200_000);

@@ -2,13 +2,19 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { InProcessBus } from "../../../src/coordinator/bus-memory.js";
-import { loadStudyConfig, parseStudyConfig, type StudyConfigInput } from "../../../src/coordinator/config.js";
-import type { StudyEvent } from "../../../src/coordinator/events.js";
 import { type Ref, Study, type UpdateInput } from "../../../src/coordinator/study.js";
 import { studyResultsSchema } from "../../../src/eval/types.js";
+import { InProcessBus } from "../../../src/events/bus-memory.js";
+import type { StudyEvent } from "../../../src/events/events.js";
 import type { NamedTensor } from "../../../src/model/api.js";
 import { encodeTensorSet } from "../../../src/protocol/tensors.js";
+import {
+  loadStudyConfig,
+  parseStudyConfig,
+  perDomainBatch,
+  type StudyConfigInput,
+} from "../../../src/study/config.js";
+import { initialModel } from "../../../src/study/model.js";
 
 const SITES = [
   { name: "a", joint: "ankle" },
@@ -25,16 +31,17 @@ function config(over: Partial<StudyConfigInput> = {}) {
     localSteps: 1,
     minSites: 2,
     roundTimeoutS: 60,
+    model: { base: 2, depth: 2, size: 8 },
     embeddings: { enabled: false },
     ...over,
   });
 }
 
-const tensors = (v: number, shape = [2]): NamedTensor[] => [
-  { name: "shared/w", shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(v) },
-];
+/** Θ of the study's architecture with every value v (the schema the coordinator expects). */
+const tensors = (v: number): NamedTensor[] =>
+  initialModel(config(), "seg").map((t) => ({ ...t, data: new Float32Array(t.data.length).fill(v) }));
 
-function update(site: string, ref: Ref, v: number, samples = 10, t = tensors(v)): UpdateInput {
+function update(site: string, ref: Ref, v: number, samples = 1, t = tensors(v)): UpdateInput {
   const enc = encodeTensorSet(t);
   return {
     site,
@@ -91,54 +98,71 @@ describe("study state machine", () => {
     ).rejects.toThrowError(/declares joint ankle, the study expects knee/);
     await joinAll(study);
     expect(study.status).toBe("running");
-    expect(await study.nextTask("a")).toMatchObject({ kind: "train", ref: r0, steps: 1, hasModel: false });
-    expect(await study.pushUpdate(update("a", r0, 1, 10))).toEqual({ status: "accepted" });
+    expect(await study.nextTask("a")).toMatchObject({
+      kind: "train",
+      ref: r0,
+      hasModel: true,
+      instructions: { steps: 1, lr: 5e-4, embed: false },
+    });
+    // round 0 serves the seeded Θ_0 of the study's architecture
+    const theta0 = initialModel(config(), "seg");
+    expect((await study.model("a", r0)).payload.readFloatLE(0)).toBe(theta0[0].data[0]);
+    expect(await study.pushUpdate(update("a", r0, 1, 1))).toEqual({ status: "accepted" });
     // a retry of the same update is acknowledged but not counted; different content is a refused replay
-    expect((await study.pushUpdate(update("a", r0, 1, 10))).status).toBe("duplicate");
-    const replay = await study.pushUpdate(update("a", r0, 5, 10));
+    expect((await study.pushUpdate(update("a", r0, 1, 1))).status).toBe("duplicate");
+    const replay = await study.pushUpdate(update("a", r0, 5, 1));
     expect(replay).toMatchObject({ status: "rejected", code: "FJ_PROTOCOL_REPLAY" });
-    // wrong shape, NaN, domain tensor, future round
-    expect(await study.pushUpdate(update("k", r0, 1, 10, tensors(1, [3])))).toMatchObject({
+    // wrong shape, NaN, domain tensor, unknown tensor, too many samples, future round
+    const reshaped = tensors(1).map((t, i) => (i === 0 ? { ...t, shape: [t.data.length] } : t));
+    expect(await study.pushUpdate(update("k", r0, 1, 1, reshaped))).toMatchObject({
       code: "FJ_AGG_SHAPE",
     });
+    expect(
+      await study.pushUpdate(
+        update("k", r0, 1, 1, [{ name: "shared/evil", shape: [4], data: new Float32Array(4) }]),
+      ),
+    ).toMatchObject({
+      code: "FJ_AGG_UNKNOWN_TENSOR",
+    });
+    expect(await study.pushUpdate(update("k", r0, 1, 7))).toMatchObject({ code: "FJ_AGG_SAMPLES" });
     expect(await study.pushUpdate(update("k", r0, Number.NaN))).toMatchObject({ code: "FJ_AGG_NONFINITE" });
     const domain = [{ name: "domain/knee/head/kernel", shape: [2], data: new Float32Array(2) }];
-    expect(await study.pushUpdate(update("k", r0, 1, 10, domain))).toMatchObject({
+    expect(await study.pushUpdate(update("k", r0, 1, 1, domain))).toMatchObject({
       code: "FJ_AGG_DOMAIN_TENSOR",
     });
     expect(await study.pushUpdate(update("k", r1, 1))).toMatchObject({ code: "FJ_PROTOCOL_EARLY" });
     expect(study.snapshot().ledger).toHaveLength(1);
-    expect(events.filter((e) => e.kind === "update.rejected")).toHaveLength(5);
+    expect(events.filter((e) => e.kind === "update.rejected")).toHaveLength(7);
     expect(await study.nextTask("a")).toEqual({ kind: "wait" });
-    await study.pushUpdate(update("k", r0, 3, 30));
-    await study.pushUpdate(update("s", r0, 5, 60));
+    await study.pushUpdate(update("k", r0, 3, 2));
+    await study.pushUpdate(update("s", r0, 5, 6));
     const st = study.snapshot();
     expect(st.aggregations).toHaveLength(1);
-    expect(st.aggregations[0]).toMatchObject({ round: 0, sites: ["a", "k", "s"], missing: [], samples: 100 });
-    const model = study.model("a", { ...r0, round: 1 });
-    const mean = (1 * 10 + 3 * 30 + 5 * 60) / 100;
+    expect(st.aggregations[0]).toMatchObject({ round: 0, sites: ["a", "k", "s"], missing: [], samples: 9 });
+    const model = await study.model("a", { ...r0, round: 1 });
+    const mean = (1 * 1 + 3 * 2 + 5 * 6) / 9;
     expect(model.payload.readFloatLE(0)).toBeCloseTo(mean, 6);
     expect(await study.nextTask("k")).toMatchObject({ kind: "train", ref: r1, hasModel: true });
     // a late update for the closed round is stale
-    expect(await study.pushUpdate(update("a", r0, 1, 10))).toMatchObject({ status: "duplicate" });
-    expect(() => study.model("a", r0)).toThrowError(/round 0 starts from the seeded/);
+    expect(await study.pushUpdate(update("a", r0, 1, 1))).toMatchObject({ status: "duplicate" });
+    await expect(study.model("a", r0)).rejects.toThrowError(/the coordinator holds round 1/);
   });
 
   it("resumes mid-round from the state directory with the partial aggregate and the ledger", async () => {
     const first = await open();
     await joinAll(first.study);
-    await first.study.pushUpdate(update("a", r0, 2, 10));
+    await first.study.pushUpdate(update("a", r0, 2, 1));
     await first.study.close();
     const again = await open(config(), first.stateDir);
     expect(again.study.status).toBe("running");
-    expect((await again.study.pushUpdate(update("a", r0, 2, 10))).status).toBe("duplicate");
-    await again.study.pushUpdate(update("k", r0, 4, 10));
-    await again.study.pushUpdate(update("s", r0, 6, 20));
+    expect((await again.study.pushUpdate(update("a", r0, 2, 1))).status).toBe("duplicate");
+    await again.study.pushUpdate(update("k", r0, 4, 1));
+    await again.study.pushUpdate(update("s", r0, 6, 2));
     const st = again.study.snapshot();
     expect(st.aggregations).toHaveLength(1);
     expect(st.ledger.filter((e) => e.round === 0)).toHaveLength(3);
-    expect(again.study.model("k", { ...r0, round: 1 }).payload.readFloatLE(0)).toBeCloseTo(
-      (20 + 40 + 120) / 40,
+    expect((await again.study.model("k", { ...r0, round: 1 })).payload.readFloatLE(0)).toBeCloseTo(
+      (2 + 4 + 12) / 4,
       6,
     );
     // a different config may not take over the directory
@@ -233,10 +257,21 @@ describe("study config", () => {
     expect(c).toMatchObject({
       study: "demo",
       rounds: 2,
-      weighting: "samples",
+      strategy: { name: "fedavg", weighting: "samples" },
       roundTimeoutS: 600,
-      model: { base: 32, depth: 5 },
+      model: { base: 32, depth: 5, size: 256 },
+      training: {
+        seg: { batch: 18, lr: 5e-4 },
+        ae: { batch: 24, lr: 1e-4 },
+        lambdaMsc: 0.5,
+        lambdaMjap: 0.1,
+        tau: 0.1,
+      },
     });
+    expect(perDomainBatch(c, "seg")).toBe(18);
+    expect(perDomainBatch(config(), "seg")).toBe(6);
+    expect(() => config({ model: { size: 1e9 } })).toThrowError(/model.size/);
+    expect(() => config({ embeddings: { count: 1e8 } })).toThrowError(/embeddings.count/);
     await writeFile(file, "study: [unclosed\n");
     await expect(loadStudyConfig(file)).rejects.toThrowError(/study.yaml: not valid YAML/);
     await expect(loadStudyConfig(path.join(dir, "missing.json"))).rejects.toThrowError(

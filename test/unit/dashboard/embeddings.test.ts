@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { embeddingView, principalAxes } from "../../../src/dashboard/embeddings.js";
 import { FedjointError } from "../../../src/errors.js";
+import { cosineTable } from "../../../src/eval/cosine.js";
 
 function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let s = 0;
@@ -98,6 +99,15 @@ describe("embedding views", () => {
     ).toBeGreaterThan(0.5);
     expect(view.cosine[0]?.matrix[0]?.[0]).toBeGreaterThan(0.99);
     expect(Math.abs(view.cosine[0]?.matrix[0]?.[1] as number)).toBeLessThan(0.05);
+    // the matrix is the reports' cosine table (src/eval/cosine.ts), sites as domains
+    const cells = cosineTable(new Map(Object.entries(scales[0].sites).map(([site, v]) => [site, { s1: v }])));
+    const c = view.cosine[0]!;
+    for (const cell of cells) {
+      const i = c.sites.indexOf(cell.domainA);
+      const j = c.sites.indexOf(cell.domainB);
+      expect(c.matrix[i]?.[j]).toBeCloseTo(cell.mean, 12);
+    }
+    expect(cells).toHaveLength(9);
 
     const bad = () =>
       embeddingView(

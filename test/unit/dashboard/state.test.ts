@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import type { StudyEvent } from "../../../src/coordinator/events.js";
 import { DashboardStateBuilder, meanStd, reduceEvents, roundKey } from "../../../src/dashboard/state.js";
-import { EventClock, joinEvents, roundEvents, wholeStudy } from "./study-events.js";
+import type { StudyEvent } from "../../../src/events/events.js";
+import { EventClock, joinEvents, roundEvents, wholeStudy } from "../events/study-events.js";
 
 describe("dashboard view model", () => {
   it("folds a whole study: sites, rounds, losses, bytes, LOO tables", () => {
@@ -15,7 +15,7 @@ describe("dashboard view model", () => {
     ]);
     expect(s.sites[2]?.lastRejection).toEqual({
       round: "f0 seg r1",
-      code: "FJ_UPDATE_NONFINITE",
+      code: "FJ_AGG_NONFINITE",
       reason: "non-finite values",
     });
     expect(s.sites[0]?.bytes).toBe(8_000_000);

@@ -10,6 +10,7 @@ import {
   type NiftiVolume,
   quaternToAffine,
   readNifti,
+  readNiftiHeader,
   writeNifti,
 } from "../../../src/data/nifti.js";
 import { DataError } from "../../../src/errors.js";
@@ -74,6 +75,12 @@ describe("readNifti on files written by nibabel", () => {
       expect(vol.datatype).toBe(e.dtype);
       expectAffine(vol.affine, e.affine);
       expectData(vol.data, e.data);
+      // the header path (first bytes only) reads the same geometry
+      const head = await readNiftiHeader(path.join(FIXTURES, name));
+      expect(head.dims).toEqual(vol.dims);
+      expect(head.spacing).toEqual(vol.spacing);
+      expect(head.affine).toEqual(vol.affine);
+      expect(head.datatype).toBe(vol.datatype);
     });
   }
 
@@ -191,8 +198,13 @@ describe("writeNifti round trips", () => {
 });
 
 describe("readNifti errors", () => {
-  async function expectDataError(file: string, code: string, pattern: RegExp) {
-    const err = await readNifti(file).then(
+  async function expectDataError(
+    file: string,
+    code: string,
+    pattern: RegExp,
+    read: (file: string) => Promise<unknown> = readNifti,
+  ) {
+    const err = await read(file).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -206,6 +218,12 @@ describe("readNifti errors", () => {
 
   it("rejects 4D with several time points", async () => {
     await expectDataError(path.join(FIXTURES, "t3_4d.nii.gz"), "FJ_DATA_NIFTI_DIMS", /3 time points/);
+    await expectDataError(
+      path.join(FIXTURES, "t3_4d.nii.gz"),
+      "FJ_DATA_NIFTI_DIMS",
+      /3 time points/,
+      readNiftiHeader,
+    );
   });
 
   it("rejects a truncated gzip stream", async () => {
@@ -221,12 +239,14 @@ describe("readNifti errors", () => {
     const file = path.join(dir, "magic.nii");
     await writeFile(file, buf);
     await expectDataError(file, "FJ_DATA_NIFTI_MAGIC", /bad magic/);
+    await expectDataError(file, "FJ_DATA_NIFTI_MAGIC", /bad magic/, readNiftiHeader);
   });
 
   it("rejects a file that is not NIfTI at all", async () => {
     const file = path.join(dir, "text.nii.gz");
     await writeFile(file, gzipSync(Buffer.from("hello world, definitely not an image")));
     await expectDataError(file, "FJ_DATA_NIFTI_TRUNCATED", /expected at least 348/);
+    await expectDataError(file, "FJ_DATA_NIFTI_TRUNCATED", /expected at least 348/, readNiftiHeader);
   });
 
   it("rejects truncated image data", async () => {
@@ -242,9 +262,16 @@ describe("readNifti errors", () => {
     const file = path.join(dir, "dims.nii");
     await writeFile(file, buf);
     await expectDataError(file, "FJ_DATA_NIFTI_DIMS", /dim\[1\] is 0/);
+    await expectDataError(file, "FJ_DATA_NIFTI_DIMS", /dim\[1\] is 0/, readNiftiHeader);
   });
 
   it("names a missing file", async () => {
     await expectDataError(path.join(dir, "nope.nii.gz"), "FJ_DATA_MISSING", /file not found/);
+    await expectDataError(
+      path.join(dir, "nope.nii.gz"),
+      "FJ_DATA_MISSING",
+      /file not found/,
+      readNiftiHeader,
+    );
   });
 });

@@ -11,7 +11,10 @@ export interface RefMetrics {
   specificity: number;
   ravd: number;
   mssd: number;
+  /** ASSD pooled over both directions (paper eq. S5, MedPy ≥ 0.5). */
   assd: number;
+  /** Mean of the two directed mean surface distances (MedPy ≤ 0.4). */
+  assdDirected: number;
   predVoxels: number;
   gtVoxels: number;
 }
@@ -23,8 +26,9 @@ export interface MetricsCase {
   labels: number[];
   pred: string;
   gt: string;
-  metrics: Record<"1" | "2" | "3", Record<string, RefMetrics>>;
-  postprocess: Record<"1" | "3", Record<string, string>>;
+  /** Keyed by connectivity (neighbours), then label. */
+  metrics: Record<"6" | "18" | "26", Record<string, RefMetrics>>;
+  postprocess: Record<"6" | "26", Record<string, string>>;
   postprocessedMetrics: Record<string, RefMetrics>;
 }
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { FedjointError } from "../../../src/errors.js";
 import { CosineAccumulator, cosineTable } from "../../../src/eval/cosine.js";
-import { planFolds, sitePermutation } from "../../../src/eval/folds.js";
 import { stackLabels, stackProbabilities } from "../../../src/eval/stack.js";
 import { distribution, meanStd, percentile } from "../../../src/eval/stats.js";
+import { planFolds, sitePermutation } from "../../../src/study/folds.js";
 
 describe("planFolds (leave-one-out across sites)", () => {
   const sites = [

@@ -1,8 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { squaredEdt } from "../../../src/eval/edt.js";
-import { binaryMetrics, labelMapMetrics, sliceMetrics, volumeDiagonal } from "../../../src/eval/metrics.js";
-import { erode, surface } from "../../../src/eval/morphology.js";
-import { boundingBox, type Dims3 } from "../../../src/eval/volume.js";
+import { FedjointError } from "../../../src/errors.js";
+import {
+  binaryMetrics,
+  labelMapMetrics,
+  sliceMetrics,
+  surfaceDistances,
+  volumeDiagonal,
+} from "../../../src/eval/metrics.js";
+import type { Dims3 } from "../../../src/volume/grid.js";
+import { surface } from "../../../src/volume/morphology.js";
 import { decode, loadMetricsCases } from "./fixtures.js";
 
 const cases = loadMetricsCases();
@@ -13,12 +19,12 @@ function maskEq(labels: Uint8Array, l: number): Uint8Array {
 
 describe("metrics agree with MedPy's algorithm on scipy (committed fixtures)", () => {
   for (const c of cases) {
-    for (const conn of [1, 2, 3] as const) {
-      it(`${c.name}, surface connectivity ${conn}`, () => {
+    for (const conn of [6, 18, 26] as const) {
+      it(`${c.name}, surface connectivity ${conn}: pooled ASSD (eq. S5) and the directed option`, () => {
         const pred = decode(c.pred);
         const gt = decode(c.gt);
         for (const l of c.labels) {
-          const ref = c.metrics[String(conn) as "1" | "2" | "3"][String(l)];
+          const ref = c.metrics[String(conn) as "6" | "18" | "26"][String(l)];
           const m = binaryMetrics(maskEq(pred, l), maskEq(gt, l), c.dims, c.spacing, { connectivity: conn });
           expect(m.status).toBe("ok");
           expect(m.predVoxels).toBe(ref.predVoxels);
@@ -29,64 +35,63 @@ describe("metrics agree with MedPy's algorithm on scipy (committed fixtures)", (
           expect(Math.abs((m.ravd ?? Number.NaN) - ref.ravd)).toBeLessThan(1e-6);
           expect(Math.abs(m.mssd - ref.mssd)).toBeLessThan(1e-3);
           expect(Math.abs(m.assd - ref.assd)).toBeLessThan(1e-3);
+          const d = binaryMetrics(maskEq(pred, l), maskEq(gt, l), c.dims, c.spacing, {
+            connectivity: conn,
+            assd: "directed",
+          });
+          expect(Math.abs(d.assd - ref.assdDirected)).toBeLessThan(1e-3);
+          expect({ ...d, assd: 0 }).toEqual({ ...m, assd: 0 });
         }
       });
     }
   }
 
-  it("labelMapMetrics gives the same numbers per label, default connectivity 3", () => {
+  it("the two definitions differ where a component is missed (pooled weighs its distances by number)", () => {
+    const c = cases.find((x) => x.name === "missed_component")!;
+    const ref = c.metrics["26"]["1"];
+    expect(ref.assd - ref.assdDirected).toBeGreaterThan(0.1);
+    const pred = decode(c.pred);
+    const gt = decode(c.gt);
+    const m = binaryMetrics(pred, gt, c.dims, c.spacing);
+    const d = binaryMetrics(pred, gt, c.dims, c.spacing, { assd: "directed" });
+    expect(m.assd).toBeCloseTo(ref.assd, 6);
+    expect(d.assd).toBeCloseTo(ref.assdDirected, 6);
+    const s = surfaceDistances(pred, gt, c.dims, c.spacing);
+    expect(s.assd).toBeCloseTo(
+      (s.asdPredToGt * s.surfacePred + s.asdGtToPred * s.surfaceGt) / (s.surfacePred + s.surfaceGt),
+      12,
+    );
+    expect(s.assdDirected).toBeCloseTo((s.asdPredToGt + s.asdGtToPred) / 2, 12);
+  });
+
+  it("labelMapMetrics gives the same numbers per label, default connectivity 26 and pooled ASSD", () => {
     const c = cases[0];
     const res = labelMapMetrics(decode(c.pred), decode(c.gt), c.dims, c.spacing, c.labels);
     for (const { label, metrics } of res) {
-      expect(metrics.assd).toBeCloseTo(c.metrics["3"][String(label)].assd, 6);
-      expect(metrics.mssd).toBeCloseTo(c.metrics["3"][String(label)].mssd, 6);
+      expect(metrics.assd).toBeCloseTo(c.metrics["26"][String(label)].assd, 6);
+      expect(metrics.mssd).toBeCloseTo(c.metrics["26"][String(label)].mssd, 6);
     }
   });
-});
 
-describe("squaredEdt", () => {
-  it("matches brute force with anisotropic spacing", () => {
-    const dims: Dims3 = [9, 7, 5];
-    const sp: [number, number, number] = [0.5, 1.3, 2.7];
-    const sites = new Uint8Array(9 * 7 * 5);
-    let s = 12345;
-    for (let i = 0; i < sites.length; i++) {
-      s = (s * 1103515245 + 12345) % 2147483648;
-      sites[i] = s % 17 === 0 ? 1 : 0;
+  it("surfaceDistances of an empty mask is a registry error", () => {
+    const empty = new Uint8Array(8);
+    const one = new Uint8Array(8);
+    one[3] = 1;
+    for (const [p, g, which] of [
+      [empty, one, "prediction"],
+      [one, empty, "ground truth"],
+    ] as const) {
+      let err: unknown;
+      try {
+        surfaceDistances(p, g, [2, 2, 2], [1, 1, 1]);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(FedjointError);
+      expect((err as FedjointError).toLine()).toBe(
+        `FJ_EVAL_EMPTY_MASKS: surfaceDistances: the ${which} is empty`,
+      );
     }
-    const d = squaredEdt(sites, dims, sp);
-    for (let z = 0; z < 5; z++)
-      for (let y = 0; y < 7; y++)
-        for (let x = 0; x < 9; x++) {
-          let best = Number.POSITIVE_INFINITY;
-          for (let k = 0; k < 5; k++)
-            for (let j = 0; j < 7; j++)
-              for (let i = 0; i < 9; i++)
-                if (sites[i + 9 * (j + 7 * k)])
-                  best = Math.min(
-                    best,
-                    ((x - i) * sp[0]) ** 2 + ((y - j) * sp[1]) ** 2 + ((z - k) * sp[2]) ** 2,
-                  );
-          expect(d[x + 9 * (y + 7 * z)]).toBeCloseTo(best, 9);
-        }
-  });
-
-  it("is Infinity everywhere without sites", () => {
-    const d = squaredEdt(new Uint8Array(8), [2, 2, 2], [1, 1, 1]);
-    expect([...d].every((v) => v === Number.POSITIVE_INFINITY)).toBe(true);
-  });
-});
-
-describe("surface and erosion", () => {
-  it("a full 3×3×3 cube in a 5×5×5 volume has one interior voxel; border voxels are surface", () => {
-    const dims: Dims3 = [5, 5, 5];
-    const m = new Uint8Array(125);
-    for (let z = 1; z < 4; z++)
-      for (let y = 1; y < 4; y++) for (let x = 1; x < 4; x++) m[x + 5 * (y + 5 * z)] = 1;
-    expect(erode(m, dims, 3).reduce((a, b) => a + b, 0)).toBe(1);
-    expect(surface(m, dims, 3).reduce((a, b) => a + b, 0)).toBe(26);
-    const full = new Uint8Array(27).fill(1);
-    expect(surface(full, [3, 3, 3], 3).reduce((a, b) => a + b, 0)).toBe(26);
   });
 });
 
@@ -152,7 +157,7 @@ describe("sliceMetrics", () => {
 });
 
 describe("binaryMetrics against brute force on odd-sized volumes", () => {
-  it("counts, Hausdorff and ASSD match an O(n²) computation (7×5×3, unaligned views)", () => {
+  it("counts, Hausdorff and both ASSDs match an O(n²) computation (7×5×3, unaligned views)", () => {
     const dims: Dims3 = [7, 5, 3];
     const sp: [number, number, number] = [0.7, 1.1, 2.3];
     const n = 105;
@@ -172,7 +177,7 @@ describe("binaryMetrics against brute force on odd-sized volumes", () => {
     }
     p[104] = 1;
     const coords = (i: number) => [i % 7, Math.floor(i / 7) % 5, Math.floor(i / 35)];
-    const surf = (m: Uint8Array) => surface(m, dims, 3);
+    const surf = (m: Uint8Array) => surface(m, dims, 26);
     const sp1 = surf(p);
     const sg1 = surf(g);
     const dist = (i: number, j: number) => {
@@ -210,22 +215,11 @@ describe("binaryMetrics against brute force on odd-sized volumes", () => {
       expect(m.gtVoxels).toBe(ng);
       expect(m.dice).toBeCloseTo((2 * tp) / (np + ng), 12);
       expect(m.mssd).toBeCloseTo(Math.max(...a, ...b), 9);
-      expect(m.assd).toBeCloseTo((mean(a) + mean(b)) / 2, 9);
+      expect(m.assd).toBeCloseTo(mean([...a, ...b]), 9);
+      expect(binaryMetrics(pp, gg, dims, sp, { assd: "directed" }).assd).toBeCloseTo(
+        (mean(a) + mean(b)) / 2,
+        9,
+      );
     }
-  });
-});
-
-describe("boundingBox", () => {
-  it("finds the box of several masks, aligned or not, and null when empty", () => {
-    const dims: Dims3 = [5, 3, 3];
-    const buf = new Uint8Array(46);
-    const a = buf.subarray(1);
-    a[1 + 5 * (2 + 3 * 0)] = 1; // (1,2,0)
-    const b = new Uint8Array(45);
-    b[4 + 5 * (0 + 3 * 2)] = 1; // (4,0,2) — the last word's tail voxel 44 is (4,2,2)
-    b[44] = 1;
-    expect(boundingBox(dims, a, b)).toEqual({ lo: [1, 0, 0], hi: [5, 3, 3] });
-    expect(boundingBox(dims, a)).toEqual({ lo: [1, 2, 0], hi: [2, 3, 1] });
-    expect(boundingBox(dims, new Uint8Array(45))).toBeNull();
   });
 });

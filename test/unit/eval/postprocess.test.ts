@@ -1,13 +1,14 @@
 import { describe, expect, it } from "vitest";
+import { FedjointError } from "../../../src/errors.js";
+import { evaluateExam } from "../../../src/eval/exam.js";
 import { binaryMetrics } from "../../../src/eval/metrics.js";
 import {
-  ballOffsets,
-  closeBall,
-  largestComponent,
-  largestComponents,
-  neighbourOffsets,
-} from "../../../src/eval/morphology.js";
-import { combineMasks, postprocessLabels } from "../../../src/eval/postprocess.js";
+  combineMasks,
+  postprocessLabelMap,
+  postprocessLabels,
+  postprocessMask,
+} from "../../../src/eval/postprocess.js";
+import { maskOf } from "../../../src/volume/grid.js";
 import { decode, loadMetricsCases } from "./fixtures.js";
 
 const cases = loadMetricsCases();
@@ -18,24 +19,21 @@ function diffCount(a: Uint8Array, b: Uint8Array): number {
   return n;
 }
 
-describe("structures", () => {
-  it("ball(2) is the 33-voxel 5×5×5 spherical kernel; connectivities have 6/18/26 neighbours", () => {
-    expect(ballOffsets(2).length).toBe(33);
-    expect(neighbourOffsets(1).length).toBe(6);
-    expect(neighbourOffsets(2).length).toBe(18);
-    expect(neighbourOffsets(3).length).toBe(26);
-  });
-});
-
 describe("post-processing matches scipy label + binary_closing(ball(2)) (committed fixtures)", () => {
   for (const c of cases) {
-    for (const conn of [1, 3] as const) {
+    for (const conn of [6, 26] as const) {
       it(`${c.name}, component connectivity ${conn}`, () => {
         const pred = decode(c.pred);
         const out = postprocessLabels(pred, c.dims, c.labels, { componentConnectivity: conn });
         for (const l of c.labels) {
-          const ref = decode(c.postprocess[String(conn) as "1" | "3"][String(l)]);
+          const ref = decode(c.postprocess[String(conn) as "6" | "26"][String(l)]);
           expect(diffCount(out.get(l)!, ref)).toBe(0);
+          const single = postprocessMask(
+            pred.map((v) => (v === l ? 1 : 0)),
+            c.dims,
+            { componentConnectivity: conn },
+          );
+          expect(diffCount(single, ref)).toBe(0);
         }
       });
     }
@@ -56,55 +54,6 @@ describe("post-processing matches scipy label + binary_closing(ball(2)) (committ
       }
     });
   }
-
-  it("the decomposed radius-2 closing and the EDT closing agree on every fixture mask", () => {
-    for (const c of cases) {
-      for (const l of c.labels) {
-        const m = decode(c.pred).map((v) => (v === l ? 1 : 0));
-        const a = closeBall(m, c.dims, 2, "decomposed");
-        const b = closeBall(m, c.dims, 2, "edt");
-        expect(diffCount(a, b)).toBe(0);
-        expect(a.reduce((x, y) => x + y, 0)).toBeGreaterThan(0);
-      }
-    }
-  });
-
-  it("largestComponents (one pass, all labels) equals largestComponent per label", () => {
-    for (const c of cases) {
-      const pred = decode(c.pred);
-      for (const conn of [1, 2, 3] as const) {
-        const all = largestComponents(pred, c.dims, [...c.labels, 9], conn);
-        for (const l of c.labels) {
-          const single = largestComponent(
-            pred.map((v) => (v === l ? 1 : 0)),
-            c.dims,
-            conn,
-          );
-          expect(diffCount(all.get(l)!, single)).toBe(0);
-        }
-        expect(all.get(9)!.reduce((a, b) => a + b, 0)).toBe(0);
-      }
-    }
-  });
-
-  it("the tie-break picks the component scipy numbers first", () => {
-    // two 2-voxel components: A at x=4 (first in our x-fastest order), B at x=0,z=3 (first in C order)
-    const dims = [6, 1, 4] as const;
-    const m = new Uint8Array(24);
-    m[4] = 1;
-    m[5] = 1; // A: (4,0,0),(5,0,0)
-    m[0 + 6 * 3] = 1;
-    m[1 + 6 * 3] = 1; // B: (0,0,3),(1,0,3) — x=0 comes first in C order (x slowest)
-    const kept = largestComponent(m, dims, 1);
-    expect(kept[18]).toBe(1);
-    expect(kept[4]).toBe(0);
-  });
-
-  it("closing removes foreground within the radius of the volume border (scipy border_value=0)", () => {
-    const full = new Uint8Array(7 * 7 * 7).fill(1);
-    const closed = closeBall(full, [7, 7, 7], 2);
-    expect(closed.reduce((a, b) => a + b, 0)).toBe(27); // only the central 3×3×3 survives
-  });
 });
 
 describe("combineMasks", () => {
@@ -117,5 +66,52 @@ describe("combineMasks", () => {
     ]);
     expect([...combineMasks(masks, [4, 1, 1])]).toEqual([1, 1, 3, 0]);
     expect([...combineMasks(masks, [4, 1, 1], new Float32Array([0, 3, 0, 0]))]).toEqual([1, 3, 3, 0]);
+    expect(() => combineMasks(new Map([[256, a]]), [4, 1, 1])).toThrow(FedjointError);
+    expect(() => combineMasks(new Map([[256, a]]), [4, 1, 1])).toThrow(
+      /label 256, expected an integer 1–255/,
+    );
+  });
+});
+
+describe("postprocessLabelMap and evaluateExam: the metrics are those of the written label map", () => {
+  // Bone 1 is two slabs around a narrow gap that bone 2 sits in (a socket around a head):
+  // closing bone 1 with ball(2) fills the gap, so its post-processed mask overlaps bone 2's; one
+  // label map cannot hold both, and the voxels keep their predicted label.
+  const dims = [16, 8, 8] as const;
+  const pred = new Uint8Array(16 * 8 * 8);
+  const gt = new Uint8Array(pred.length);
+  for (let z = 1; z < 7; z++)
+    for (let y = 1; y < 7; y++)
+      for (let x = 1; x < 15; x++) {
+        const i = x + 16 * (y + 8 * z);
+        const inGap = (x === 7 || x === 8) && y > 1; // bone 1 is a U: its slabs meet at y = 1
+        pred[i] = inGap ? 2 : x === 6 && y > 1 ? 0 : 1;
+        gt[i] = inGap ? 2 : 1;
+      }
+
+  it("overlapping closings are resolved into one label per voxel", () => {
+    const masks = postprocessLabels(pred, dims, [1, 2]);
+    let overlap = 0;
+    for (let i = 0; i < pred.length; i++) if (masks.get(1)![i] && masks.get(2)![i]) overlap++;
+    expect(overlap).toBeGreaterThan(0);
+    const map = postprocessLabelMap(pred, dims, [1, 2]);
+    expect([...map]).toEqual([...combineMasks(masks, dims, pred)]);
+  });
+
+  it("evaluateExam's Dice is the Dice of postprocessLabelMap's map, not of the overlapping masks", () => {
+    const r = evaluateExam(pred, gt, dims, [1, 1, 1], { background: 0, a: 1, b: 2 });
+    const map = postprocessLabelMap(pred, dims, [1, 2]);
+    const masks = postprocessLabels(pred, dims, [1, 2]);
+    for (const [name, v] of [
+      ["a", 1],
+      ["b", 2],
+    ] as const) {
+      const ofMap = binaryMetrics(maskOf(map, v), maskOf(gt, v), dims, [1, 1, 1]).dice;
+      const ofMask = binaryMetrics(masks.get(v)!, maskOf(gt, v), dims, [1, 1, 1]).dice;
+      expect(r.labels[name].dice).toBe(ofMap);
+      if (name === "a") expect(ofMask).not.toBe(ofMap);
+    }
+    const raw = evaluateExam(map, gt, dims, [1, 1, 1], { background: 0, a: 1, b: 2 }, { postprocess: false });
+    expect(raw.labels).toEqual(r.labels);
   });
 });

@@ -155,6 +155,34 @@ describe("writeReport / readMetricsFile / mergeMetrics", () => {
     expect(merged.cosine.some((c) => c.method === "run-b/dsl")).toBe(true);
   });
 
+  it("says which ASSD the results hold, and refuses to merge pooled with directed", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "fj-report-"));
+    dirs.push(dir);
+    const pooled: StudyResults = { ...study, study: "pooled", methods: [study.methods[0]] };
+    const directed: StudyResults = {
+      ...study,
+      study: "directed",
+      assdDefinition: "directed",
+      methods: [study.methods[1]],
+    };
+    const a = await writeReport(join(dir, "pooled"), pooled);
+    const b = await writeReport(join(dir, "directed"), directed);
+    expect(a.summary.assdDefinition).toBe("pooled");
+    expect(b.summary.assdDefinition).toBe("directed");
+    expect(await readFile(join(dir, "pooled", "report.md"), "utf8")).toContain(
+      "ASSD pools the surface distances of both directions (paper eq. S5, MedPy ≥ 0.5 `assd`)",
+    );
+    expect(await readFile(join(dir, "directed", "report.md"), "utf8")).toContain(
+      "ASSD is the mean of the two directed average surface distances (MedPy ≤ 0.4), not the paper's eq. S5.",
+    );
+    const la = await readMetricsFile(join(dir, "pooled", "metrics.json"));
+    const lb = await readMetricsFile(join(dir, "directed", "metrics.json"));
+    expect(mergeMetrics("same", [la, { ...la, study: "pooled-2" }]).results.assdDefinition).toBe("pooled");
+    expect(() => mergeMetrics("mixed", [la, lb])).toThrow(
+      /^the runs to merge compute ASSD differently \(pooled: pooled, directed: directed\)/,
+    );
+  });
+
   it("names the file and field of an invalid metrics.json", async () => {
     const dir = await mkdtemp(join(tmpdir(), "fj-report-"));
     dirs.push(dir);

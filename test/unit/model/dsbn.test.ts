@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import type { Joint } from "../../../src/model/api.js";
+import type { Joint } from "../../../src/joints.js";
 import { initEngine } from "../../../src/model/engine/backend.js";
 import { tf } from "../../../src/model/engine/tf.js";
 import type { ForwardContext } from "../../../src/model/layers/context.js";

@@ -1,7 +1,15 @@
-import type { Joint } from "../../../src/model/api.js";
+import type { Joint } from "../../../src/joints.js";
 import { PAPER_LABELS } from "../../../src/model/labels.js";
-import type { JointData, SamplerFactory, TrainerSlices } from "../../../src/model/trainer.js";
+import {
+  type JointData,
+  type SamplerFactory,
+  type TrainerConfig,
+  type TrainerSlices,
+  trainerConfig,
+} from "../../../src/model/trainer.js";
 import { mulberry32 } from "../../../src/random.js";
+import { parseStudyConfig } from "../../../src/study/config.js";
+import type { Method } from "../../../src/study/methods.js";
 
 /**
  * Tiny synthetic slices: per joint a different background intensity and `classes−1` discs at
@@ -69,3 +77,42 @@ export const toySampler: SamplerFactory = (set, { batch, seed }) => {
     },
   };
 };
+
+export interface TestTrainerOptions {
+  base?: number;
+  depth?: number;
+  size?: number;
+  seed?: number;
+  /** Pooled batch of the study, split between `joints` (each trainer joint is one study site). */
+  segBatch?: number;
+  aeBatch?: number;
+  segLr?: number;
+  aeLr?: number;
+  scales?: number[];
+}
+
+/**
+ * A trainer config through the study config, as every real caller builds one: a study whose
+ * sites are exactly `joints` (so the batch splits between them), Table 1 defaults elsewhere.
+ */
+export function testTrainerConfig(
+  method: Method,
+  joints: Joint[],
+  o: TestTrainerOptions = {},
+): TrainerConfig {
+  const study = parseStudyConfig({
+    study: "test",
+    method,
+    sites: joints.map((j) => ({ name: j, joint: j })),
+    rounds: 1,
+    localSteps: 1,
+    seed: o.seed ?? 0,
+    model: { base: o.base ?? 4, depth: o.depth ?? 3, size: o.size ?? 16 },
+    training: {
+      seg: { batch: o.segBatch ?? 18, lr: o.segLr ?? 5e-4 },
+      ae: { batch: o.aeBatch ?? 24, lr: o.aeLr ?? 1e-4 },
+      ...(o.scales ? { scales: o.scales } : {}),
+    },
+  });
+  return trainerConfig(study, joints, PAPER_LABELS);
+}

@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { JOINTS } from "../../../src/model/api.js";
+import { JOINTS } from "../../../src/joints.js";
 import { initEngine } from "../../../src/model/engine/backend.js";
 import { tf } from "../../../src/model/engine/tf.js";
-import { PAPER_LABELS } from "../../../src/model/labels.js";
-import { phasesOf, SegmentationTrainer, trainerConfig } from "../../../src/model/trainer.js";
-import { toyData, toySampler } from "./helpers.js";
+import { SegmentationTrainer } from "../../../src/model/trainer.js";
+import { methodSpec } from "../../../src/study/methods.js";
+import { testTrainerConfig, toyData, toySampler } from "./helpers.js";
 
 const all = ["ankle", "knee", "shoulder"] as const;
 
@@ -15,10 +15,7 @@ describe("SegmentationTrainer", () => {
 
   it("keeps tf.memory().numTensors flat over steps of both phases, embeddings, validation", async () => {
     const t = new SegmentationTrainer(
-      trainerConfig(
-        { method: "dsl+msc+mjap", joints: [...all], labels: PAPER_LABELS },
-        { base: 4, depth: 3, size: 16, segBatch: 6, aeBatch: 6, augment: false },
-      ),
+      testTrainerConfig("dsl+msc+mjap", [...all], { base: 4, depth: 3, size: 16, segBatch: 6, aeBatch: 6 }),
       toyData([...all], 16, 6, 3),
       { makeSampler: toySampler },
     );
@@ -37,7 +34,7 @@ describe("SegmentationTrainer", () => {
         r.loss.ce + (phase === "ae" ? 0.05 : 0.5) * r.loss.msc! + (phase === "seg" ? 0.1 * r.loss.mjap! : 0),
         4,
       );
-      const bank = t.embeddings(phase, { count: 5, seed: 1 });
+      const bank = await t.embeddings(phase, { count: 5, seed: 1 });
       expect(bank.scales).toHaveLength(5);
       expect(bank.scales[2].dim).toBe(16);
       expect(bank.scales[2].count).toBe(15);
@@ -46,42 +43,40 @@ describe("SegmentationTrainer", () => {
       expect(new Set(bank.scales[0].domains)).toEqual(new Set([0, 1, 2]));
       expect(tf.memory().numTensors).toBe(before);
     }
-    const val = t.validate("knee");
+    const val = await t.validate("knee");
     expect(Object.keys(val.dice)).toEqual(["femur", "fibula", "patella", "tibia"]);
-    expect(t.predictSlices("shoulder", new Float32Array(2 * 256))).toHaveLength(512);
+    expect(await t.predictSlices("shoulder", new Float32Array(2 * 256))).toHaveLength(512);
     t.dispose();
     expect(tf.memory().numTensors).toBe(0);
   });
 
   it("partitions Θ and Γ_k: shared names only in sharedTensors, one site's Θ fits another's", async () => {
     const cfg = (joint: (typeof all)[number]) =>
-      trainerConfig(
-        { method: "dsl+mjap", joints: [joint], labels: PAPER_LABELS },
-        { base: 4, depth: 3, size: 16, seed: 7 },
-      );
+      testTrainerConfig("dsl+mjap", [joint], { base: 4, depth: 3, size: 16, seed: 7 });
     const knee = new SegmentationTrainer(cfg("knee"), toyData(["knee"], 16, 4, 2), {
       makeSampler: toySampler,
     });
     const ankle = new SegmentationTrainer(cfg("ankle"), toyData(["ankle"], 16, 4, 2), {
       makeSampler: toySampler,
     });
-    for (const phase of phasesOf("dsl+mjap")) {
-      const theta = knee.sharedTensors(phase);
+    for (const phase of methodSpec("dsl+mjap").phases) {
+      const theta = await knee.sharedTensors(phase);
       expect(theta.every((t) => t.name.startsWith("shared/"))).toBe(true);
-      expect(knee.domainTensors(phase).every((t) => t.name.startsWith("domain/knee/"))).toBe(true);
-      expect(ankle.domainTensors(phase).every((t) => t.name.startsWith("domain/ankle/"))).toBe(true);
+      expect((await knee.domainTensors(phase)).every((t) => t.name.startsWith("domain/knee/"))).toBe(true);
+      expect((await ankle.domainTensors(phase)).every((t) => t.name.startsWith("domain/ankle/"))).toBe(true);
       // Same seed → same initial Θ at every site.
-      expect(ankle.sharedTensors(phase).map((t) => t.data[0])).toEqual(theta.map((t) => t.data[0]));
+      expect((await ankle.sharedTensors(phase)).map((t) => t.data[0])).toEqual(theta.map((t) => t.data[0]));
     }
     await knee.trainSteps("seg", { steps: 1 });
-    const theta = knee.sharedTensors("seg");
+    const theta = await knee.sharedTensors("seg");
     ankle.setSharedTensors("seg", theta);
-    expect(ankle.sharedTensors("seg").map((t) => Array.from(t.data))).toEqual(
+    expect((await ankle.sharedTensors("seg")).map((t) => Array.from(t.data))).toEqual(
       theta.map((t) => Array.from(t.data)),
     );
     expect(() => ankle.setSharedTensors("seg", theta.slice(1))).toThrow(/is missing/);
-    expect(() => ankle.setDomainTensors("seg", knee.domainTensors("seg"))).toThrow(/not one of them/);
-    expect(() => ankle.validate("knee")).toThrow(/serves ankle, not knee/);
+    const kneeDomain = await knee.domainTensors("seg");
+    expect(() => ankle.setDomainTensors("seg", kneeDomain)).toThrow(/not one of them/);
+    await expect(ankle.validate("knee")).rejects.toThrow(/serves ankle, not knee/);
     knee.dispose();
     ankle.dispose();
   });
@@ -92,10 +87,7 @@ describe("SegmentationTrainer", () => {
       warn: (_o: unknown, msg: string) => warnings.push(msg),
     } as unknown as import("pino").Logger;
     const t = new SegmentationTrainer(
-      trainerConfig(
-        { method: "dsl+msc", joints: ["knee"], labels: PAPER_LABELS },
-        { base: 4, depth: 3, size: 16, segBatch: 4 },
-      ),
+      testTrainerConfig("dsl+msc", ["knee"], { base: 4, depth: 3, size: 16, segBatch: 4 }),
       toyData(["knee"], 16, 4, 2),
       { makeSampler: toySampler, log },
     );
@@ -104,14 +96,11 @@ describe("SegmentationTrainer", () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/in-batch terms only/);
     const other = new SegmentationTrainer(
-      trainerConfig(
-        { method: "dsl+msc", joints: ["ankle"], labels: PAPER_LABELS },
-        { base: 4, depth: 3, size: 16 },
-      ),
+      testTrainerConfig("dsl+msc", ["ankle"], { base: 4, depth: 3, size: 16 }),
       toyData(["ankle"], 16, 4, 2),
       { makeSampler: toySampler },
     );
-    const bank = other.embeddings("seg", { count: 6, seed: 3 });
+    const bank = await other.embeddings("seg", { count: 6, seed: 3 });
     const before = tf.memory().numTensors;
     const r = await t.trainSteps("seg", { steps: 2, bank });
     expect(tf.memory().numTensors).toBe(before);
@@ -125,17 +114,16 @@ describe("SegmentationTrainer", () => {
 
   it("shared baseline: one union head, no domain tensors, predictions mapped back to the joint's labels", async () => {
     const t = new SegmentationTrainer(
-      trainerConfig(
-        { method: "shared", joints: ["knee", "shoulder"], labels: PAPER_LABELS },
-        { base: 4, depth: 3, size: 16 },
-      ),
+      testTrainerConfig("shared", ["knee", "shoulder"], { base: 4, depth: 3, size: 16 }),
       toyData(["knee", "shoulder"], 16, 4, 2),
       { makeSampler: toySampler },
     );
-    expect(t.domainTensors("seg")).toEqual([]);
-    expect(t.sharedTensors("seg").find((x) => x.name === "shared/head/kernel")?.shape).toEqual([1, 1, 4, 10]);
+    expect(await t.domainTensors("seg")).toEqual([]);
+    expect((await t.sharedTensors("seg")).find((x) => x.name === "shared/head/kernel")?.shape).toEqual([
+      1, 1, 4, 10,
+    ]);
     await t.trainSteps("seg", { steps: 1 });
-    const pred = t.predictSlices("shoulder", toyData(["shoulder"], 16, 2, 1).shoulder!.train.images);
+    const pred = await t.predictSlices("shoulder", toyData(["shoulder"], 16, 2, 1).shoulder!.train.images);
     expect(Math.max(...pred)).toBeLessThanOrEqual(2);
     t.dispose();
   });
@@ -146,7 +134,7 @@ describe("SegmentationTrainer", () => {
       (o: object, method: "individual" | "dsl" = "dsl", joints: (typeof all)[number][] = ["knee"]) =>
       () =>
         new SegmentationTrainer(
-          trainerConfig({ method, joints, labels: PAPER_LABELS }, { base: 4, depth: 3, size: 16, ...o }),
+          testTrainerConfig(method, joints, { base: 4, depth: 3, size: 16, ...o }),
           data,
         );
     expect(mk({ size: 18 })).toThrow(/divisible by 2\^\(depth−1\) = 4/);

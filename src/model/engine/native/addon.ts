@@ -7,8 +7,8 @@ import { fileURLToPath } from "node:url";
  * The native kernels (native/src/*.cc, built by `npm ci` through scripts/build-native.mjs): plain
  * functions over Float32Arrays in ordinary memory, multi-threaded, convolutions as im2col +
  * OpenBLAS SGEMM. The `native` tfjs backend (./backend.ts) calls them; nothing else does.
- * Every call checks array lengths against its shape arguments and throws FJ_NATIVE_ARGS on a
- * mismatch.
+ * Every call checks array lengths against its shape arguments and throws ERR_NATIVE_ARGS on a
+ * mismatch (a bug in this glue, never a user error).
  */
 export interface NativeAddon {
   /** out = Σ_i conv(xs[i], ws[i]); geometry = [n,h,w,c,kh,kw,o,outH,outW,stride,dilation,padTop,padLeft]. */
