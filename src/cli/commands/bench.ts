@@ -74,10 +74,7 @@ function validate(f: Shape & { arch?: string }): void {
   if (f.domains > 3)
     throw fjError("FJ_CLI_ARG", `--domains is ${f.domains}, expected 1–3 (ankle, knee, shoulder)`);
   if (f.size % 2 ** (f.depth - 1) !== 0) {
-    throw fjError(
-      "FJ_CLI_ARG",
-      `--size ${f.size} must be divisible by 2^(depth−1) = ${2 ** (f.depth - 1)}`,
-    );
+    throw fjError("FJ_CLI_ARG", `--size ${f.size} must be divisible by 2^(depth−1) = ${2 ** (f.depth - 1)}`);
   }
 }
 

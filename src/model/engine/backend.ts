@@ -23,10 +23,7 @@ let active: EngineInfo | undefined;
 export function parseBackendChoice(value: string | undefined, field = "--backend"): BackendChoice {
   const v = (value ?? "auto").trim().toLowerCase();
   if ((BACKEND_CHOICES as readonly string[]).includes(v)) return v as BackendChoice;
-  throw fjError(
-    "FJ_ENGINE_BACKEND",
-    `${field} is '${value}', expected one of ${BACKEND_CHOICES.join("|")}`,
-  );
+  throw fjError("FJ_ENGINE_BACKEND", `${field} is '${value}', expected one of ${BACKEND_CHOICES.join("|")}`);
 }
 
 function tryResolve(pkg: string): string | undefined {
@@ -106,10 +103,7 @@ export async function initEngine(
       await tf.setBackend(NATIVE_BACKEND);
       info = { backend: NATIVE_BACKEND, device: native.kernels, provider: "fedjoint native/" };
     } else if (choice === "native") {
-      throw fjError(
-        "FJ_ENGINE_NATIVE",
-        `--backend native: the native kernels are ${native.reason}`,
-      );
+      throw fjError("FJ_ENGINE_NATIVE", `--backend native: the native kernels are ${native.reason}`);
     } else {
       log.warn(
         { reason: native.reason },
