@@ -365,7 +365,7 @@ napi_value Adam(napi_env env, napi_callback_info info) {
     Args a(env, info, 9, "adam");
     const int64_t n = a.Length(0);
     fj::AdamStep(a.F32(0, n), a.F32(1, n), a.F32(2, n), a.F32(3, n), n, static_cast<float>(a.Num(4)),
-                 static_cast<float>(a.Num(5)), static_cast<float>(a.Num(6)), static_cast<float>(a.Num(7)), a.Num(8));
+                 a.Num(5), a.Num(6), static_cast<float>(a.Num(7)), a.Num(8));
   });
 }
 

@@ -421,10 +421,12 @@ void Fill(float* dst, int64_t size, float value) {
   ParallelFor(size, double(size), [&](int, int64_t b, int64_t e) { std::fill(dst + b, dst + e, value); });
 }
 
-void AdamStep(float* p, const float* g, float* m, float* v, int64_t size, float lr, float beta1, float beta2,
+void AdamStep(float* p, const float* g, float* m, float* v, int64_t size, float lr, double beta1d, double beta2d,
               float epsilon, double step) {
-  const float c1 = static_cast<float>(1.0 / (1.0 - std::pow(double(beta1), step)));
-  const float c2 = static_cast<float>(1.0 / (1.0 - std::pow(double(beta2), step)));
+  const float c1 = static_cast<float>(1.0 / (1.0 - std::pow(beta1d, step)));
+  const float c2 = static_cast<float>(1.0 / (1.0 - std::pow(beta2d, step)));
+  const float beta1 = static_cast<float>(beta1d);
+  const float beta2 = static_cast<float>(beta2d);
   ParallelFor(size, double(size) * 8, [&](int, int64_t b, int64_t e) {
     for (int64_t i = b; i < e; i++) {
       const float gi = g[i];

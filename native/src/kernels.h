@@ -67,8 +67,10 @@ void CopyBox(const float* src, const int64_t* srcShape, const int64_t* srcBegin,
              const int64_t* dstBegin, const int64_t* size, int rank);
 void Fill(float* dst, int64_t size, float value);
 
-// In-place Adam step (PyTorch's formula and bias correction) on size elements.
-void AdamStep(float* p, const float* g, float* m, float* v, int64_t size, float lr, float beta1, float beta2,
+// In-place Adam step (PyTorch's formula and bias correction) on size elements. β1 and β2 come as
+// doubles: the bias corrections 1/(1 − β^t) are computed in double from them, then rounded (the
+// coordinator's server Adam, src/aggregation/server-optimizer.ts, does the same, bit for bit).
+void AdamStep(float* p, const float* g, float* m, float* v, int64_t size, float lr, double beta1, double beta2,
               float epsilon, double step);
 
 }  // namespace fj
