@@ -287,7 +287,7 @@ export const ERRORS = {
   ),
 
   // ---- engine ---------------------------------------------------------------------------------
-  FJ_ENGINE_BACKEND: input("unknown backend", "use --backend auto, tensorflow, wasm, webgpu or cpu"),
+  FJ_ENGINE_BACKEND: input("unknown backend", "use --backend auto, tensorflow, native, wasm, webgpu or cpu"),
   FJ_ENGINE_INIT: environment(
     "the backend could not be initialised",
     "try another --backend (wasm works everywhere)",
@@ -297,6 +297,10 @@ export const ERRORS = {
     "npm install @tensorflow/tfjs-node-gpu@4.22.0 (or tfjs-node), or use --backend wasm",
   ),
   FJ_ENGINE_WASM: environment("the wasm backend failed to start", "reinstall the package (npm ci)"),
+  FJ_ENGINE_NATIVE: environment(
+    "the native kernels are not available",
+    "run `npm run setup` (installs g++ and libopenblas-dev, then builds native/), or unset FEDJOINT_NATIVE=0; --backend wasm works without them",
+  ),
   FJ_ENGINE_WEBGPU_ADAPTER: input(
     "unknown WebGPU adapter choice",
     "set FEDJOINT_WEBGPU_ADAPTER to default (Dawn's native backend: Vulkan) or compatibility (OpenGL ES)",

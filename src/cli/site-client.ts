@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `site-client --joint knee --data DIR --coordinator HOST:PORT --cert site.pem --key site.key
- *  --ca ca.pem --state DIR [--site NAME] [--backend auto|wasm|…] [--insecure] [--json]`
+ *  --ca ca.pem --state DIR [--site NAME] [--backend auto|native|wasm|…] [--insecure] [--json]`
  * Validates the local dataset, joins the study and trains until the study is done. The site
  * name is the certificate's subject CN (or --site with --insecure, which only reaches a
  * coordinator on this machine's loopback). Progress bar on a TTY. A refused certificate or an
@@ -54,7 +54,11 @@ const program = new Command("site-client")
   .option("--ca <file>", "CA certificate of the coordinator (PEM)")
   .option("--site <name>", "site name (default: the certificate CN; with --insecure: the joint)")
   .option("--insecure", "plaintext gRPC, no authentication (local demos only)")
-  .option("--backend <name>", "auto|tensorflow|wasm|webgpu|cpu", process.env.FEDJOINT_BACKEND ?? "auto")
+  .option(
+    "--backend <name>",
+    "auto|tensorflow|native|wasm|webgpu|cpu",
+    process.env.FEDJOINT_BACKEND ?? "auto",
+  )
   .option(
     "--retry-for <s>",
     "give up after this many seconds without reaching the coordinator",

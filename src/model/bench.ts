@@ -27,13 +27,19 @@ export interface TrainStepBenchResult {
   images: number;
   sharedParams: number;
   totalParams: number;
+  /** tfjs kernel calls (nested ones included) of one step, the last warm-up step. */
+  kernelsPerStep: number;
+  /** Peak resident set size of the process so far (MiB). */
+  peakRssMB: number;
   numTensorsStable: boolean;
 }
 
 /**
  * One Adam step of the multi-domain Att-UNet on random data: the batch split equally between
  * domains (DSBN + head per domain), L_CE averaged per domain — exactly what
- * shared/bench/torch_reference.py times.
+ * shared/bench/torch_reference.py times. No synchronous read inside a step: each loss is read one
+ * behind (ReadBehind, as in trainSteps), and the timing ends when the last read is done, so
+ * asynchronous backends are timed to completion.
  */
 export async function benchTrainStep(o: TrainStepBenchOptions): Promise<TrainStepBenchResult> {
   if (o.domains < 1 || o.domains > JOINTS.length)
@@ -78,7 +84,10 @@ export async function benchTrainStep(o: TrainStepBenchOptions): Promise<TrainSte
     applyStatUpdates(ctx);
     return losses.push(loss ?? tf.scalar(Number.NaN), undefined);
   };
-  for (let i = 0; i < o.warmup; i++) await step();
+  // Untimed warm-up steps; the last one (not the first, which creates the optimiser state) is
+  // profiled for the kernel count.
+  for (let i = 1; i < o.warmup; i++) await step();
+  const profile = await tf.profile(() => step());
   await losses.drain();
   const tensorsBefore = tf.memory().numTensors;
   const t0 = performance.now();
@@ -94,6 +103,8 @@ export async function benchTrainStep(o: TrainStepBenchOptions): Promise<TrainSte
     images,
     sharedParams: params.count(shared),
     totalParams: params.count(params.names((_, __, trainable) => trainable)),
+    kernelsPerStep: profile.kernels.length,
+    peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
     numTensorsStable,
   };
   tf.dispose([x, ...labels]);

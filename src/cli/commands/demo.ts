@@ -38,7 +38,11 @@ export function registerDemo(program: Command): void {
   program
     .command("demo")
     .description("simulate a three-site federation (ankle, knee, shoulder phantoms) on embedded defaults")
-    .option("--backend <name>", "auto|tensorflow|wasm|webgpu|cpu", process.env.FEDJOINT_BACKEND ?? "auto")
+    .option(
+      "--backend <name>",
+      "auto|tensorflow|native|wasm|webgpu|cpu",
+      process.env.FEDJOINT_BACKEND ?? "auto",
+    )
     .option("--json", "print the simulate summary as one JSON line")
     .action(async (f: { backend: string; json?: boolean }) => {
       const log = createLogger({ name: "demo" });

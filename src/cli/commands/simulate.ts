@@ -129,7 +129,11 @@ export function registerSimulate(program: Command): void {
       "--workdir <dir>",
       "keep certs, data, state and logs here (default: a temp dir, removed after a successful run)",
     )
-    .option("--backend <name>", "auto|tensorflow|wasm|webgpu|cpu", process.env.FEDJOINT_BACKEND ?? "auto")
+    .option(
+      "--backend <name>",
+      "auto|tensorflow|native|wasm|webgpu|cpu",
+      process.env.FEDJOINT_BACKEND ?? "auto",
+    )
     .option("--threads <n>", "wasm threads per site process", intOption("--threads"), 1)
     .option("--insecure", "plaintext gRPC (no certificates)")
     .option("--nats <url>", "publish study events to NATS JetStream (else in-process)")

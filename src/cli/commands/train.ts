@@ -537,7 +537,11 @@ export function registerTrain(program: Command): void {
       numberOption("--foreground-fraction"),
     )
     .option("--no-augment", "disable on-the-fly augmentation")
-    .option("--backend <name>", "auto|tensorflow|wasm|webgpu|cpu", process.env.FEDJOINT_BACKEND ?? "auto")
+    .option(
+      "--backend <name>",
+      "auto|tensorflow|native|wasm|webgpu|cpu",
+      process.env.FEDJOINT_BACKEND ?? "auto",
+    )
     .option("--no-progress", "no progress bar")
     .requiredOption(
       "--out <dir>",

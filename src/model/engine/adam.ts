@@ -1,12 +1,14 @@
-import { nativeAdamStep } from "./native.js";
+import { gradientsFreeingMemory } from "./backprop.js";
+import { nativeAdamStep } from "./native/index.js";
 import { tf } from "./tf.js";
 
 type NamedWeight = { name: string; tensor: tf.Tensor };
 
 /**
- * Adam (Kingma & Ba), PyTorch's defaults and bias correction. A drop-in tf.Optimizer: with the
- * native kernels on wasm each variable is updated in place by one native call instead of ~15
- * tfjs kernels; elsewhere it runs the same arithmetic with tfjs ops. Moment buffers are named
+ * Adam (Kingma & Ba), PyTorch's defaults and bias correction. A drop-in tf.Optimizer: on the
+ * native backend each variable is updated in place by one native call instead of ~15 tfjs
+ * kernels; elsewhere it runs the same arithmetic with tfjs ops. Gradients come from
+ * ./backprop.ts, which frees the backward pass's memory as it goes. Moment buffers are named
  * after their variable, so optimizer state can be checkpointed per partition scope.
  */
 export class Adam extends tf.Optimizer {
@@ -46,6 +48,26 @@ export class Adam extends tf.Optimizer {
       this.moments.set(name, s);
     }
     return s;
+  }
+
+  /** tf.Optimizer's `variableGrads`, through the memory-freeing backward pass. */
+  override computeGradients(
+    f: () => tf.Scalar,
+    varList?: tf.Variable[],
+  ): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+    const vars = (varList ?? Object.values(tf.engine().registeredVariables)).filter((v) => v.trainable);
+    if (vars.length === 0) throw new Error("Adam.minimize: no trainable variables");
+    const { value, grads } = gradientsFreeingMemory(f, vars);
+    if (!grads.some((g) => g !== null)) {
+      throw new Error("Adam.minimize: the loss does not depend on any of the variables");
+    }
+    if (value.rank !== 0) throw new Error(`Adam.minimize: the loss must be a scalar, got rank ${value.rank}`);
+    const named: tf.NamedTensorMap = {};
+    vars.forEach((v, i) => {
+      const g = grads[i];
+      if (g) named[v.name] = g;
+    });
+    return { value, grads: named };
   }
 
   override applyGradients(variableGradients: tf.NamedTensorMap | NamedWeight[]): void {

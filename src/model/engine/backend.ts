@@ -1,17 +1,17 @@
 import { createRequire } from "node:module";
 import os from "node:os";
-import { EnvironmentError, InputError } from "../../errors.js";
+import { fjError } from "../../errors.js";
 import { type Logger, silentLogger } from "../../log.js";
-import { activateNativeConv } from "./native.js";
+import { NATIVE_BACKEND, prepareNativeBackend } from "./native/index.js";
 import { tf } from "./tf.js";
 
-export const BACKEND_CHOICES = ["auto", "tensorflow", "wasm", "webgpu", "cpu"] as const;
+export const BACKEND_CHOICES = ["auto", "tensorflow", "native", "wasm", "webgpu", "cpu"] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface EngineInfo {
-  /** The tfjs backend name actually active (`tensorflow`, `wasm`, `webgpu`, `cpu`). */
+  /** The tfjs backend name actually active (`tensorflow`, `native`, `wasm`, `webgpu`, `cpu`). */
   backend: string;
-  /** Human-readable device description, e.g. `wasm-simd x2 threads` or `tensorflow (GPU)`. */
+  /** Human-readable device and kernels, e.g. `native kernels x2 threads, OpenBLAS SkylakeX`. */
   device: string;
   /** The package that provided the backend. */
   provider: string;
@@ -23,10 +23,7 @@ let active: EngineInfo | undefined;
 export function parseBackendChoice(value: string | undefined, field = "--backend"): BackendChoice {
   const v = (value ?? "auto").trim().toLowerCase();
   if ((BACKEND_CHOICES as readonly string[]).includes(v)) return v as BackendChoice;
-  throw new InputError(
-    "FJ_ENGINE_BACKEND",
-    `${field} is '${value}', expected one of ${BACKEND_CHOICES.join("|")}`,
-  );
+  throw fjError("FJ_ENGINE_BACKEND", `${field} is '${value}', expected one of ${BACKEND_CHOICES.join("|")}`);
 }
 
 function tryResolve(pkg: string): string | undefined {
@@ -59,18 +56,18 @@ async function initWasm(threads: number): Promise<string> {
   const wasm = await import("@tensorflow/tfjs-backend-wasm");
   wasm.setThreadsCount(threads);
   if (!(await tf.setBackend("wasm")))
-    throw new EnvironmentError("FJ_ENGINE_WASM", "the wasm backend failed to initialise");
+    throw fjError("FJ_ENGINE_WASM", "the wasm backend failed to initialise");
   await tf.ready();
   const actual = wasm.getThreadsCount();
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
-  const native = activateNativeConv(threads);
-  const base = `wasm${simd ? "-simd" : ""} x${actual} thread${actual === 1 ? "" : "s"}`;
-  return native ? `${base} + ${native}` : `${base} (native convolutions not built: see README)`;
+  return `wasm${simd ? "-simd" : ""} kernels x${actual} thread${actual === 1 ? "" : "s"}`;
 }
 
 /**
  * Selects and initialises the tfjs backend. `auto` = tensorflow when libtensorflow bindings are
- * installed, else wasm. Idempotent: a second call with the same choice returns the active engine.
+ * installed, else native (ordinary-memory tensors, native kernels) when its addon is built, else
+ * wasm — with a warning, since wasm is several times slower and its heap ends at 4 GB.
+ * Idempotent: a second call with the same choice returns the active engine.
  */
 export async function initEngine(
   choice: BackendChoice = parseBackendChoice(process.env.FEDJOINT_BACKEND),
@@ -94,9 +91,23 @@ export async function initEngine(
         provider: loaded.pkg,
       };
     } else if (choice === "tensorflow") {
-      throw new EnvironmentError(
+      throw fjError(
         "FJ_ENGINE_TENSORFLOW",
         "--backend tensorflow needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node (npm install @tensorflow/tfjs-node-gpu@4.22.0)",
+      );
+    }
+  }
+  if (!info && (choice === "native" || choice === "auto")) {
+    const native = prepareNativeBackend(threads);
+    if (native.ready) {
+      await tf.setBackend(NATIVE_BACKEND);
+      info = { backend: NATIVE_BACKEND, device: native.kernels, provider: "fedjoint native/" };
+    } else if (choice === "native") {
+      throw fjError("FJ_ENGINE_NATIVE", `--backend native: the native kernels are ${native.reason}`);
+    } else {
+      log.warn(
+        { reason: native.reason },
+        `native kernels ${native.reason}: training falls back to wasm kernels only (several times slower, 4 GB heap: the paper's 256×256 network does not fit)`,
       );
     }
   }
@@ -117,7 +128,7 @@ export async function initEngine(
       provider: "@tensorflow/tfjs-backend-cpu",
     };
   }
-  if (!info) throw new EnvironmentError("FJ_ENGINE_INIT", `backend '${choice}' could not be initialised`);
+  if (!info) throw fjError("FJ_ENGINE_INIT", `backend '${choice}' could not be initialised`);
   active = info;
   log.info({ backend: info.backend, device: info.device, provider: info.provider }, "engine ready");
   return info;
@@ -140,7 +151,7 @@ export function parseWebgpuAdapter(
 ): WebgpuAdapter {
   const v = (value ?? "default").trim().toLowerCase() || "default";
   if ((WEBGPU_ADAPTERS as readonly string[]).includes(v)) return v as WebgpuAdapter;
-  throw new InputError(
+  throw fjError(
     "FJ_ENGINE_WEBGPU_ADAPTER",
     `${field} is '${value}', expected one of ${WEBGPU_ADAPTERS.join("|")}`,
   );
@@ -188,7 +199,7 @@ async function initWebgpu(log: Logger): Promise<EngineInfo> {
   const adapterMode = parseWebgpuAdapter(process.env.FEDJOINT_WEBGPU_ADAPTER);
   const missing = ["@tensorflow/tfjs-backend-webgpu", "webgpu"].filter((p) => !tryResolve(p));
   if (missing.length > 0) {
-    throw new EnvironmentError(
+    throw fjError(
       "FJ_ENGINE_WEBGPU",
       `--backend webgpu needs ${missing.join(" and ")} (optional dependencies: npm ci without --omit=optional, or npm install @tensorflow/tfjs-backend-webgpu@4.22.0 webgpu@0.6.2)`,
     );
@@ -207,7 +218,7 @@ async function initWebgpu(log: Logger): Promise<EngineInfo> {
     compat ? { featureLevel: "compatibility" } : { powerPreference: "high-performance" },
   );
   if (!adapter) {
-    throw new EnvironmentError(
+    throw fjError(
       "FJ_ENGINE_WEBGPU",
       compat
         ? "Dawn found no OpenGL ES adapter (FEDJOINT_WEBGPU_ADAPTER=compatibility needs EGL and Mesa: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1)"
@@ -229,7 +240,7 @@ async function initWebgpu(log: Logger): Promise<EngineInfo> {
   if (tf.findBackendFactory("webgpu")) tf.removeBackend("webgpu");
   tf.registerBackend("webgpu", () => new WebGPUBackend(device, adapter.info));
   if (!(await tf.setBackend("webgpu")))
-    throw new EnvironmentError("FJ_ENGINE_WEBGPU", "the webgpu backend failed to initialise");
+    throw fjError("FJ_ENGINE_WEBGPU", "the webgpu backend failed to initialise");
   await tf.ready();
   const { vendor, device: chip, description } = adapter.info;
   const name = [vendor, chip, description].filter(Boolean).join(", ") || "unnamed adapter";
@@ -241,4 +252,18 @@ async function initWebgpu(log: Logger): Promise<EngineInfo> {
     device: `WebGPU (Dawn ${compat ? "OpenGL ES, compatibility" : "native, core"}): ${name}`,
     provider: "@tensorflow/tfjs-backend-webgpu + webgpu (Dawn)",
   };
+}
+
+/** Switches to an already-registered backend (used by tests that compare backends). */
+export async function useBackend(name: "cpu" | "wasm" | "native"): Promise<void> {
+  if (name === "cpu") await import("@tensorflow/tfjs-backend-cpu");
+  else if (name === "wasm") await import("@tensorflow/tfjs-backend-wasm");
+  else {
+    const native = prepareNativeBackend(
+      Math.max(1, Number(process.env.FEDJOINT_THREADS) || os.availableParallelism()),
+    );
+    if (!native.ready) throw fjError("FJ_ENGINE_NATIVE", `the native kernels are ${native.reason}`);
+  }
+  await tf.setBackend(name);
+  await tf.ready();
 }

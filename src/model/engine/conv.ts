@@ -1,10 +1,11 @@
-import { nativeConvGradsAvailable } from "./native.js";
+import { FUSED } from "./native/index.js";
 import { tf } from "./tf.js";
 
 /**
- * Trainable 2D convolution whose gradients use only forward kernels (Conv2D, MatMul, Slice,
- * Concat, Pad, Transpose), so it trains on every backend — including tfjs-backend-wasm, which has
- * no Conv2DBackpropFilter kernel and a slow Conv2DBackpropInput.
+ * Trainable 2D convolution on every backend. Where the active backend has both convolution
+ * gradient kernels (native, tensorflow, cpu) it is tf.conv2d with tfjs's own gradient; elsewhere
+ * (tfjs-backend-wasm has no Conv2DBackpropFilter kernel and a slow Conv2DBackpropInput) the
+ * gradients are built from forward kernels only (Conv2D, MatMul, Slice, Concat, Pad, Transpose):
  *
  *   y[n,i,j,o] = Σ x_pad[n, i·s+kh, j·s+kw, c] · w[kh,kw,c,o]
  *   dx        = valid conv of the zero-dilated, (K−1)-padded dy with w rotated 180° and c↔o swapped
@@ -73,26 +74,9 @@ function inputGradient(
   w: tf.Tensor4D,
   xShape: number[],
   stride: number,
-  padding: ConvPadding,
   p: Pads,
 ): tf.Tensor4D {
   const [kh, kw] = w.shape;
-  if (nativeConvGradsAvailable()) {
-    const attrs = {
-      strides: stride,
-      pad: padding,
-      dataFormat: "NHWC",
-      dimRoundingMode: undefined,
-      inputShape: xShape,
-    };
-    return tf
-      .engine()
-      .runKernel(
-        "Conv2DBackpropInput",
-        { dy, filter: w },
-        attrs as unknown as tf.NamedAttrMap,
-      ) as tf.Tensor4D;
-  }
   // Rotate 180° and swap in/out channels: wT[a,b,o,c] = w[KH−1−a, KW−1−b, c, o].
   const wRot = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
   const [n, h, wd, c] = xShape;
@@ -131,23 +115,10 @@ function filterGradient(
   kh: number,
   kw: number,
   stride: number,
-  padding: ConvPadding,
   p: Pads,
 ): tf.Tensor4D {
   const [n, , , c] = x.shape;
   const [, outH, outW, o] = dy.shape;
-  if (nativeConvGradsAvailable()) {
-    const attrs = {
-      strides: stride,
-      pad: padding,
-      dataFormat: "NHWC",
-      dimRoundingMode: undefined,
-      filterShape: [kh, kw, c, o],
-    };
-    return tf
-      .engine()
-      .runKernel("Conv2DBackpropFilter", { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
-  }
   if (kh === 1 && kw === 1 && stride === 1) {
     const m = n * outH * outW;
     // xᵀ explicitly: a transposeA matMul is an order of magnitude slower on wasm.
@@ -169,10 +140,18 @@ function filterGradient(
   return tf.transpose(cropped, [1, 2, 0, 3]) as tf.Tensor4D;
 }
 
-/** conv2d with project-supplied gradients (see file comment). Same values as tf.conv2d. */
+/** Whether the active backend registers a kernel. */
+function hasKernel(name: string): boolean {
+  return tf.getKernel(name, tf.getBackend()) !== undefined;
+}
+
+/** conv2d with gradients on every backend (see file comment). Same values as tf.conv2d. */
 export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, options: Conv2dOptions = {}): tf.Tensor4D {
   const stride = options.stride ?? 1;
   const padding = options.padding ?? "same";
+  if (hasKernel("Conv2DBackpropInput") && hasKernel("Conv2DBackpropFilter")) {
+    return tf.conv2d(x, w, stride, padding);
+  }
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, wi, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
     save([xi, wi]);
@@ -183,12 +162,51 @@ export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, options: Conv2dOptions = 
       const [kh, kw] = ws.shape;
       const p = convPads(h, wd, kh, kw, stride, padding);
       const dy4 = dy as tf.Tensor4D;
-      return [
-        inputGradient(dy4, ws, xs.shape, stride, padding, p),
-        filterGradient(xs, dy4, kh, kw, stride, padding, p),
-      ];
+      return [inputGradient(dy4, ws, xs.shape, stride, p), filterGradient(xs, dy4, kh, kw, stride, p)];
     };
     return { value, gradFunc };
   });
   return op(x, w) as tf.Tensor4D;
+}
+
+/**
+ * Σ_i conv2d(x_i, w_i) (same spatial shape and stride, any input channels): the convolution of a
+ * channel concatenation, or two convolutions feeding one sum. On the native backend one kernel
+ * accumulates every term into one output (no per-term tensors); elsewhere the sum of conv2d.
+ */
+export function conv2dSum(terms: [tf.Tensor4D, tf.Tensor4D][], options: Conv2dOptions = {}): tf.Tensor4D {
+  if (terms.length === 1) return conv2d(terms[0][0], terms[0][1], options);
+  if (!hasKernel(FUSED.conv)) return tf.addN(terms.map(([x, w]) => conv2d(x, w, options))) as tf.Tensor4D;
+  const attrs = { strides: options.stride ?? 1, pad: options.padding ?? "same", dataFormat: "NHWC" };
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const tensors = args as tf.Tensor4D[];
+    save(tensors);
+    const inputs = Object.fromEntries(
+      terms.flatMap((_, i) => [
+        [`x${i}`, tensors[2 * i]],
+        [`w${i}`, tensors[2 * i + 1]],
+      ]),
+    );
+    const value = tf.engine().runKernel(FUSED.conv, inputs, {
+      ...attrs,
+      parts: terms.length,
+    } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] =>
+      terms.flatMap((_, i) => {
+        const [xs, ws] = [saved[2 * i], saved[2 * i + 1]];
+        return [
+          tf.engine().runKernel("Conv2DBackpropInput", { dy, filter: ws }, {
+            ...attrs,
+            inputShape: xs.shape,
+          } as unknown as tf.NamedAttrMap) as tf.Tensor,
+          tf.engine().runKernel("Conv2DBackpropFilter", { x: xs, dy }, {
+            ...attrs,
+            filterShape: ws.shape,
+          } as unknown as tf.NamedAttrMap) as tf.Tensor,
+        ];
+      });
+    return { value, gradFunc };
+  });
+  return op(...terms.flat()) as tf.Tensor4D;
 }

@@ -1,5 +1,5 @@
 import type { Joint } from "../../joints.js";
-import { conv2d } from "../engine/conv.js";
+import { conv2d, conv2dSum } from "../engine/conv.js";
 import { tf } from "../engine/tf.js";
 import type { ParamStore } from "../params.js";
 import type { ForwardContext } from "./context.js";
@@ -32,7 +32,14 @@ export class AttentionGate {
 
   apply(x: tf.Tensor4D, g: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D {
     const k = (v: tf.Variable) => v as tf.Tensor as tf.Tensor4D;
-    const a = tf.relu(this.bn.apply(tf.add(conv2d(x, k(this.wx)), conv2d(g, k(this.wg))), ctx));
+    const a = this.bn.apply(
+      conv2dSum([
+        [x, k(this.wx)],
+        [g, k(this.wg)],
+      ]),
+      ctx,
+      { relu: true },
+    );
     const alpha = tf.sigmoid(this.bnPsi.apply(conv2d(a, k(this.psi)), ctx));
     return tf.mul(x, alpha);
   }

@@ -1,5 +1,5 @@
 import type { Joint } from "../../joints.js";
-import { conv2d } from "../engine/conv.js";
+import { conv2d, conv2dSum } from "../engine/conv.js";
 import { tf } from "../engine/tf.js";
 import type { ParamStore } from "../params.js";
 import type { ForwardContext } from "./context.js";
@@ -27,7 +27,7 @@ export class ConvBnRelu {
   }
 
   apply(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D {
-    return tf.relu(this.bn.apply(conv2d(x, this.kernel as tf.Tensor as tf.Tensor4D), ctx));
+    return this.bn.apply(conv2d(x, this.kernel as tf.Tensor as tf.Tensor4D), ctx, { relu: true });
   }
 
   /**
@@ -39,13 +39,13 @@ export class ConvBnRelu {
     const k = this.kernel as tf.Tensor as tf.Tensor4D;
     const [kh, kw, , cout] = k.shape;
     let start = 0;
-    const partial = parts.map((p) => {
+    const terms = parts.map((p): [tf.Tensor4D, tf.Tensor4D] => {
       const cin = p.shape[3];
       const block = tf.slice(k, [0, 0, start, 0], [kh, kw, cin, cout]);
       start += cin;
-      return conv2d(p, block);
+      return [p, block];
     });
-    return tf.relu(this.bn.apply(partial.length === 1 ? partial[0] : (tf.addN(partial) as tf.Tensor4D), ctx));
+    return this.bn.apply(conv2dSum(terms), ctx, { relu: true });
   }
 }
 

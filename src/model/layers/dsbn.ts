@@ -1,5 +1,5 @@
 import type { Joint } from "../../joints.js";
-import { batchNormTrain } from "../engine/batch-norm.js";
+import { type BatchNormOptions, batchNormTrain, runningAverage } from "../engine/batch-norm.js";
 import { tf } from "../engine/tf.js";
 import type { ParamStore } from "../params.js";
 import { equalGroups, type ForwardContext } from "./context.js";
@@ -43,18 +43,23 @@ export class DomainBatchNorm {
     for (const j of joints) this.vars(j);
   }
 
-  apply(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D {
+  /** Normalises x; with `relu` the ReLU that follows is fused in (same values as tf.relu after it). */
+  apply(x: tf.Tensor4D, ctx: ForwardContext, options: BatchNormOptions = {}): tf.Tensor4D {
     const groups = this.shared ? [{ joint: ctx.groups[0].joint, count: x.shape[0] }] : ctx.groups;
     if (!ctx.training) {
       return this.concat(
         this.split(x, groups).map((part, i) => {
           const v = this.vars(groups[i].joint);
-          return tf.batchNorm(part, v.mean, v.variance, v.beta, v.gamma, BN_EPSILON) as tf.Tensor4D;
+          const y = tf.batchNorm(part, v.mean, v.variance, v.beta, v.gamma, BN_EPSILON) as tf.Tensor4D;
+          return options.relu ? tf.relu(y) : y;
         }),
       );
     }
-    if (groups.length === 1 || equalGroups({ ...ctx, groups })) return this.trainGroups(x, groups, ctx);
-    return this.concat(this.split(x, groups).map((part, i) => this.trainGroups(part, [groups[i]], ctx)));
+    if (groups.length === 1 || equalGroups({ ...ctx, groups }))
+      return this.trainGroups(x, groups, ctx, options);
+    return this.concat(
+      this.split(x, groups).map((part, i) => this.trainGroups(part, [groups[i]], ctx, options)),
+    );
   }
 
   /** Equal-sized domain groups: one reshape to [D, n·H, W, C] and one normalisation for all. */
@@ -62,6 +67,7 @@ export class DomainBatchNorm {
     x: tf.Tensor4D,
     groups: { joint: Joint; count: number }[],
     ctx: ForwardContext,
+    options: BatchNormOptions,
   ): tf.Tensor4D {
     const [n, h, w, c] = x.shape;
     const d = groups.length;
@@ -72,18 +78,14 @@ export class DomainBatchNorm {
         ? vs[0][key].reshape([1, 1, 1, c])
         : tf.stack(vs.map((v) => v[key])).reshape([d, 1, 1, c])) as tf.Tensor4D;
     const grouped = x.reshape([d, (n / d) * h, w, c]) as tf.Tensor4D;
-    const { y, mean, variance } = batchNormTrain(grouped, stack("gamma"), stack("beta"), BN_EPSILON);
+    const { y, mean, variance } = batchNormTrain(grouped, stack("gamma"), stack("beta"), BN_EPSILON, options);
     const unbiased = m > 1 ? m / (m - 1) : 1;
+    const momentum = ctx.statMomentum ?? BN_MOMENTUM;
     vs.forEach((v, i) => {
-      const [bm, bv] = tf.tidy(() => [
-        tf.slice(mean, [i, 0, 0, 0], [1, 1, 1, c]).reshape([c]),
-        tf.slice(variance, [i, 0, 0, 0], [1, 1, 1, c]).reshape([c]),
-      ]);
       ctx.statUpdates.push(
-        { variable: v.mean, value: tf.keep(blend(v.mean, bm, 1, ctx.statMomentum)) },
-        { variable: v.variance, value: tf.keep(blend(v.variance, bv, unbiased, ctx.statMomentum)) },
+        { variable: v.mean, value: tf.keep(runningAverage(v.mean, mean, i, 1, momentum)) },
+        { variable: v.variance, value: tf.keep(runningAverage(v.variance, variance, i, unbiased, momentum)) },
       );
-      tf.dispose([bm, bv]);
     });
     tf.dispose([mean, variance]);
     return y.reshape([n, h, w, c]);
@@ -101,11 +103,6 @@ export class DomainBatchNorm {
   private concat(parts: tf.Tensor4D[]): tf.Tensor4D {
     return parts.length === 1 ? parts[0] : tf.concat(parts, 0);
   }
-}
-
-/** running ← (1 − m)·running + m·scale·batch */
-function blend(running: tf.Variable, batch: tf.Tensor, scale: number, momentum = BN_MOMENTUM): tf.Tensor {
-  return tf.tidy(() => tf.add(tf.mul(running, 1 - momentum), tf.mul(batch, momentum * scale)));
 }
 
 /** Applies and disposes the running-stat updates a training forward pass left in the context. */

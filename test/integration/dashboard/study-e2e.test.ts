@@ -163,7 +163,7 @@ describe("dashboard and audit log of a running 3-site study", () => {
               "--coordinator",
               `127.0.0.1:${port}`,
             ],
-            ...["--state", join(work, "sites", s.name), "--backend", "wasm", "--json"],
+            ...["--state", join(work, "sites", s.name), "--backend", "auto", "--json"],
             ...["--cert", site.cert, "--key", site.key, "--ca", certs.ca],
           ],
           { logFile: join(work, "logs", `${s.name}.log`), env: { FEDJOINT_THREADS: "1" } },

@@ -136,7 +136,7 @@ export function startSite(env: Env, site: string, port: number, extraEnv: NodeJS
       "--state",
       path.join(env.work, "sites", site),
       "--backend",
-      "wasm",
+      "auto",
       "--json",
       "--retry-for",
       "120",

@@ -58,7 +58,7 @@ const run = async (method: Method, out: string) => {
 
 describe("fedjoint train: individual, shared, dsl+ssc", () => {
   beforeAll(async () => {
-    await initEngine("wasm");
+    await initEngine("auto");
     tmp = await mkdtemp(path.join(tmpdir(), "fj-train-methods-"));
     for (const joint of JOINTS) {
       await synthesizeDataset({ joint, subjects: 3, size: 32, seed: 5, out: path.join(tmp, joint) });

@@ -35,7 +35,7 @@ let tmp: string;
 
 describe("centralised dsl+msc+mjap on phantoms (64×64)", () => {
   beforeAll(async () => {
-    await initEngine("wasm");
+    await initEngine("auto");
     tmp = await mkdtemp(path.join(tmpdir(), "fj-train-"));
     for (const joint of JOINTS) {
       await synthesizeDataset({ joint, subjects: SUBJECTS, size: 64, seed: 11, out: path.join(tmp, joint) });

@@ -25,7 +25,7 @@ const make = (
 
 describe("checkpoints", () => {
   beforeAll(async () => {
-    await initEngine("wasm");
+    await initEngine("auto");
     dir = await mkdtemp(path.join(os.tmpdir(), "fj-ckpt-"));
   });
   afterAll(async () => {

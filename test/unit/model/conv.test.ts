@@ -2,8 +2,10 @@ import { tf } from "../../../src/model/engine/tf.js";
 
 import "@tensorflow/tfjs-backend-wasm";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type ConvPadding, conv2d } from "../../../src/model/engine/conv.js";
-import { activateNativeConv, loadNativeConv } from "../../../src/model/engine/native.js";
+import { useBackend } from "../../../src/model/engine/backend.js";
+import { type ConvPadding, conv2d, conv2dSum } from "../../../src/model/engine/conv.js";
+import { loadNativeAddon } from "../../../src/model/engine/native/addon.js";
+import { maxPool2x } from "../../../src/model/engine/resample.js";
 
 interface Case {
   n: number;
@@ -97,15 +99,15 @@ describe("conv2d with project gradients", () => {
     await tf.setBackend("cpu");
   });
 
-  for (const variant of ["cpu", "wasm", "wasm+native"] as const) {
-    const backend = variant === "cpu" ? "cpu" : "wasm";
-    if (variant === "wasm+native") {
-      it("native kernels are available (built by npm ci when g++ and libopenblas-dev are installed)", () => {
-        // Locally without the toolchain the wasm kernels are used instead; CI must exercise the native ones.
-        if (process.env.CI === "true") expect(loadNativeConv()).toBeDefined();
-        if (loadNativeConv()) expect(activateNativeConv(2)).toMatch(/native/);
-      });
-    }
+  it("the native backend registers (built by npm ci when g++ and libopenblas-dev are installed)", async () => {
+    await useBackend("native");
+    await tf.setBackend("cpu");
+  });
+
+  // wasm: gradients composed of forward kernels; native: oneDNN (in a build with libdnnl-dev)
+  // and im2col + OpenBLAS; cpu: tfjs's own kernels.
+  for (const variant of ["cpu", "wasm", "native", "native-openblas"] as const) {
+    const backend = variant === "native-openblas" ? "native" : variant;
     for (const c of cases) {
       it(`${variant}: k${c.k} s${c.stride} ${c.padding} ${c.n}x${c.h}x${c.w}x${c.c}->${c.o} matches tf.grads on cpu`, async () => {
         const x = seeded([c.n, c.h, c.w, c.c], 1 + c.k * 7 + c.stride);
@@ -122,8 +124,10 @@ describe("conv2d with project gradients", () => {
         );
         const g = seeded(probe, 7);
         const ref = reference(c, x, w, g);
-        await tf.setBackend(backend);
+        await useBackend(backend);
+        loadNativeAddon().addon?.useOneDnn(variant !== "native-openblas");
         const got = ours(c, x, w, () => g);
+        loadNativeAddon().addon?.useOneDnn(true);
         expect(relDiff(got.y, ref.y)).toBeLessThan(1e-4);
         expect(relDiff(got.dx, ref.dx)).toBeLessThan(1e-4);
         expect(relDiff(got.dw, ref.dw)).toBeLessThan(1e-4);
@@ -132,44 +136,81 @@ describe("conv2d with project gradients", () => {
     }
   }
 
-  it("max-pool 2×2 gradient on the active wasm kernels matches cpu (first maximum wins ties)", async () => {
-    const values = seeded([2, 6, 4, 3], 5);
-    values[0] = values[3] = 0.9; // a tie inside the first window, channel 0
-    const run = () =>
+  it("maxPool2x gradient: wasm and native match cpu exactly (first maximum wins ties; all-negative windows)", async () => {
+    const withTie = seeded([2, 6, 4, 3], 5);
+    const noTie = withTie.slice();
+    withTie[0] = withTie[3] = 0.9; // a tie inside the first window, channel 0
+    const run = (values: Float32Array) =>
       tf.tidy(() => {
         const x = tf.tensor4d(values, [2, 6, 4, 3]);
         const g = tf.grad((t: tf.Tensor) =>
-          tf.sum(tf.mul(tf.maxPool(t as tf.Tensor4D, 2, 2, "valid"), tf.range(1, 19).reshape([2, 3, 1, 3]))),
+          tf.sum(tf.mul(maxPool2x(t as tf.Tensor4D), tf.range(1, 19).reshape([2, 3, 1, 3]))),
         );
         return g(x).dataSync() as Float32Array;
       });
     await tf.setBackend("cpu");
-    const ref = run();
-    await tf.setBackend("wasm");
-    expect(relDiff(run(), ref)).toBe(0);
+    const [refTie, refNoTie] = [run(withTie), run(noTie)];
+    for (const backend of ["native", "wasm"] as const) {
+      await useBackend(backend);
+      expect(relDiff(run(withTie), refTie), backend).toBe(0);
+      expect(relDiff(run(noTie), refNoTie), backend).toBe(0);
+    }
     await tf.setBackend("cpu");
   });
 
-  it("wasm: a training loop keeps tf.memory().numTensors flat", async () => {
-    await tf.setBackend("wasm");
-    const w = tf.variable(tf.randomNormal([3, 3, 4, 4], 0, 0.1, "float32", 1));
-    const x = tf.randomNormal([2, 8, 8, 4], 0, 1, "float32", 2) as tf.Tensor4D;
-    const target = tf.randomNormal([2, 8, 8, 4], 0, 1, "float32", 3);
-    const step = () =>
-      tf.tidy(() => {
-        const { value, grads } = tf.variableGrads(
-          () => tf.mean(tf.square(tf.sub(conv2d(x, w as unknown as tf.Tensor4D), target))) as tf.Scalar,
+  for (const backend of ["wasm", "native"] as const)
+    it(`${backend}: a training loop keeps tf.memory().numTensors flat`, async () => {
+      await useBackend(backend);
+      const w = tf.variable(tf.randomNormal([3, 3, 4, 4], 0, 0.1, "float32", 1));
+      const x = tf.randomNormal([2, 8, 8, 4], 0, 1, "float32", 2) as tf.Tensor4D;
+      const target = tf.randomNormal([2, 8, 8, 4], 0, 1, "float32", 3);
+      const step = () =>
+        tf.tidy(() => {
+          const { value, grads } = tf.variableGrads(
+            () => tf.mean(tf.square(tf.sub(conv2d(x, w as unknown as tf.Tensor4D), target))) as tf.Scalar,
+          );
+          w.assign(tf.sub(w, tf.mul(grads[w.name], 0.1)));
+          return value.dataSync()[0];
+        });
+      const first = step();
+      const before = tf.memory().numTensors;
+      let last = first;
+      for (let i = 0; i < 20; i++) last = step();
+      expect(tf.memory().numTensors).toBe(before);
+      expect(last).toBeLessThan(first);
+      tf.dispose([w, x, target]);
+      await tf.setBackend("cpu");
+    });
+  for (const backend of ["cpu", "wasm", "native"] as const) {
+    it(`${backend}: conv2dSum (3×3 and 1×1 terms) matches Σ tf.conv2d and its tf.grads on cpu`, async () => {
+      for (const k of [3, 1]) {
+        const shapes = { x0: [2, 8, 6, 3], x1: [2, 8, 6, 5], w0: [k, k, 3, 4], w1: [k, k, 5, 4] };
+        const data = Object.fromEntries(Object.entries(shapes).map(([n, sh], i) => [n, seeded(sh, 11 + i)]));
+        const dy = seeded([2, 8, 6, 4], 5);
+        const run = (sum: (t: tf.Tensor4D[]) => tf.Tensor) =>
+          tf.tidy(() => {
+            const t = (["x0", "w0", "x1", "w1"] as const).map((n) =>
+              tf.tensor4d(data[n], shapes[n] as never),
+            );
+            const f = (...a: tf.Tensor[]) => sum(a as tf.Tensor4D[]);
+            const y = f(...t).dataSync() as Float32Array;
+            const g = tf
+              .grads(f)(t, tf.tensor4d(dy, [2, 8, 6, 4]))
+              .map((e) => e.dataSync() as Float32Array);
+            return [y, ...g];
+          });
+        await tf.setBackend("cpu");
+        const ref = run((t) => tf.add(tf.conv2d(t[0], t[1], 1, "same"), tf.conv2d(t[2], t[3], 1, "same")));
+        await useBackend(backend);
+        const got = run((t) =>
+          conv2dSum([
+            [t[0], t[1]],
+            [t[2], t[3]],
+          ]),
         );
-        w.assign(tf.sub(w, tf.mul(grads[w.name], 0.1)));
-        return value.dataSync()[0];
-      });
-    const first = step();
-    const before = tf.memory().numTensors;
-    let last = first;
-    for (let i = 0; i < 20; i++) last = step();
-    expect(tf.memory().numTensors).toBe(before);
-    expect(last).toBeLessThan(first);
-    tf.dispose([w, x, target]);
-    await tf.setBackend("cpu");
-  });
+        for (let i = 0; i < ref.length; i++) expect(relDiff(got[i], ref[i])).toBeLessThan(1e-4);
+      }
+      await tf.setBackend("cpu");
+    });
+  }
 });

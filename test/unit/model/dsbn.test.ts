@@ -13,7 +13,7 @@ const read = (p: ParamStore, name: string) => Array.from(p.get(name).dataSync())
 
 describe("DSBN keeps every domain's statistics and affine parameters apart", () => {
   beforeAll(async () => {
-    await initEngine("wasm");
+    await initEngine("auto");
   });
 
   it("feeding domain A never moves domain B's running stats or γ/β", () => {

@@ -43,7 +43,7 @@ const value = (t: tf.Scalar) => {
 
 describe("L_MSC (eq. 5)", () => {
   beforeAll(async () => {
-    await initEngine("wasm");
+    await initEngine("auto");
   });
 
   // 4 samples, 2 domains, τ = 0.5. Anchor 1 = (1,0): its positive (s,s) has similarity s, the

@@ -16,7 +16,7 @@ const runningStats = async (t: SegmentationTrainer) =>
 
 describe("SegmentationTrainer.recalibrateNorms (new Θ, stale running statistics)", () => {
   beforeAll(async () => {
-    await initEngine("wasm");
+    await initEngine("auto");
   });
 
   it("re-estimates only the running statistics, for the current Θ, without leaking tensors", async () => {

@@ -5,7 +5,7 @@ import { modelSummary } from "../../../src/model/summary.js";
 
 describe("model summary (paper Table 1, §3.3)", () => {
   beforeAll(async () => {
-    await initEngine("wasm");
+    await initEngine("auto");
   });
 
   it("Att-UNet base 32 depth 5: 8,713,744 shared, domain-specific ≤ 3 %, 9 scales", () => {

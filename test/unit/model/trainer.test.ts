@@ -10,7 +10,7 @@ const all = ["ankle", "knee", "shoulder"] as const;
 
 describe("SegmentationTrainer", () => {
   beforeAll(async () => {
-    await initEngine("wasm");
+    await initEngine("auto");
   });
 
   it("keeps tf.memory().numTensors flat over steps of both phases, embeddings, validation", async () => {
