@@ -92,12 +92,18 @@ export class Adam extends tf.Optimizer {
         this.nativeUpdates++;
         continue;
       }
+      // float32 ops in the native kernel's order and with its constants (β and 1 − β rounded as
+      // float32 registers hold them): every engine takes the same Adam step as the coordinator's
+      // server Adam (src/aggregation/server-optimizer.ts) on the same gradient
       tf.tidy(() => {
-        const mNew = tf.add(tf.mul(m, this.beta1), tf.mul(grad, 1 - this.beta1));
-        const vNew = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(grad), 1 - this.beta2));
+        const f = Math.fround;
+        const b1 = f(this.beta1);
+        const b2 = f(this.beta2);
+        const mNew = tf.add(tf.mul(m, b1), tf.mul(grad, f(1 - b1)));
+        const vNew = tf.add(tf.mul(v, b2), tf.mul(tf.mul(grad, f(1 - b2)), grad));
         const update = tf.div(
-          tf.mul(mNew, this.learningRate * c1),
-          tf.add(tf.sqrt(tf.mul(vNew, c2)), this.epsilon),
+          tf.mul(tf.mul(mNew, f(c1)), f(this.learningRate)),
+          tf.add(tf.sqrt(tf.mul(vNew, f(c2))), f(this.epsilon)),
         );
         variable.assign(tf.sub(variable, update));
         m.assign(mNew);

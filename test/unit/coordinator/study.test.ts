@@ -33,6 +33,8 @@ function config(over: Partial<StudyConfigInput> = {}) {
     roundTimeoutS: 60,
     model: { base: 2, depth: 2, size: 8 },
     embeddings: { enabled: false },
+    // the state machine's arithmetic below is FedAvg's sample-weighted mean
+    strategy: { name: "fedavg" },
     ...over,
   });
 }
@@ -297,7 +299,8 @@ describe("study config", () => {
     expect(c).toMatchObject({
       study: "demo",
       rounds: 2,
-      strategy: { name: "fedavg", weighting: "samples" },
+      // the default: FedAdam over the per-domain objective; FedSGD when a round is one step
+      strategy: { name: "fedadam", weighting: "uniform", update: "auto" },
       roundTimeoutS: 600,
       model: { base: 32, depth: 5, size: 256 },
       training: {

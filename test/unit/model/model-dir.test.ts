@@ -40,6 +40,7 @@ const study = parseStudyConfig({
   localSteps: 3,
   folds: 2,
   model: { base: 4, depth: 2, size: 16 },
+  strategy: { name: "fedavg" },
 });
 
 function card(): ModelCard {
