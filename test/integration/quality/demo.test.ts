@@ -18,7 +18,8 @@ afterAll(async () => {
 
 describe("npm run demo", () => {
   it("segments every bone of every site's test exam (Dice > 0; site mean ≥ 0.70)", async () => {
-    const summary = await simulate(demoOptions({ backend: "wasm", workdir: work }));
+    // the default engine, as `npm run demo` runs it
+    const summary = await simulate(demoOptions({ workdir: work }));
     const lines = Object.entries(summary.sites).map(
       ([site, s]) =>
         `${site}: ${Object.entries(s.testDicePerLabel)
