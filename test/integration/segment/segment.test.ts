@@ -107,6 +107,7 @@ beforeAll(async () => {
       model: { base: 8, depth: 3, size: 32 },
       training: { seg: { batch: 12, lr: 3e-3 } },
       embeddings: { enabled: false },
+      strategy: { name: "fedavg" },
     }),
     subjects: 3,
     dataSize: 32,
