@@ -64,6 +64,11 @@ const program = new Command("coordinator")
     DEFAULT_STREAM_LIMITS.totalMs / 1000,
   )
   .option("--insecure", "plaintext gRPC without client authentication (local demos on loopback only)")
+  .option(
+    "--reproducible-seed <n>",
+    "simulations only: the embedding bank's row order from n, so a simulated study repeats exactly (never in a real study: it would let a site tell the others' rows apart)",
+    intOption("--reproducible-seed", 0),
+  )
   .option("--nats <url>", "publish study events to NATS JetStream (else in-process)")
   .option(
     "--dashboard <[host]:port>",
@@ -83,6 +88,7 @@ const program = new Command("coordinator")
       streamIdleS: number;
       streamTotalS: number;
       insecure?: boolean;
+      reproducibleSeed?: number;
       nats?: string;
       dashboard?: string;
       json?: boolean;
@@ -131,6 +137,7 @@ const program = new Command("coordinator")
         port: f.port,
         tls: { cert: f.cert, key: f.key, ca: f.ca },
         insecure: f.insecure === true,
+        reproducibleSeed: f.reproducibleSeed,
         operators,
         limits: { idleMs: f.streamIdleS * 1000, totalMs: f.streamTotalS * 1000 },
         log,

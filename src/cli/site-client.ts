@@ -55,6 +55,11 @@ const program = new Command("site-client")
   .option("--site <name>", "site name (default: the certificate CN; with --insecure: the joint)")
   .option("--insecure", "plaintext gRPC, no authentication (local demos only)")
   .option(
+    "--reproducible-seed <n>",
+    "simulations only: which slices are embedded and their anonymisation from n, so a simulated study repeats exactly (never in a real study: a seed the coordinator could know would let it undo the noise)",
+    intOption("--reproducible-seed", 0),
+  )
+  .option(
     "--backend <name>",
     "auto|tensorflow|native|wasm|webgpu|cpu",
     process.env.FEDJOINT_BACKEND ?? "auto",
@@ -77,6 +82,7 @@ const program = new Command("site-client")
       ca?: string;
       site?: string;
       insecure?: boolean;
+      reproducibleSeed?: number;
       backend: string;
       retryFor: number;
       json?: boolean;
@@ -138,6 +144,7 @@ const program = new Command("site-client")
         transport,
         stateDir: f.state,
         backend: engine.backend,
+        reproducibleSeed: f.reproducibleSeed,
         log,
         onProgress: tty
           ? (p) => {

@@ -8,7 +8,7 @@
  */
 import { randomInt } from "node:crypto";
 import type { NamedTensor } from "../model/api.js";
-import { shuffle } from "../random.js";
+import { hashSeed, mulberry32, shuffle } from "../random.js";
 import type { Phase } from "../study/methods.js";
 
 export interface BankRef {
@@ -91,6 +91,14 @@ export function checkEmbeddings(
 export class EmbeddingBank {
   private readonly rounds = new Map<string, Map<string, NamedTensor[]>>();
 
+  /**
+   * `reproducibleSeed` (simulations and benchmarks only: `coordinator --reproducible-seed`): the
+   * served rows' order derives from it instead of the OS's randomness, so that a simulated study
+   * repeats exactly. In a real study it stays unset: anyone who knew it could tell the sites'
+   * rows apart.
+   */
+  constructor(private readonly reproducibleSeed?: number) {}
+
   has(ref: BankRef, site: string): boolean {
     return this.rounds.get(key(ref))?.has(site) === true;
   }
@@ -139,10 +147,14 @@ export class EmbeddingBank {
       return { name: first.name, shape: [rows, dim], data };
     });
     const rows = stacked[0].shape[0];
-    // not seeded: the order must not be reproducible by anyone who knows the study seed
+    // not seeded by the study: the order must not be reproducible by anyone who knows its seed
+    const random =
+      this.reproducibleSeed === undefined
+        ? () => randomInt(2 ** 47) / 2 ** 47
+        : mulberry32(hashSeed(this.reproducibleSeed, site, key(ref)));
     const perm = shuffle(
       Array.from({ length: rows }, (_, i) => i),
-      () => randomInt(2 ** 47) / 2 ** 47,
+      random,
     );
     return stacked.map((t) => {
       const dim = t.shape[1];

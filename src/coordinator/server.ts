@@ -38,6 +38,8 @@ export interface CoordinatorOptions {
   limits?: StreamLimits;
   /** Upload payloads buffered at once (default 4). */
   maxConcurrentUploads?: number;
+  /** Simulations only (`--reproducible-seed`): the embedding bank's row order from this seed. */
+  reproducibleSeed?: number;
 }
 
 export interface Coordinator {
@@ -84,6 +86,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     bus: options.bus,
     log,
     pollMs: options.pollMs,
+    reproducibleSeed: options.reproducibleSeed,
   });
   const { resumed } = await study.open();
   const server = new grpc.Server(CHANNEL_OPTIONS);

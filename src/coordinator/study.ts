@@ -206,6 +206,8 @@ export interface StudyOptions {
   log?: Logger;
   /** Long-poll wait of NextTask before answering "wait" (ms, default 20,000). */
   pollMs?: number;
+  /** Simulations only: the embedding bank's row order from this seed (EmbeddingBank). */
+  reproducibleSeed?: number;
 }
 
 export class Study {
@@ -224,7 +226,7 @@ export class Study {
   private models!: GlobalModels;
   private strategyState?: StrategyState;
   private aggregator?: RoundAggregator;
-  private readonly bank = new EmbeddingBank();
+  private readonly bank: EmbeddingBank;
   private waiters = new Set<() => void>();
   private timer?: NodeJS.Timeout;
   private timedOut = false;
@@ -236,6 +238,7 @@ export class Study {
 
   constructor(options: StudyOptions) {
     this.config = options.config;
+    this.bank = new EmbeddingBank(options.reproducibleSeed);
     const spec = methodSpec(this.config.method);
     this.phases = spec.phases;
     this.federates = federates(this.config.method);

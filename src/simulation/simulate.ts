@@ -177,6 +177,9 @@ export async function simulate(o: SimulateOptions): Promise<SimulateSummary> {
       "--port",
       "0",
       "--json",
+      // one user on one machine: every random choice from the study seed, so a simulation repeats
+      "--reproducible-seed",
+      String(config.seed),
       ...(o.nats ? ["--nats", o.nats] : []),
       ...tls(certs.coordinator.cert, certs.coordinator.key),
     ],
@@ -204,6 +207,8 @@ export async function simulate(o: SimulateOptions): Promise<SimulateSummary> {
             "--backend",
             o.backend,
             "--json",
+            "--reproducible-seed",
+            String(config.seed),
             ...(o.insecure
               ? ["--insecure", "--site", s.name]
               : tls(certs.sites[s.name].cert, certs.sites[s.name].key)),

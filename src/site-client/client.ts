@@ -30,7 +30,7 @@ import type { LabelSpec } from "../model/labels.js";
 import { geometryOfExams, studyModelCard, writeModelDir } from "../model/model-dir.js";
 import { SegmentationTrainer, trainerConfig, type ValidationResult } from "../model/trainer.js";
 import type { PersonalisationMsg, TaskMsg, TrainInstructionsMsg } from "../protocol/proto.js";
-import { mulberry32 } from "../random.js";
+import { hashSeed, mulberry32 } from "../random.js";
 import { parseStudyConfig, type StudyConfig } from "../study/config.js";
 import { federates, methodSpec, type Phase } from "../study/methods.js";
 import { studyLabels } from "../study/model.js";
@@ -90,6 +90,11 @@ export interface SiteClientOptions {
   transport: Transport;
   stateDir: string;
   backend: string;
+  /**
+   * Simulations only (`--reproducible-seed`): the embedded slices and their anonymisation derive
+   * from this seed, the site, fold, phase and round instead of the OS's randomness.
+   */
+  reproducibleSeed?: number;
   log?: Logger;
   /** Called with (step, steps) during local training (progress bar). */
   onProgress?: (info: {
@@ -274,7 +279,10 @@ export class SiteClient {
     let embeddings: NamedTensor[] | undefined;
     if (instructions.embed) {
       const e = this.config!.embeddings;
-      const seed = randomInt(2 ** 31);
+      const seed =
+        this.o.reproducibleSeed === undefined
+          ? randomInt(2 ** 31)
+          : hashSeed(this.o.reproducibleSeed, this.o.site, ref.fold, phase, ref.round) % 2 ** 31;
       embeddings = anonymiseEmbeddings(await trainer.embeddings(phase, { count: e.count, seed }), {
         mix: e.mix,
         noise: e.noise,

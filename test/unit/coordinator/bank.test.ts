@@ -60,6 +60,23 @@ describe("EmbeddingBank", () => {
     bank.retain((r) => r.round >= 5);
     expect(bank.othersOf("a", ref)).toEqual([]);
   });
+
+  it("orders the rows by the OS's randomness, or by a reproducible seed (simulations) that changes per round", () => {
+    const filled = (seed?: number) => {
+      const bank = new EmbeddingBank(seed);
+      for (const r of [4, 5]) {
+        bank.put({ ...ref, round: r }, "a", upload(1, 2));
+        bank.put({ ...ref, round: r }, "b", upload(2, 30));
+      }
+      return bank;
+    };
+    const order = (bank: EmbeddingBank, round = 4) => codesOf(bank.othersOf("a", { ...ref, round })[0]);
+    expect(order(filled(7))).toEqual(order(filled(7)));
+    expect(order(filled(7))).not.toEqual(order(filled(8)));
+    expect(order(filled(7), 5)).not.toEqual(order(filled(7), 4));
+    // unseeded: two banks of the same uploads serve 30 rows in different orders (1 in 30! alike)
+    expect(order(filled())).not.toEqual(order(filled()));
+  });
 });
 
 describe("checkEmbeddings", () => {
