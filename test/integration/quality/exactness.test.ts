@@ -33,39 +33,11 @@ import { readCheckpoint } from "../../../src/model/checkpoint.js";
 import { unpackTensorSet } from "../../../src/protocol/tensors.js";
 import { loadStudyConfig } from "../../../src/study/config.js";
 import { initialModel } from "../../../src/study/model.js";
+import { fedjoint, maxAbsDiff } from "../study/helpers.js";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const JOINTS = ["ankle", "knee", "shoulder"] as const;
 const ROUNDS = 20;
 let tmp: string;
-
-function fedjoint(args: string[]) {
-  const r = spawnSync(
-    process.execPath,
-    ["--import", "tsx", path.join(ROOT, "src/cli/fedjoint.ts"), ...args],
-    {
-      cwd: ROOT,
-      encoding: "utf8",
-      env: { ...process.env, FEDJOINT_LOG_JSON: "1", FEDJOINT_THREADS: "1" },
-      timeout: 900_000,
-    },
-  );
-  if (r.status !== 0)
-    throw new Error(`fedjoint ${args.join(" ")} exited ${r.status}: ${r.stderr.slice(-2000)}`);
-  return r.stdout;
-}
-
-function maxAbsDiff(a: readonly NamedTensor[], b: readonly NamedTensor[]): number {
-  const byName = new Map(b.map((t) => [t.name, t]));
-  let max = 0;
-  for (const t of a) {
-    const u = byName.get(t.name);
-    if (!u) throw new Error(`${t.name} missing`);
-    expect(u.shape, t.name).toEqual(t.shape);
-    for (let i = 0; i < t.data.length; i++) max = Math.max(max, Math.abs(t.data[i] - u.data[i]));
-  }
-  return max;
-}
 
 describe("FedSGD + server Adam on three sites = pooled Adam with the batch split 6/6/6", () => {
   beforeAll(async () => {

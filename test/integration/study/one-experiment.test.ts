@@ -18,38 +18,9 @@ import { readCheckpoint } from "../../../src/model/checkpoint.js";
 import { unpackTensorSet } from "../../../src/protocol/tensors.js";
 import { loadStudyConfig } from "../../../src/study/config.js";
 import { initialModel } from "../../../src/study/model.js";
+import { fedjoint, maxAbsDiff } from "./helpers.js";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 let tmp: string;
-
-function fedjoint(args: string[]) {
-  const r = spawnSync(
-    process.execPath,
-    ["--import", "tsx", path.join(ROOT, "src/cli/fedjoint.ts"), ...args],
-    {
-      cwd: ROOT,
-      encoding: "utf8",
-      // one native thread everywhere: the same reduction order in both runs
-      env: { ...process.env, FEDJOINT_LOG_JSON: "1", FEDJOINT_THREADS: "1" },
-      timeout: 600_000,
-    },
-  );
-  if (r.status !== 0)
-    throw new Error(`fedjoint ${args.join(" ")} exited ${r.status}: ${r.stderr.slice(-2000)}`);
-  return r.stdout;
-}
-
-function maxAbsDiff(a: readonly NamedTensor[], b: readonly NamedTensor[]): number {
-  const byName = new Map(b.map((t) => [t.name, t]));
-  let max = 0;
-  for (const t of a) {
-    const u = byName.get(t.name);
-    if (!u) throw new Error(`${t.name} missing`);
-    expect(u.shape, t.name).toEqual(t.shape);
-    for (let i = 0; i < t.data.length; i++) max = Math.max(max, Math.abs(t.data[i] - u.data[i]));
-  }
-  return max;
-}
 
 describe("one study config, federated on one site = pooled", () => {
   beforeAll(async () => {
