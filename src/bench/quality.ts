@@ -8,6 +8,7 @@
  */
 import { mkdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
+import { updateKind } from "../aggregation/instructions.js";
 import { createStrategy } from "../aggregation/strategies/index.js";
 import { loadTrainSites, type TrainSite, trainCentralised } from "../cli/commands/train.js";
 import type { StudyState } from "../coordinator/study.js";
@@ -94,7 +95,10 @@ const SITES = JOINTS.map((joint) => ({ name: joint, joint }));
 /** Short label of a run's strategy, e.g. `fedadam(gradient)` or `fedavg(10 local steps)`. */
 export function strategyLabel(study: StudyConfig): string {
   const s = study.strategy;
-  return s.update === "gradient" ? `${s.name}(gradient)` : `${s.name}(${study.localSteps} local steps)`;
+  // `auto` resolves as the sites receive it (one local step: FedSGD gradients)
+  return updateKind(study, "seg", s.update) === "gradient"
+    ? `${s.name}(gradient)`
+    : `${s.name}(${study.localSteps} local steps)`;
 }
 
 export function runLabel(run: RunSpec, study: StudyConfig): string {
