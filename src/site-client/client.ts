@@ -16,11 +16,8 @@ import {
   type UpdateKind,
 } from "../aggregation/strategy.js";
 import { readNifti } from "../data/nifti.js";
-import { type SliceSet, subsetSlices } from "../data/slices.js";
+import type { SliceSet } from "../data/slices.js";
 import { fjError, ProtocolError } from "../errors.js";
-import { evaluateExam } from "../eval/exam.js";
-import { postprocessLabelMap } from "../eval/postprocess.js";
-import { stackLabels } from "../eval/stack.js";
 import { type ExamResult, type ReportedExam, reportedExam } from "../eval/types.js";
 import type { Joint } from "../joints.js";
 import { type Logger, silentLogger } from "../log.js";
@@ -249,6 +246,13 @@ export class SiteClient {
     // re-estimated for the current Θ (training steps normalise with batch statistics). Embeddings
     // after the local steps use the statistics those steps kept current.
     if (needAe) {
+      // what L_MJAP will use: the federated Θ_AE as the trainer holds it (before its norms are
+      // re-estimated), digested so that an audit can compare it with the coordinator's AE model
+      const aeTheta = await trainer.sharedTensors("ae");
+      this.log.info(
+        { site: this.o.site, fold: ref.fold, aeRound: task.aeRounds, aeThetaSha256: tensorsDigest(aeTheta) },
+        "federated auto-encoder in use",
+      );
       trainer.recalibrateNorms("ae");
       this.aeLoaded = ref.fold;
     }

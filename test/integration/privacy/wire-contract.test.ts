@@ -6,13 +6,15 @@
  * shape, phase by phase: the convolution kernels for DSL, every variable for "shared", nothing
  * for individual. The expected set comes from the site's own model (its variables and their role
  * in the architecture), not from a name pattern. The coordinator stores exactly those tensors and
- * never a domain variable's name, in its state, its model files or its log.
+ * never a domain variable's name, in its state, its model files or its log. With L_MJAP, the
+ * auto-encoder every site uses in SEG is the coordinator's aggregated Θ_AE, bit for bit.
  */
 import { readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Joint } from "../../../src/joints.js";
+import { tensorsDigest } from "../../../src/model/checkpoint.js";
 import { initEngine } from "../../../src/model/engine/backend.js";
 import { PAPER_LABELS } from "../../../src/model/labels.js";
 import { SegmentationTrainer, trainerConfig } from "../../../src/model/trainer.js";
@@ -166,6 +168,17 @@ describe("what crosses the wire is exactly the method's federated variables", ()
           shape: t.shape,
         }));
         expect(sorted(stored), f).toEqual(expected.get(`knee/${phase}`));
+      }
+      // +MJAP: every site's L_MJAP uses the federated auto-encoder, the coordinator's Θ_AE bit for bit
+      if (methodSpec(method).phase.seg.mjap) {
+        const aeModel = unpackTensorSet(await readFile(path.join(state, "model-0-ae-1.bin")), "ae model");
+        for (const s of SITES) {
+          const inUse = (await readFile(path.join(work, "logs", `${s.name}.log`), "utf8"))
+            .split("\n")
+            .filter((l) => l.includes('"federated auto-encoder in use"'))
+            .map((l) => JSON.parse(l) as { aeThetaSha256: string; aeRound: number });
+          expect(inUse, s.name).toEqual([{ ...inUse[0], aeRound: 1, aeThetaSha256: tensorsDigest(aeModel) }]);
+        }
       }
       const domainNames = /domain\/(ankle|knee|shoulder)\//;
       expect(await readFile(path.join(state, "state.json"), "utf8")).not.toMatch(domainNames);

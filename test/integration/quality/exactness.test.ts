@@ -1,31 +1,6 @@
-/**
- * Issue 11, item 2 — the federated maths equals pooled training. Three sites (ankle, knee,
- * shoulder phantoms) federate `dsl` (L_CE only) with one local step per round, uniform weights,
- * FedSGD updates (each site sends ∂L_k/∂Θ at Θ_r; Γ_k takes its own Adam step on
- * ∂(L_k/3)/∂Γ_k) and server Adam (FedAdam, lr 5e-4, β 0.9/0.999, bias-corrected: the pooled
- * optimiser's step): after 20 rounds Θ and every site's trainable Γ_k equal `fedjoint train
- * --config` on the same study — batch 18 split 6/6/6, the same folds, sampler and Θ_0 — to
- * max abs diff ≤ 1e-5 (measured: 0, bit for bit, on the native and the wasm engine).
- *
- * Why the scaling works: pooled L_CE is averaged per domain, L = (1/3)·Σ_k L_k, so
- * ∂L/∂Θ = (1/3)·Σ_k ∂L_k/∂Θ — the uniform mean of what the sites send — and ∂L/∂Γ_k =
- * (1/3)·∂L_k/∂Γ_k, which is why a site scales Γ_k's gradient by its weight 1/3 (TrainInstructions
- * .lossWeight). Why bit for bit: Adam divides by √v̂ + 1e-8, so a float32 rounding difference of
- * 1e-8 in an element whose gradient is near zero moves that element by a sizeable share of the
- * learning rate; one pass over 18 slices and three passes over 6 sum the filter gradients in
- * different orders. The pooled run therefore takes one gradient pass per joint and combines them
- * as the server does (`training.perDomainGradients`: the same maths, the federation's sums), and
- * the server's Adam is the native kernel's float32 arithmetic.
- *
- * L_MSC departs from this: a site's contrastive denominator holds its own batch and the other
- * sites' embeddings of the previous round (no gradient), where pooled training has every domain's
- * slices of the current step, with gradient — so dsl+msc is near, not equal, to pooled training.
- */
-import { spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { synthesizeDataset } from "../../../src/data/phantoms.js";
 import type { NamedTensor } from "../../../src/model/api.js";

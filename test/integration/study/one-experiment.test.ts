@@ -1,16 +1,6 @@
-/**
- * One experiment everywhere (issue 10): the same study config trained by a one-site federation
- * (`fedjoint simulate --config`: real coordinator and site-client processes over loopback mTLS,
- * FedAvg, the site's Adam state kept across rounds, several local steps per round) and pooled by
- * `fedjoint train --config` on that joint alone gives the same Θ — AE and segmentation — and the
- * same trainable Γ after the same number of steps. Same folds, same sampler, same preprocessing,
- * same batch, same Θ_0: any drift between the two paths breaks this test.
- */
-import { spawnSync } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { synthesizeDataset } from "../../../src/data/phantoms.js";
 import type { NamedTensor } from "../../../src/model/api.js";
