@@ -2,9 +2,11 @@
 /**
  * `coordinator --config study.yaml --state DIR [--host H] [--port P] --cert coordinator.pem
  *  --key coordinator.key --ca ca.pem [--operator CN] [--insecure] [--nats URL]
- *  [--dashboard [HOST]:PORT] [--json]`
+ *  [--dashboard [HOST]:PORT [--dashboard-linger-s S]] [--json]`
  * Runs (or resumes) a federated study and exits when it is done; with --json prints the study
- * summary as one JSON line on stdout.
+ * summary as one JSON line on stdout. With --dashboard-linger-s the dashboard keeps serving the
+ * finished study for that long (its final state, report and metrics stay readable); SIGINT or
+ * SIGTERM end that wait early and the exit is still 0, for the study is done.
  *
  * Start-up order, so that a failure stops everything with one line and a non-zero exit before
  * anything is half-started: the config and the options that need no I/O (plaintext on loopback
@@ -74,6 +76,12 @@ const program = new Command("coordinator")
     "--dashboard <[host]:port>",
     "serve the study dashboard (token from FEDJOINT_DASHBOARD_TOKEN unless loopback)",
   )
+  .option(
+    "--dashboard-linger-s <s>",
+    "with --dashboard: keep serving the finished study this long before exiting (SIGINT/SIGTERM end it, exit 0)",
+    intOption("--dashboard-linger-s", 0),
+    0,
+  )
   .option("--json", "print the study summary as one JSON line when done")
   .action(
     async (f: {
@@ -91,6 +99,7 @@ const program = new Command("coordinator")
       reproducibleSeed?: number;
       nats?: string;
       dashboard?: string;
+      dashboardLingerS: number;
       json?: boolean;
     }) => {
       const log = createLogger({ name: "coordinator" });
@@ -103,7 +112,14 @@ const program = new Command("coordinator")
         await bus?.close();
       };
       let stopping = false;
+      /** Ends the dashboard's linger after a finished study (set while it lingers). */
+      let endLinger: (() => void) | undefined;
       const stop = (signal: NodeJS.Signals) => {
+        if (endLinger) {
+          log.info({ signal }, "ending the dashboard's linger: the study is done");
+          endLinger();
+          return;
+        }
         if (stopping) process.exit(SIGNAL_EXIT[signal]);
         stopping = true;
         log.info({ signal, status: coordinator?.study.status ?? "starting" }, "stopping coordinator");
@@ -117,8 +133,8 @@ const program = new Command("coordinator")
           },
         );
       };
-      process.once("SIGINT", () => stop("SIGINT"));
-      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.on("SIGINT", () => stop("SIGINT"));
+      process.on("SIGTERM", () => stop("SIGTERM"));
 
       const config = await loadStudyConfig(f.config);
       const operators = f.operator ?? [DEFAULT_OPERATOR];
@@ -181,6 +197,16 @@ const program = new Command("coordinator")
       // the study's tables (report.md, metrics.csv, metrics.json): `fedjoint report --runs` merges them
       const report = await writeReport(path.resolve(f.state, "report"), coordinator.study.results());
       log.info({ dir: report.dir, files: report.files }, "study report written");
+      if (dashboard && f.dashboardLingerS > 0) {
+        log.info({ url: dashboard.url, seconds: f.dashboardLingerS }, "study done; the dashboard stays up");
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, f.dashboardLingerS * 1000);
+          endLinger = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
       await closeAll();
       if (f.json) printJson(summary);
       else process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);

@@ -1,8 +1,11 @@
 /**
  * End to end: a real 3-site study (coordinator + three site-client processes over loopback mTLS)
- * publishing to a real `nats-server -js`; the dashboard, fed by the NATS stream, is open in a
- * real headless Chromium while the study runs. Asserts the page updates when a round closes, the
- * JetStream stream replays the whole study in order, and /metrics counts rounds and bytes.
+ * publishing to a real `nats-server -js`; the dashboard the coordinator serves (`--dashboard`,
+ * fed by that NATS stream and the coordinator's live embedding bank) is open in a real headless
+ * Chromium while the study runs. Asserts the page updates when a round closes and shows every
+ * site's embeddings, holds exactly the study's rounds when it is done, the JetStream stream
+ * replays the whole study in order, /metrics counts rounds and bytes, and SIGTERM ends the
+ * dashboard's linger with exit 0.
  */
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,8 +13,7 @@ import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
 import type { StudySummary } from "../../../src/coordinator/summary.js";
-import { startDashboard } from "../../../src/dashboard/server.js";
-import type { DashboardHandle, DashboardState } from "../../../src/dashboard/types.js";
+import type { DashboardState, EmbeddingView } from "../../../src/dashboard/types.js";
 import { synthesizeDataset } from "../../../src/data/phantoms.js";
 import { NatsBus } from "../../../src/events/bus-nats.js";
 import type { StudyEvent } from "../../../src/events/events.js";
@@ -41,7 +43,11 @@ const SITES: { name: string; joint: Joint }[] = [
 const ROUNDS = 3;
 
 type PageState = {
-  fedjoint: { state: DashboardState | null; charts: Record<string, { data: { labels: unknown[] } }> };
+  fedjoint: {
+    state: DashboardState | null;
+    embeddings: EmbeddingView | null;
+    charts: Record<string, { data: { labels: unknown[] } }>;
+  };
 };
 
 describe("dashboard and audit log of a running 3-site study", () => {
@@ -87,16 +93,38 @@ describe("dashboard and audit log of a running 3-site study", () => {
     );
     writeFileSync(join(work, "study.json"), JSON.stringify(config));
 
-    // The dashboard reads the stream the coordinator writes; it is up before the study starts.
+    // The coordinator serves the dashboard (--dashboard), fed by the NATS stream it writes, with
+    // its live embedding bank; the page is open before any site joins. After the study the
+    // dashboard lingers until the test has read it, and SIGTERM then ends the linger (exit 0).
     const bus = await NatsBus.connect(nats.url);
     cleanup.push(() => bus.close());
-    const dashboard: DashboardHandle = await startDashboard({
-      bus,
-      study: STUDY,
-      host: "127.0.0.1",
-      port: 0,
+    const coordinator = new Proc(
+      "coordinator",
+      "coordinator",
+      [
+        ...[
+          "--config",
+          join(work, "study.json"),
+          "--state",
+          join(work, "coordinator"),
+          "--port",
+          "0",
+          "--json",
+        ],
+        ...["--nats", nats.url, "--dashboard", "127.0.0.1:0", "--dashboard-linger-s", "600"],
+        ...["--cert", certs.coordinator.cert, "--key", certs.coordinator.key, "--ca", certs.ca],
+      ],
+      { logFile: join(work, "logs", "coordinator.log") },
+    );
+    const procs = [coordinator];
+    cleanup.push(() => {
+      for (const p of procs) p.kill("SIGKILL");
     });
-    cleanup.push(() => dashboard.close());
+    const dashboardUrl = String(
+      (await coordinator.waitFor((l) => l.msg === "dashboard listening", "dashboard listening")).url,
+    );
+    // the study is open (study.started) once the coordinator listens
+    const listening = await coordinator.waitFor((l) => l.msg === "coordinator listening", "listening");
     const profile = mkdtempSync(join(tmpdir(), "fedjoint-chromium-"));
     cleanup.push(() => rmSync(profile, { recursive: true, force: true }));
     const context: BrowserContext = await chromium.launchPersistentContext(profile, {
@@ -112,41 +140,12 @@ describe("dashboard and audit log of a running 3-site study", () => {
       if (m.type() === "error") problems.push(m.text());
     });
     page.on("pageerror", (e) => problems.push(e.message));
-    await page.goto(dashboard.url);
+    await page.goto(dashboardUrl);
     await page.waitForSelector("body[data-renders]");
-    expect(await page.locator("#study-status").textContent()).toBe("waiting");
+    // the coordinator has started the study (study.started) and no site has joined yet
+    await page.waitForSelector('#study-status:text("running")', { timeout: 30_000 });
+    expect(await page.locator("#count-sites").textContent()).toBe("0");
 
-    const coordinator = new Proc(
-      "coordinator",
-      "coordinator",
-      [
-        ...[
-          "--config",
-          join(work, "study.json"),
-          "--state",
-          join(work, "coordinator"),
-          "--port",
-          "0",
-          "--json",
-        ],
-        ...[
-          "--nats",
-          nats.url,
-          "--cert",
-          certs.coordinator.cert,
-          "--key",
-          certs.coordinator.key,
-          "--ca",
-          certs.ca,
-        ],
-      ],
-      { logFile: join(work, "logs", "coordinator.log") },
-    );
-    const procs = [coordinator];
-    cleanup.push(() => {
-      for (const p of procs) p.kill("SIGKILL");
-    });
-    const listening = await coordinator.waitFor((l) => l.msg === "coordinator listening", "listening");
     const port = String(listening.address).split(":").pop();
     for (const s of SITES) {
       const site = certs.sites[s.name] as { cert: string; key: string };
@@ -171,37 +170,65 @@ describe("dashboard and audit log of a running 3-site study", () => {
       );
     }
 
-    // A round closes: the sites table and the charts follow.
+    // A round closes: the sites table and the charts follow, and the coordinator's live
+    // embedding bank (a PCA scatter per scale) is on the page with the vectors of all three sites.
     await page.waitForFunction(
       () => (window as unknown as PageState).fedjoint.state?.rounds.some((r) => r.bytesIn !== undefined),
       undefined,
-      {
-        timeout: 180_000,
-      },
+      { timeout: 180_000 },
     );
     const rows = await page
       .locator("#sites-table tbody tr")
       .evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-site")));
     expect(rows.sort()).toEqual(SITES.map((s) => s.name).sort());
-    const charts = await page.evaluate(() => {
-      const c = (window as unknown as PageState).fedjoint.charts;
+    await page.waitForFunction(
+      () => (window as unknown as PageState).fedjoint.embeddings?.available === true,
+      undefined,
+      {
+        timeout: 180_000,
+      },
+    );
+    const live = await page.evaluate(() => {
+      const v = (window as unknown as PageState).fedjoint.embeddings as EmbeddingView;
       return {
-        bytes: c["chart-bytes"]?.data.labels.length ?? 0,
-        loss: c["chart-loss"]?.data.labels.length ?? 0,
+        phase: v.phase,
+        scales: v.scatter.map((sc) => sc.scale),
+        sitesPerScale: v.scatter.map((sc) => [...new Set(sc.points.map((p) => p.site))].sort()),
+        pointsPerScale: v.scatter.map((sc) => sc.points.length),
+        canvases: Array.from(document.querySelectorAll("#scatter-grid canvas"), (c) => c.id),
       };
     });
-    expect(charts.bytes).toBeGreaterThanOrEqual(1);
-    expect(charts.loss).toBeGreaterThanOrEqual(1);
-    expect(await page.locator("#rounds-table tbody tr").count()).toBeGreaterThanOrEqual(1);
+    // depth 2: scales s1 (encoder), s2 (bottleneck), s3 (decoder); 8 vectors a site and scale
+    expect(live.phase).toBe("seg");
+    expect(live.scales).toEqual([1, 2, 3]);
+    for (const [i, sites] of live.sitesPerScale.entries()) {
+      expect(sites, `scale ${live.scales[i]}`).toEqual(SITES.map((s) => s.name).sort());
+      expect(live.pointsPerScale[i], `scale ${live.scales[i]}`).toBe(3 * 8);
+    }
+    expect(live.canvases).toEqual(live.scales.map((sc) => `chart-scatter-s${sc}`));
 
-    const exits = await Promise.all(procs.map((p) => p.exited));
+    const sites = procs.slice(1);
+    const siteExits = await Promise.all(sites.map((p) => p.exited));
     expect(
-      exits.map((e) => e.code),
+      siteExits.map((e) => e.code),
       `logs in ${join(work, "logs")}`,
-    ).toEqual([0, 0, 0, 0]);
-    const summary = coordinator.json<StudySummary>();
-    expect(summary.aggregations).toBe(ROUNDS);
+    ).toEqual([0, 0, 0]);
+    await coordinator.waitFor(
+      (l) => l.msg === "study done; the dashboard stays up",
+      "the dashboard's linger",
+    );
     await page.waitForSelector('#study-status:text("done")', { timeout: 30_000 });
+    // the finished study, exactly: every round on the page, in the tables and the charts
+    const final = await page.evaluate(() => {
+      const f = (window as unknown as PageState).fedjoint;
+      return {
+        rounds: f.state?.rounds.filter((r) => r.bytesIn !== undefined).length,
+        bytes: f.charts["chart-bytes"]?.data.labels.length,
+        loss: f.charts["chart-loss"]?.data.labels.length,
+        table: document.querySelectorAll("#rounds-table tbody tr").length,
+      };
+    });
+    expect(final).toEqual({ rounds: ROUNDS, bytes: ROUNDS, loss: ROUNDS, table: ROUNDS });
 
     // The JetStream stream replays the whole study, in order.
     const { events, skipped } = await bus.history(STUDY);
@@ -230,7 +257,7 @@ describe("dashboard and audit log of a running 3-site study", () => {
       evaluated: 3,
       done: 1,
     });
-    expect(count("embeddings.received")).toBeGreaterThanOrEqual(3);
+    expect(count("embeddings.received")).toBe(3 * ROUNDS);
     for (let r = 0; r < ROUNDS; r++) {
       const at = (k: StudyEvent["kind"]) =>
         events.findIndex((e) => e.kind === k && "round" in e && e.round === r && e.phase === "seg");
@@ -240,10 +267,11 @@ describe("dashboard and audit log of a running 3-site study", () => {
       expect(Math.max(...accepted)).toBeLessThan(at("round.closed"));
       expect(at("round.closed")).toBeLessThan(at("round.aggregated"));
     }
-    expect(dashboard.state().events).toBe(events.length);
+    const served = (await (await fetch(`${dashboardUrl}api/state`)).json()) as DashboardState;
+    expect(served.events).toBe(events.length);
 
     // Prometheus counters after the run.
-    const metrics = await (await fetch(`${dashboard.url}metrics`)).text();
+    const metrics = await (await fetch(`${dashboardUrl}metrics`)).text();
     expect(metrics).toMatch(
       new RegExp(`^fedjoint_rounds_aggregated_total\\{study="${STUDY}",phase="seg"\\} ${ROUNDS}$`, "m"),
     );
@@ -255,5 +283,10 @@ describe("dashboard and audit log of a running 3-site study", () => {
     mkdirSync("test-artifacts", { recursive: true });
     await page.screenshot({ path: "test-artifacts/dashboard-study.png", fullPage: true });
     expect(problems).toEqual([]);
+
+    // SIGTERM ends the linger of a finished study: exit 0 and the summary on stdout
+    coordinator.kill("SIGTERM");
+    expect((await coordinator.exited).code).toBe(0);
+    expect(coordinator.json<StudySummary>().aggregations).toBe(ROUNDS);
   });
 });
