@@ -29,7 +29,8 @@ describe("SegmentationTrainer", () => {
       expect(seen).toEqual([0, 1, 2]);
       expect(r.samples).toBe(18);
       expect(r.loss.msc).toBeGreaterThan(0);
-      if (phase === "seg") expect(r.loss.mjap).toBeGreaterThanOrEqual(0);
+      // L_MJAP compares the AE's codes of prediction and truth: positive until they agree exactly
+      if (phase === "seg") expect(r.loss.mjap).toBeGreaterThan(0);
       expect(r.loss.total).toBeCloseTo(
         r.loss.ce + (phase === "ae" ? 0.05 : 0.5) * r.loss.msc! + (phase === "seg" ? 0.1 * r.loss.mjap! : 0),
         4,
@@ -123,8 +124,70 @@ describe("SegmentationTrainer", () => {
       1, 1, 4, 10,
     ]);
     await t.trainSteps("seg", { steps: 1 });
-    const pred = await t.predictSlices("shoulder", toyData(["shoulder"], 16, 2, 1).shoulder!.train.images);
-    expect(Math.max(...pred)).toBeLessThanOrEqual(2);
+    // A head that outputs one union class everywhere: the joint it belongs to gets that class's
+    // own label value, every other joint background.
+    const images = toyData(["shoulder"], 16, 2, 1).shoulder!.train.images;
+    const theta = await t.sharedTensors("seg");
+    const winning = (u: number) =>
+      theta.map((x) =>
+        x.name === "shared/head/kernel"
+          ? { ...x, data: new Float32Array(x.data.length) }
+          : x.name === "shared/head/bias"
+            ? { ...x, data: Float32Array.from({ length: 10 }, (_, i) => (i === u ? 100 : 0)) }
+            : x,
+      );
+    const labelsOf = async (joint: "knee" | "shoulder") => [...new Set(await t.predictSlices(joint, images))];
+    const cases: [number, string, number, number][] = [
+      // union class, its name, shoulder label, knee label
+      [9, "shoulder/scapula", 2, 0],
+      [8, "shoulder/humerus", 1, 0],
+      [4, "knee/femur", 0, 1],
+      [7, "knee/tibia", 0, 4],
+      [3, "ankle/tibia", 0, 0],
+      [0, "background", 0, 0],
+    ];
+    for (const [u, name, shoulder, knee] of cases) {
+      expect(t.union?.names[u]).toBe(name);
+      t.setSharedTensors("seg", winning(u));
+      expect(await labelsOf("shoulder"), name).toEqual([shoulder]);
+      expect(await labelsOf("knee"), name).toEqual([knee]);
+    }
+    t.dispose();
+  });
+
+  it("validation Dice is 2|P∩T|/(|P|+|T|) per label over the validation slices", async () => {
+    const data = toyData(["knee"], 16, 4, 3);
+    const t = new SegmentationTrainer(
+      testTrainerConfig("dsl", ["knee"], { base: 4, depth: 3, size: 16 }),
+      data,
+      { makeSampler: toySampler },
+    );
+    const truth = data.knee!.val.labels;
+    const count = (v: number) => truth.reduce((n, x) => n + (x === v ? 1 : 0), 0);
+    const gamma = await t.domainTensors("seg");
+    // every voxel predicted as label `winner` (the head's bias decides, its kernel is zero)
+    for (const winner of [1, 3]) {
+      t.setDomainTensors(
+        "seg",
+        gamma.map((x) =>
+          x.name === "domain/knee/head/kernel"
+            ? { ...x, data: new Float32Array(x.data.length) }
+            : x.name === "domain/knee/head/bias"
+              ? { ...x, data: Float32Array.from({ length: 5 }, (_, i) => (i === winner ? 100 : 0)) }
+              : x,
+        ),
+      );
+      const v = await t.validate("knee");
+      const names = ["background", "femur", "fibula", "patella", "tibia"];
+      const expected: Record<string, number> = {};
+      for (let c = 1; c < 5; c++)
+        expected[names[c] as string] = c === winner ? (2 * count(c)) / (count(c) + truth.length) : 0;
+      expect(count(winner)).toBeGreaterThan(0);
+      expect(v.joint).toBe("knee");
+      expect(v.slices).toBe(3);
+      for (const [name, d] of Object.entries(expected)) expect(v.dice[name], name).toBeCloseTo(d, 12);
+      expect(v.mean).toBeCloseTo(Object.values(expected).reduce((a, b) => a + b, 0) / 4, 12);
+    }
     t.dispose();
   });
 
