@@ -189,16 +189,24 @@ describe("makeBatchSampler", () => {
     expect(outL[0]).toBe(2);
     augmentSlice(img, lab, size, { angle: 0, shiftX: 0, shiftY: 0, flipX: false, flipY: true }, outI, outL);
     expect(outI[0]).toBe(56);
-    // 90° rotation maps the grid onto itself
+    // 90° rotation maps the grid onto itself: out[r][q] = in[size−1−q][r], values and labels
+    const asym = Uint8Array.from({ length: 64 }, (_, i) => (i * 7 + (i >> 3)) % 5);
     augmentSlice(
       img,
-      lab,
+      asym,
       size,
       { angle: Math.PI / 2, shiftX: 0, shiftY: 0, flipX: false, flipY: false },
       outI,
       outL,
     );
-    expect(new Set(outL)).toEqual(new Set([1, 2]));
+    for (let r = 0; r < size; r++) {
+      for (let q = 0; q < size; q++) {
+        const from = (size - 1 - q) * size + r;
+        expect(outL[r * size + q], `label (${r},${q})`).toBe(asym[from]);
+        expect(outI[r * size + q], `image (${r},${q})`).toBeCloseTo(img[from] as number, 9);
+      }
+    }
+    expect(Array.from(outL)).not.toEqual(Array.from(asym));
     // a shift moves content and fills with the minimum / background
     augmentSlice(img, lab, size, { angle: 0, shiftX: 2, shiftY: 0, flipX: false, flipY: false }, outI, outL);
     expect(outI[2]).toBe(0);
