@@ -57,8 +57,22 @@ describe("EmbeddingBank", () => {
       expect(bank.othersCount(ref, site)).toBe(2);
     }
     expect(bank.othersOf("a", { ...ref, round: 3 })).toEqual([]);
+    expect(bank.has(ref, "a")).toBe(true);
+    expect(bank.has(ref, "d")).toBe(false);
+    expect(bank.has({ ...ref, phase: "ae" }, "a")).toBe(false);
+    expect([...bank.sitesOf(ref).keys()]).toEqual(["a", "b", "c"]);
+    expect(bank.sitesOf({ ...ref, round: 9 }).size).toBe(0);
+    // a site alone in its round gets nothing, and counts no others
+    const alone = new EmbeddingBank();
+    alone.put(ref, "a", upload(1, 3));
+    expect(alone.othersOf("a", ref)).toEqual([]);
+    expect(alone.othersCount(ref, "a")).toBe(0);
+    // retain keeps exactly the rounds it accepts
+    bank.put({ ...ref, round: 5 }, "b", upload(2, 1));
     bank.retain((r) => r.round >= 5);
     expect(bank.othersOf("a", ref)).toEqual([]);
+    expect(bank.has(ref, "a")).toBe(false);
+    expect(codesOf(bank.othersOf("a", { ...ref, round: 5 })[0] as NamedTensor)).toEqual([200]);
   });
 
   it("orders the rows by the OS's randomness, or by a reproducible seed (simulations) that changes per round", () => {
@@ -107,6 +121,34 @@ describe("checkEmbeddings", () => {
       ],
     ];
     for (const [tensors, reason] of cases) expect(checkEmbeddings(tensors, expected)).toMatch(reason);
+    // exact reasons at the edges: zero rows, a payload that does not fill the shape, a long name
+    expect(checkEmbeddings(upload(1, 0), expected)).toBe("tensor embedding/scale0: 0 vectors, expected 1..3");
+    expect(
+      checkEmbeddings(
+        with0((t) => ({ ...t, data: t.data.subarray(0, 5) })),
+        expected,
+      ),
+    ).toBe("tensor embedding/scale0: 5 values for shape [3,2]");
+    expect(
+      checkEmbeddings([ok[0], { ...(ok[1] as NamedTensor), name: `x${"y".repeat(100)}` }], expected),
+    ).toBe(`tensor x${"y".repeat(63)}: expected names embedding/scale0..1`);
+    // the unit-norm tolerance is 1e-2
+    const scaled = (f: number) => with0((t) => ({ ...t, data: t.data.map((v) => v * f) }));
+    expect(checkEmbeddings(scaled(1.009), expected)).toBeUndefined();
+    expect(checkEmbeddings(scaled(0.991), expected)).toBeUndefined();
+    expect(checkEmbeddings(scaled(1.011), expected)).toBe(
+      "tensor embedding/scale0: vector 0 has norm 1.0110, expected unit vectors",
+    );
+    expect(checkEmbeddings(scaled(0.989), expected)).toBe(
+      "tensor embedding/scale0: vector 0 has norm 0.9890, expected unit vectors",
+    );
+    // without a dtype rule, any dtype the header names passes the spec check
+    expect(
+      checkEmbeddingSpecs(
+        ok.map((t) => ({ ...t, dtype: "float16" })),
+        expected,
+      ),
+    ).toBeUndefined();
     expect(
       checkEmbeddingSpecs(
         ok.map((t) => ({ ...t, dtype: "float64" })),

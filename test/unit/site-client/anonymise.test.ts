@@ -64,6 +64,73 @@ describe("embedding anonymisation", () => {
     }
   });
 
+  it("prototype mixing: each vector is the normalised sum of `mix` source rows, drawn with replacement", () => {
+    // the sources are the basis vectors e_0 … e_5: a mixed row is (c_0 … c_5)/‖c‖ with c_k the
+    // times e_k was drawn, Σc_k = mix
+    const dim = 6;
+    const basis = {
+      scales: [
+        {
+          scale: 0,
+          dim,
+          count: dim,
+          vectors: Float32Array.from({ length: dim * dim }, (_, i) => (i % (dim + 1) === 0 ? 1 : 0)),
+          domains: new Int32Array(dim),
+        },
+      ],
+    };
+    for (const mix of [2, 3, 5]) {
+      const out = anonymiseEmbeddings(basis, { mix, noise: 0, random: mulberry32(mix) })[0];
+      let multi = 0;
+      for (let r = 0; r < dim; r++) {
+        const v = Array.from(out.data.subarray(r * dim, (r + 1) * dim));
+        const total = v.reduce((a, b) => a + b, 0);
+        const counts = v.map((x) => (mix * x) / total);
+        for (const c of counts) expect(c).toBeCloseTo(Math.round(c), 4);
+        expect(counts.reduce((a, b) => a + b, 0)).toBeCloseTo(mix, 4);
+        expect(Math.hypot(...v)).toBeCloseTo(1, 5);
+        if (counts.filter((c) => Math.round(c) > 0).length > 1) multi++;
+      }
+      expect(multi, `mix ${mix}: rows mixing several sources`).toBeGreaterThan(0);
+    }
+  });
+
+  it("noise moves each unit vector by about σ and keeps it a unit vector; zero vectors stay zero", () => {
+    const bank = unitBank(50, [64]);
+    const src = bank.scales[0].vectors;
+    const out = anonymiseEmbeddings(bank, { mix: 1, noise: 0.05, random: mulberry32(5) })[0];
+    // each output row is its source plus noise: the nearest source is ≈ σ√dim away before renormalising
+    for (let r = 0; r < 50; r++) {
+      const row = out.data.subarray(r * 64, (r + 1) * 64);
+      expect(Math.hypot(...row)).toBeCloseTo(1, 5);
+      const nearest = Math.min(
+        ...Array.from({ length: 50 }, (_, i) =>
+          Math.hypot(...Array.from(row, (v, k) => v - (src[i * 64 + k] as number))),
+        ),
+      );
+      expect(nearest).toBeGreaterThan(0.2);
+      expect(nearest).toBeLessThan(0.6);
+    }
+    const zero = {
+      scales: [{ scale: 0, dim: 3, count: 2, vectors: new Float32Array(6), domains: new Int32Array(2) }],
+    };
+    expect(
+      Array.from(anonymiseEmbeddings(zero, { mix: 1, noise: 0, random: mulberry32(1) })[0].data),
+    ).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
+  it("refuses a mixing that is not an integer ≥ 1 and a noise that is not ≥ 0", () => {
+    const bank = unitBank(4, [3]);
+    const run = (mix: number, noise: number) => () =>
+      anonymiseEmbeddings(bank, { mix, noise, random: mulberry32(1) });
+    expect(run(0, 0)).toThrow("mix 0, expected an integer ≥ 1");
+    expect(run(1.5, 0)).toThrow("mix 1.5, expected an integer ≥ 1");
+    expect(run(1, -0.1)).toThrow("noise -0.1, expected ≥ 0");
+    expect(run(1, Number.NaN)).toThrow("noise NaN, expected ≥ 0");
+    expect(run(1, 0)).not.toThrow();
+    expect(anonymiseEmbeddings({ scales: [] }, { mix: 1, noise: 0, random: mulberry32(1) })).toEqual([]);
+  });
+
   it("turns a received bank into negatives without any domain label", () => {
     const bank = bankFromTensors([
       { name: "embedding/scale2", shape: [3, 2], data: new Float32Array([1, 0, 0, 1, 1, 0]) },
@@ -71,5 +138,17 @@ describe("embedding anonymisation", () => {
     expect(bank?.scales[0].scale).toBe(2);
     expect(Array.from(bank!.scales[0].domains)).toEqual([-1, -1, -1]);
     expect(bankFromTensors([])).toBeUndefined();
+    // anything but embedding/scale<s> [count, dim] with rows is ignored
+    const kept = bankFromTensors([
+      { name: "embedding/scale1", shape: [2, 2], data: new Float32Array([1, 0, 0, 1]) },
+      { name: "embedding/scale1x", shape: [1, 2], data: new Float32Array([1, 0]) },
+      { name: "shared/w", shape: [1, 2], data: new Float32Array([1, 0]) },
+      { name: "embedding/scale3", shape: [4], data: new Float32Array(4) },
+      { name: "embedding/scale4", shape: [0, 2], data: new Float32Array(0) },
+    ]);
+    expect(kept?.scales.map((x) => [x.scale, x.count, x.dim])).toEqual([[1, 2, 2]]);
+    expect(
+      bankFromTensors([{ name: "embedding/scale4", shape: [0, 2], data: new Float32Array(0) }]),
+    ).toBeUndefined();
   });
 });
