@@ -98,15 +98,21 @@ export class WeightedMean implements RoundAggregator {
     buf: Buffer,
   ): WeightedMean {
     const m = new WeightedMean(schema, weightOf);
-    const n = buf.readUInt32LE(0);
-    const meta = JSON.parse(buf.subarray(4, 4 + n).toString("utf8")) as {
-      magic: string;
-      weight: number;
-      samples: number;
-      sites: string[];
-    };
+    const n = buf.length >= 4 ? buf.readUInt32LE(0) : 0;
+    let meta: { magic: string; weight: number; samples: number; sites: string[] };
+    try {
+      meta = JSON.parse(buf.subarray(4, 4 + n).toString("utf8")) as typeof meta;
+    } catch {
+      throw fjError("FJ_AGG_SNAPSHOT", "aggregator snapshot: unreadable header");
+    }
+    if (meta.magic !== MAGIC) {
+      throw fjError(
+        "FJ_AGG_SNAPSHOT",
+        `aggregator snapshot: format '${String(meta.magic).slice(0, 16)}', expected ${MAGIC}`,
+      );
+    }
     const expected = 4 + n + m.acc.reduce((s, a) => s + a.byteLength, 0);
-    if (meta.magic !== MAGIC || buf.length !== expected) {
+    if (buf.length !== expected) {
       throw fjError(
         "FJ_AGG_SNAPSHOT",
         `aggregator snapshot: ${buf.length} bytes, expected ${expected} for this schema`,
