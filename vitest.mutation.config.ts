@@ -11,6 +11,7 @@ export default defineConfig({
       "test/unit/aggregation/**/*.test.ts",
       "test/unit/coordinator/**/*.test.ts",
       "test/unit/eval/metrics.test.ts",
+      "test/unit/model/api.test.ts",
       "test/unit/site-client/**/*.test.ts",
       "test/unit/study/**/*.test.ts",
     ],
