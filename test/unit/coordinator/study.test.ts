@@ -239,6 +239,118 @@ describe("study state machine", () => {
   });
 });
 
+describe("the ledger, exactly", () => {
+  it("says why it refuses an update, records an accepted one field by field and counts its bytes", async () => {
+    const { study, events } = await open();
+    // before every site joined, no round is open
+    await study.join("a", { joint: "ankle", labels: [], exams: 4, backend: "wasm" });
+    expect(await study.pushUpdate(update("a", r0, 1))).toEqual({
+      status: "rejected",
+      code: "FJ_PROTOCOL_STALE",
+      reason: "the study is joining, no round is open",
+    });
+    await joinAll(study);
+    expect(await study.pushUpdate(update("a", r1, 1))).toEqual({
+      status: "rejected",
+      code: "FJ_PROTOCOL_EARLY",
+      reason: "update for fold 0 seg round 1, the open round is fold 0 seg round 0",
+    });
+    expect(await study.pushUpdate(update("a", r0, 1, 7))).toEqual({
+      status: "rejected",
+      code: "FJ_AGG_SAMPLES",
+      reason: "sample count 7, expected an integer 1..6 (1 steps × 6 slices)",
+    });
+    expect(await study.pushUpdate(update("a", r0, 1, 0.5))).toMatchObject({ code: "FJ_AGG_SAMPLES" });
+    expect(await study.pushUpdate({ ...update("a", r0, 1), loss: { total: 1, ce: 1, msc: 1 } })).toEqual({
+      status: "rejected",
+      code: "FJ_AGG_SCALARS",
+      reason: "loss has 3 keys, expected at most 2 (total, ce)",
+    });
+    expect(
+      await study.pushUpdate({ ...update("a", r0, 1), dtypes: tensors(1).map(() => "float16") }),
+    ).toEqual({
+      status: "rejected",
+      code: "FJ_AGG_DTYPE",
+      reason: "dtype float16, expected float32",
+    });
+    expect(study.snapshot().ledger).toEqual([]);
+    expect(study.snapshot().traffic).toEqual({});
+    const accepted = { ...update("a", r0, 1), metrics: { compute_ms: 5, val_dice_before: 0.25 } };
+    expect(await study.pushUpdate(accepted)).toEqual({ status: "accepted" });
+    const [entry] = study.snapshot().ledger;
+    expect(entry).toEqual({
+      site: "a",
+      fold: 0,
+      phase: "seg",
+      round: 0,
+      sha256: accepted.sha256,
+      samples: 1,
+      bytes: accepted.bytes,
+      loss: { total: 1, ce: 1 },
+      metrics: { compute_ms: 5, val_dice_before: 0.25 },
+      acceptedAt: expect.any(String),
+    });
+    expect(study.snapshot().traffic).toEqual({ "0/seg/0": { a: { sent: accepted.bytes, received: 0 } } });
+    expect(events.filter((e) => e.kind === "update.accepted")).toEqual([
+      expect.objectContaining({
+        site: "a",
+        round: 0,
+        samples: 1,
+        bytes: accepted.bytes,
+        validationDice: 0.25,
+      }),
+    ]);
+    // the same update again is a duplicate, other content a refused replay, each said exactly
+    expect(await study.pushUpdate(accepted)).toEqual({
+      status: "duplicate",
+      code: "FJ_PROTOCOL_REPLAY",
+      reason: "an update of a for fold 0 seg round 0 was already accepted (same SHA-256): not counted again",
+    });
+    expect(await study.pushUpdate(update("a", r0, 2))).toEqual({
+      status: "rejected",
+      code: "FJ_PROTOCOL_REPLAY",
+      reason:
+        "an update of a for fold 0 seg round 0 was already accepted with different content: replay refused",
+    });
+    // the refusals, and only they, were published; the duplicate was not
+    expect(
+      events.filter((e) => e.kind === "update.rejected").map((e) => (e as { code: string }).code),
+    ).toEqual([
+      "FJ_PROTOCOL_STALE",
+      "FJ_PROTOCOL_EARLY",
+      "FJ_AGG_SAMPLES",
+      "FJ_AGG_SAMPLES",
+      "FJ_AGG_SCALARS",
+      "FJ_AGG_DTYPE",
+      "FJ_PROTOCOL_REPLAY",
+    ]);
+    expect(study.snapshot().ledger).toHaveLength(1);
+    // once the round closed, an update for it is stale, with both rounds named
+    await study.pushUpdate(update("k", r0, 1));
+    await study.pushUpdate(update("s", r0, 1));
+    expect(await study.pushUpdate(update("a", { ...r0, round: 0 }, 1, 1, tensors(3)))).toMatchObject({
+      status: "rejected",
+      code: "FJ_PROTOCOL_REPLAY",
+    });
+    expect(await study.pushUpdate(update("a", { ...r0, phase: "ae" }, 1))).toEqual({
+      status: "rejected",
+      code: "FJ_PROTOCOL_STALE",
+      reason: "update for fold 0 ae round 0, the open round is fold 0 seg round 1",
+    });
+  });
+
+  it("a method that federates nothing refuses any tensor", async () => {
+    const { study } = await open(config({ method: "individual" }));
+    await joinAll(study);
+    expect(await study.pushUpdate(update("a", r0, 1))).toEqual({
+      status: "rejected",
+      code: "FJ_AGG_SCHEMA",
+      reason: "method individual federates no tensors",
+    });
+    expect(await study.pushUpdate(update("a", r0, 1, 1, []))).toEqual({ status: "accepted" });
+  });
+});
+
 describe("embeddings at the coordinator", () => {
   const unitRows = (rows: number, dim: number, first: number) =>
     Float32Array.from({ length: rows * dim }, (_, i) =>
@@ -276,6 +388,75 @@ describe("embeddings at the coordinator", () => {
     expect(firsts(study.bankFor("a", r0))).toEqual([0.75, 0.75]);
     expect(firsts(study.bankFor("k", r0))).toEqual([0.25, 0.25, 0.25]);
     expect(firsts(study.bankFor("s", r0)).sort()).toEqual([0.25, 0.25, 0.25, 0.75, 0.75]);
+  });
+});
+
+describe("embeddings at the coordinator, exactly", () => {
+  const unit = (rows: number) =>
+    [2, 4, 2].map((dim, s) => ({
+      name: `embedding/scale${s}`,
+      shape: [rows, dim],
+      data: Float32Array.from({ length: rows * dim }, (_, i) => (i % dim === 0 ? 1 : 0)),
+    }));
+  it("refuses another round's, a second and a study's without embeddings; keeps the previous round's bank only", async () => {
+    const { study, events } = await open(
+      config({ method: "dsl+msc", rounds: 4, embeddings: { enabled: true, count: 4 } }),
+    );
+    await joinAll(study);
+    expect(await study.pushEmbeddings("a", r1, unit(2), 10)).toEqual({
+      status: "rejected",
+      code: "FJ_PROTOCOL_STALE",
+      reason: "embeddings for fold 0 seg round 1: not the open round",
+    });
+    expect(await study.pushEmbeddings("a", r0, unit(2), 10)).toEqual({ status: "accepted" });
+    expect(await study.pushEmbeddings("a", r0, unit(3), 10)).toEqual({
+      status: "duplicate",
+      code: "FJ_PROTOCOL_REPLAY",
+      reason: "embeddings of a for this round already received",
+    });
+    expect(study.snapshot().embeddings).toEqual([
+      {
+        fold: 0,
+        phase: "seg",
+        round: 0,
+        site: "a",
+        file: "emb-0-seg-0-a.bin",
+        sha256: expect.any(String),
+        vectors: 2,
+      },
+    ]);
+    expect(study.snapshot().traffic["0/seg/0"]).toEqual({ a: { sent: 10, received: 0 } });
+    expect(events.filter((e) => e.kind === "embeddings.received")).toEqual([
+      expect.objectContaining({ site: "a", fold: 0, phase: "seg", round: 0, scales: 3, vectors: 2 }),
+    ]);
+    // rounds 1 and 2: the bank of round r − 1 is kept, older ones dropped
+    const close = async (round: number) => {
+      for (const site of ["a", "k", "s"])
+        await study.pushUpdate({ ...update(site, { ...r0, round }, 1), loss: { total: 1, ce: 1, msc: 1 } });
+    };
+    await close(0);
+    expect(await study.pushEmbeddings("k", r1, unit(1), 10)).toEqual({ status: "accepted" });
+    expect(study.snapshot().embeddings.map((e) => [e.round, e.site])).toEqual([
+      [0, "a"],
+      [1, "k"],
+    ]);
+    expect(study.bankFor("s", r0)[0]?.shape).toEqual([2, 2]);
+    await close(1);
+    expect(await study.pushEmbeddings("s", { ...r0, round: 2 }, unit(1), 10)).toEqual({ status: "accepted" });
+    expect(study.snapshot().embeddings.map((e) => [e.round, e.site])).toEqual([
+      [1, "k"],
+      [2, "s"],
+    ]);
+    expect(study.bankFor("s", r0)).toEqual([]);
+    expect(study.bankFor("a", r1)[0]?.shape).toEqual([1, 2]);
+
+    const off = await open(config({ method: "dsl+msc", embeddings: { enabled: false } }));
+    await joinAll(off.study);
+    expect(await off.study.pushEmbeddings("a", r0, unit(2), 10)).toEqual({
+      status: "rejected",
+      code: "FJ_COORD_EMBEDDINGS_OFF",
+      reason: "this study exchanges no embeddings in seg rounds (method dsl+msc, embeddings.enabled false)",
+    });
   });
 });
 
