@@ -170,6 +170,24 @@ describe("FedAdam and FedYogi (Reddi et al. 2021)", () => {
     const ae = s.aggregate(agg, theta, s.initialize(theta), ctx(0, "ae"));
     close(values(ae.model, "shared/w"), [-0.002, 0.002]);
   });
+
+  it("with models the default server rate is the training rate × the local steps; lr and aeLr override it per phase", () => {
+    // models after 5 local steps: Θ − Θ' = g, the first bias-corrected Adam step is η·sign(g)
+    const theta = model(0, 0, 0);
+    const sent = [model(-1, 1, 0), model(-1, 1, 0)];
+    const first = (config: StudyConfigInput["strategy"], phase: "seg" | "ae") => {
+      const s = createStrategy(study(config, { localSteps: 5, aeLocalSteps: 5 }));
+      const agg = s.begin(schema);
+      for (const x of sent) agg.add({ site: "a", samples: 6, tensors: x });
+      return values(s.aggregate(agg, theta, s.initialize(theta), ctx(0, phase)).model, "shared/w");
+    };
+    close(first({ name: "fedadam", update: "model" }, "seg"), [-0.05, 0.05]);
+    close(first({ name: "fedadam", update: "model" }, "ae"), [-0.01, 0.01]);
+    close(first({ name: "fedyogi", update: "model", lr: 0.3 }, "seg"), [-0.3, 0.3]);
+    // aeLr is the AE phase's, lr the SEG phase's
+    close(first({ name: "fedadam", update: "model", lr: 0.3, aeLr: 0.02 }, "ae"), [-0.02, 0.02]);
+    close(first({ name: "fedadam", update: "model", aeLr: 0.02 }, "seg"), [-0.05, 0.05]);
+  });
 });
 
 describe("FedProx and the site policy", () => {

@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Ref, Study, type UpdateInput } from "../../../src/coordinator/study.js";
 import { studyResultsSchema } from "../../../src/eval/types.js";
@@ -388,6 +389,131 @@ describe("embeddings at the coordinator", () => {
     expect(firsts(study.bankFor("a", r0))).toEqual([0.75, 0.75]);
     expect(firsts(study.bankFor("k", r0))).toEqual([0.25, 0.25, 0.25]);
     expect(firsts(study.bankFor("s", r0)).sort()).toEqual([0.25, 0.25, 0.25, 0.75, 0.75]);
+  });
+});
+
+describe("the ledger across phases and folds, its log, and compression", () => {
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: "info" }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+  async function openLogged(cfg: ReturnType<typeof config>) {
+    const stateDir = await mkdtemp(path.join(os.tmpdir(), "fj-ledger-"));
+    dirs.push(stateDir);
+    const bus = new InProcessBus();
+    const study = new Study({ config: cfg, stateDir, bus, pollMs: 50, log });
+    await study.open();
+    closers.push(() => study.close());
+    const events: StudyEvent[] = [];
+    await bus.subscribe("t", (e) => events.push(e), { replay: true });
+    return { study, events };
+  }
+  const unit = (rows: number) =>
+    [2, 4, 2].map((dim, sc) => ({
+      name: `embedding/scale${sc}`,
+      shape: [rows, dim],
+      data: Float32Array.from({ length: rows * dim }, (_, i) => (i % dim === 0 ? 1 : 0)),
+    }));
+
+  it("orders rounds by fold, then phase, then round: stale behind the open round, early ahead", async () => {
+    const cfg = config({
+      method: "dsl+msc+mjap",
+      rounds: 2,
+      aeRounds: 2,
+      folds: 2,
+      embeddings: { enabled: true, count: 4 },
+    });
+    const { study, events } = await openLogged(cfg);
+    // embeddings before the study runs: no round is open
+    expect(await study.pushEmbeddings("a", { ...r0, phase: "ae" }, unit(1), 10)).toMatchObject({
+      status: "rejected",
+      code: "FJ_PROTOCOL_STALE",
+    });
+    await joinAll(study);
+    const ae = (round: number): Ref => ({ fold: 0, phase: "ae", round });
+    const verdict = async (ref: Ref) => {
+      const r = await study.pushUpdate(update("a", ref, 1));
+      return r.status === "accepted" ? "accepted" : r.code;
+    };
+    // AE round 0 of fold 0 is open: SEG and fold 1 lie ahead
+    expect(await verdict(r0)).toBe("FJ_PROTOCOL_EARLY");
+    expect(await verdict({ fold: 1, phase: "ae", round: 0 })).toBe("FJ_PROTOCOL_EARLY");
+    const aeTheta = initialModel(cfg, "ae");
+    const aeUpdate = (site: string, round: number) => ({
+      ...update(site, ae(round), 1, 1, aeTheta),
+      loss: { total: 1, ce: 1, msc: 1 },
+    });
+    // AE embeddings in the last AE round, then both AE rounds closed
+    for (const round of [0, 1])
+      for (const site of ["a", "k", "s"]) await study.pushUpdate(aeUpdate(site, round));
+    expect(study.snapshot().aggregations.map((a) => [a.phase, a.round])).toEqual([
+      ["ae", 0],
+      ["ae", 1],
+    ]);
+    // SEG round 0 of fold 0 is open: any AE round of fold 0 lies behind, fold 1 ahead
+    expect(await verdict(ae(5))).toBe("FJ_PROTOCOL_STALE");
+    expect(await verdict({ fold: 1, phase: "ae", round: 0 })).toBe("FJ_PROTOCOL_EARLY");
+    expect(await verdict({ ...r0, round: 3 })).toBe("FJ_PROTOCOL_EARLY");
+    // the log says what was refused, what was a duplicate and what was accepted
+    const seg = { ...update("a", r0, 1), loss: { total: 1, ce: 1, msc: 1, mjap: 1 } };
+    expect(await study.pushUpdate(seg)).toEqual({ status: "accepted" });
+    expect(await study.pushUpdate(seg)).toMatchObject({ status: "duplicate" });
+    const msgs = (m: string) => lines.filter((l) => l.msg === m);
+    expect(msgs("update rejected").map((l) => [l.level, l.site, l.phase, l.round, l.code])).toEqual([
+      [40, "a", "seg", 0, "FJ_PROTOCOL_EARLY"],
+      [40, "a", "ae", 0, "FJ_PROTOCOL_EARLY"],
+      [40, "a", "ae", 5, "FJ_PROTOCOL_STALE"],
+      [40, "a", "ae", 0, "FJ_PROTOCOL_EARLY"],
+      [40, "a", "seg", 3, "FJ_PROTOCOL_EARLY"],
+    ]);
+    expect(msgs("update rejected").every((l) => typeof l.reason === "string" && l.reason !== "")).toBe(true);
+    expect(msgs("duplicate update ignored").map((l) => [l.level, l.site, l.round, l.code])).toEqual([
+      [30, "a", 0, "FJ_PROTOCOL_REPLAY"],
+    ]);
+    expect(msgs("update accepted").at(-1)).toMatchObject({ site: "a", phase: "seg", round: 0, samples: 1 });
+    expect(msgs("embeddings rejected").map((l) => [l.level, l.code])).toEqual([[40, "FJ_PROTOCOL_STALE"]]);
+    // an accepted update without a validation Dice publishes none
+    const accepted = events.filter((e) => e.kind === "update.accepted");
+    expect(accepted.every((e) => !("validationDice" in e))).toBe(true);
+  });
+
+  it("keeps the bank of the previous round of the same phase only; refuses samples below 1", async () => {
+    const cfg = config({
+      method: "dsl+msc+mjap",
+      rounds: 2,
+      aeRounds: 1,
+      embeddings: { enabled: true, count: 4 },
+    });
+    const { study } = await openLogged(cfg);
+    await joinAll(study);
+    const ae0: Ref = { fold: 0, phase: "ae", round: 0 };
+    expect(await study.pushEmbeddings("a", ae0, unit(2), 10)).toEqual({ status: "accepted" });
+    for (const samples of [0, -1])
+      expect(await study.pushUpdate(update("a", ae0, 1, samples, initialModel(cfg, "ae")))).toMatchObject({
+        code: "FJ_AGG_SAMPLES",
+        reason: `sample count ${samples}, expected an integer 1..8 (1 steps × 8 slices)`,
+      });
+    for (const site of ["a", "k", "s"])
+      await study.pushUpdate({
+        ...update(site, ae0, 1, 1, initialModel(cfg, "ae")),
+        loss: { total: 1, ce: 1, msc: 1 },
+      });
+    expect(await study.pushEmbeddings("k", r0, unit(1), 10)).toEqual({ status: "accepted" });
+    // SEG round 0 is "round 0", the AE bank "round 0" too, but of another phase: dropped
+    expect(study.snapshot().embeddings.map((e) => [e.phase, e.round, e.site])).toEqual([["seg", 0, "k"]]);
+    expect(study.bankFor("s", ae0)).toEqual([]);
+  });
+
+  it("float16 compression admits float16 tensors and still refuses other dtypes", async () => {
+    const { study } = await openLogged(config({ compression: "float16" }));
+    await joinAll(study);
+    const half = { ...update("a", r0, 1), dtypes: tensors(1).map(() => "float16") };
+    expect(await study.pushUpdate(half)).toEqual({ status: "accepted" });
+    expect(
+      await study.pushUpdate({ ...update("k", r0, 1), dtypes: tensors(1).map(() => "float64") }),
+    ).toEqual({
+      status: "rejected",
+      code: "FJ_AGG_DTYPE",
+      reason: "dtype float64, expected float32 or float16",
+    });
   });
 });
 
