@@ -88,6 +88,14 @@ async function joinAll(study: Study) {
   for (const s of SITES) await study.join(s.name, { joint: s.joint, labels: [], exams: 4, backend: "wasm" });
 }
 
+/** One embedding set of the test network (scales 2, 4, 2 wide): `rows` unit vectors e_0 a scale. */
+const unit = (rows: number) =>
+  [2, 4, 2].map((dim, sc) => ({
+    name: `embedding/scale${sc}`,
+    shape: [rows, dim],
+    data: Float32Array.from({ length: rows * dim }, (_, i) => (i % dim === 0 ? 1 : 0)),
+  }));
+
 const r0: Ref = { fold: 0, phase: "seg", round: 0 };
 const r1: Ref = { fold: 0, phase: "seg", round: 1 };
 
@@ -406,12 +414,6 @@ describe("the ledger across phases and folds, its log, and compression", () => {
     await bus.subscribe("t", (e) => events.push(e), { replay: true });
     return { study, events };
   }
-  const unit = (rows: number) =>
-    [2, 4, 2].map((dim, sc) => ({
-      name: `embedding/scale${sc}`,
-      shape: [rows, dim],
-      data: Float32Array.from({ length: rows * dim }, (_, i) => (i % dim === 0 ? 1 : 0)),
-    }));
 
   it("orders rounds by fold, then phase, then round: stale behind the open round, early ahead", async () => {
     const cfg = config({
@@ -518,12 +520,6 @@ describe("the ledger across phases and folds, its log, and compression", () => {
 });
 
 describe("embeddings at the coordinator, exactly", () => {
-  const unit = (rows: number) =>
-    [2, 4, 2].map((dim, s) => ({
-      name: `embedding/scale${s}`,
-      shape: [rows, dim],
-      data: Float32Array.from({ length: rows * dim }, (_, i) => (i % dim === 0 ? 1 : 0)),
-    }));
   it("refuses another round's, a second and a study's without embeddings; keeps the previous round's bank only", async () => {
     const { study, events } = await open(
       config({ method: "dsl+msc", rounds: 4, embeddings: { enabled: true, count: 4 } }),
