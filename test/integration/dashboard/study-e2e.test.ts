@@ -181,9 +181,18 @@ describe("dashboard and audit log of a running 3-site study", () => {
       .locator("#sites-table tbody tr")
       .evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-site")));
     expect(rows.sort()).toEqual(SITES.map((s) => s.name).sort());
+    // the page refetches the bank whenever a site's embeddings arrive: wait for a round's bank
+    // that holds all three sites (the first fetch may come after one site's upload)
     await page.waitForFunction(
-      () => (window as unknown as PageState).fedjoint.embeddings?.available === true,
-      undefined,
+      (n) => {
+        const v = (window as unknown as PageState).fedjoint.embeddings;
+        return (
+          v?.available === true &&
+          v.scatter.length > 0 &&
+          v.scatter.every((sc) => new Set(sc.points.map((p) => p.site)).size === n)
+        );
+      },
+      SITES.length,
       {
         timeout: 180_000,
       },
