@@ -181,32 +181,35 @@ describe("dashboard and audit log of a running 3-site study", () => {
       .locator("#sites-table tbody tr")
       .evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-site")));
     expect(rows.sort()).toEqual(SITES.map((s) => s.name).sort());
-    // the page refetches the bank whenever a site's embeddings arrive: wait for a round's bank
-    // that holds all three sites (the first fetch may come after one site's upload)
-    await page.waitForFunction(
+    // the page refetches the bank whenever a site's embeddings arrive, and a new round's bank
+    // starts empty: take the snapshot in the same tick as the check that all three sites are in it
+    const snapshot = await page.waitForFunction(
       (n) => {
         const v = (window as unknown as PageState).fedjoint.embeddings;
-        return (
-          v?.available === true &&
-          v.scatter.length > 0 &&
-          v.scatter.every((sc) => new Set(sc.points.map((p) => p.site)).size === n)
-        );
+        if (
+          v?.available !== true ||
+          v.scatter.length === 0 ||
+          !v.scatter.every((sc) => new Set(sc.points.map((p) => p.site)).size === n)
+        )
+          return false;
+        return {
+          phase: v.phase,
+          scales: v.scatter.map((sc) => sc.scale),
+          sitesPerScale: v.scatter.map((sc) => [...new Set(sc.points.map((p) => p.site))].sort()),
+          pointsPerScale: v.scatter.map((sc) => sc.points.length),
+          canvases: Array.from(document.querySelectorAll("#scatter-grid canvas"), (c) => c.id),
+        };
       },
       SITES.length,
-      {
-        timeout: 180_000,
-      },
+      { timeout: 180_000 },
     );
-    const live = await page.evaluate(() => {
-      const v = (window as unknown as PageState).fedjoint.embeddings as EmbeddingView;
-      return {
-        phase: v.phase,
-        scales: v.scatter.map((sc) => sc.scale),
-        sitesPerScale: v.scatter.map((sc) => [...new Set(sc.points.map((p) => p.site))].sort()),
-        pointsPerScale: v.scatter.map((sc) => sc.points.length),
-        canvases: Array.from(document.querySelectorAll("#scatter-grid canvas"), (c) => c.id),
-      };
-    });
+    const live = (await snapshot.jsonValue()) as {
+      phase: string;
+      scales: number[];
+      sitesPerScale: string[][];
+      pointsPerScale: number[];
+      canvases: string[];
+    };
     // depth 2: scales s1 (encoder), s2 (bottleneck), s3 (decoder); 8 vectors a site and scale
     expect(live.phase).toBe("seg");
     expect(live.scales).toEqual([1, 2, 3]);
