@@ -116,8 +116,12 @@ const program = new Command("coordinator")
       let endLinger: (() => void) | undefined;
       const stop = (signal: NodeJS.Signals) => {
         if (endLinger) {
+          // the study is done: the first signal ends the linger and the normal exit follows; a
+          // second one (the close hangs) exits at once
           log.info({ signal }, "ending the dashboard's linger: the study is done");
           endLinger();
+          endLinger = undefined;
+          stopping = true;
           return;
         }
         if (stopping) process.exit(SIGNAL_EXIT[signal]);
