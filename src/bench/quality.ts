@@ -9,7 +9,7 @@
 import { mkdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { updateKind } from "../aggregation/instructions.js";
-import { createStrategy } from "../aggregation/strategies/index.js";
+import { createStrategy, strategyConfigSchema } from "../aggregation/strategies/index.js";
 import { loadTrainSites, type TrainSite, trainCentralised } from "../cli/commands/train.js";
 import type { StudyState } from "../coordinator/study.js";
 import { synthesizeDataset } from "../data/phantoms.js";
@@ -107,9 +107,16 @@ export function runLabel(run: RunSpec, study: StudyConfig): string {
   return `federated ${run.method} ${strategyLabel(study)}`;
 }
 
+/**
+ * Steps between two validations in every run: pooled training's epochs (validation and DSBN
+ * re-estimation between them never move a trained weight), and a federated site's validateEvery.
+ */
+const EPOCH_STEPS = 25;
+
 /** The study of one run: the preset's fields, the run's method, strategy and schedule. */
 export function runStudy(preset: QualityPreset, run: RunSpec, seed: number): StudyConfig {
   const federated = run.kind === "federated";
+  const localSteps = (federated ? run.schedule?.localSteps : undefined) ?? preset.study.localSteps ?? 1;
   return parseStudyConfig(
     {
       ...preset.study,
@@ -119,8 +126,14 @@ export function runStudy(preset: QualityPreset, run: RunSpec, seed: number): Stu
       folds: preset.folds,
       seed,
       ...(federated ? (run.schedule ?? {}) : {}),
-      // pooled and individual training have no server; the study default may need 1 local step
-      strategy: federated ? run.strategy : { name: "fedavg" },
+      // pooled and individual training have no server; the study default may need 1 local step.
+      // Federated sites validate about every EPOCH_STEPS steps, as pooled training does
+      strategy: federated
+        ? {
+            ...strategyConfigSchema.parse(run.strategy),
+            validateEvery: Math.max(1, Math.floor(EPOCH_STEPS / localSteps)),
+          }
+        : { name: "fedavg" },
     },
     `bench preset ${preset.name} (${run.kind} ${run.method})`,
   );
@@ -150,11 +163,11 @@ function checkBudget(preset: QualityPreset, budget: QualityBudget): void {
 
 /**
  * Pooled training of a federated study's budget with whole epochs: the same steps (validation and
- * DSBN re-estimation between epochs never move a trained weight), in epochs of ≤ 25 steps.
+ * DSBN re-estimation between epochs never move a trained weight), in epochs of ≤ EPOCH_STEPS steps.
  */
 function pooledSchedule(study: StudyConfig): StudyConfig {
   const epochs = (steps: number) => {
-    let e = Math.ceil(steps / 25);
+    let e = Math.ceil(steps / EPOCH_STEPS);
     while (steps % e !== 0) e++;
     return { rounds: e, localSteps: steps / e };
   };

@@ -117,6 +117,13 @@ describe("bench quality presets", () => {
       for (const run of preset.runs) {
         const study = runStudy(preset, run, 0);
         expect(study.rounds * study.localSteps, `${preset.name} ${run.method}`).toBe(budget.segSteps);
+        // federated sites validate about as often as pooled epochs (25 steps), not every round,
+        // and at most once a round
+        if (run.kind === "federated") {
+          const every = study.strategy.validateEvery * study.localSteps;
+          expect(every, `${preset.name} ${run.method}`).toBeLessThanOrEqual(Math.max(25, study.localSteps));
+          expect(every, `${preset.name} ${run.method}`).toBeGreaterThan(12);
+        }
       }
     }
     const std = runStudy(QUALITY_PRESETS.standard, QUALITY_PRESETS.standard.runs[0], 0);
