@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { QualityResult } from "../../../src/bench/quality.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const CLI = path.join(ROOT, "dist/cli/fedjoint.js");
@@ -19,16 +20,7 @@ const SITES = ["ankle", "knee", "shoulder"];
 interface Line {
   preset: string;
   budget: { segSteps: number; aeSteps: number; slicesPerStep: number; slicesPerDomain: number };
-  results: {
-    kind: string;
-    method: string;
-    strategy: string | null;
-    site: string;
-    fold: number;
-    seed: number;
-    dice: number;
-    assd: number;
-  }[];
+  results: QualityResult[];
   summary: {
     reference: string | null;
     federationCost: Record<string, number> | null;
