@@ -98,7 +98,7 @@ export const QUALITY_PRESETS: Readonly<Record<PresetName, QualityPreset>> = {
       aeLocalSteps: 1,
       model: { base: 16, depth: 4, size: 64 },
       // the paper's batch 18 (6 slices a domain): batch 9 × 200 steps (600 slices a domain) left
-      // every run untrained and fold-to-fold noise (±15 Dice points) above every difference.
+      // every run untrained and fold-to-fold noise (up to ±21 Dice points) above every difference.
       // λ2 = 0.05, the paper's value for Efficient- and Dense-UNet: at 0.5 (its Att-UNet value)
       // and batch 9, federated dsl+msc fell 27 points below dsl; see README
       training: { seg: { batch: 18, lr: 3e-3 }, ae: { batch: 18, lr: 3e-3 }, lambdaMsc: 0.05 },
