@@ -205,6 +205,14 @@ export const ERRORS = {
     "a method appears twice among the runs to merge",
     "merge each run once, or rename the studies",
   ),
+  FJ_BENCH_METRICS_INVALID: data(
+    "metrics.json is not a fedjoint bench quality file",
+    "pass the --out folders of `fedjoint bench quality` runs (they hold metrics.json)",
+  ),
+  FJ_BENCH_MERGE: input(
+    "these quality benchmarks cannot be merged",
+    "merge runs of one preset and budget, each run × seed from one folder only",
+  ),
 
   // ---- embeddings -----------------------------------------------------------------------------
   FJ_EMBEDDINGS_SHAPE: input(

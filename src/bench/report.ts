@@ -20,7 +20,12 @@ export interface RunSummary {
   sites: Record<string, { dice: MeanStd; assd: MeanStd }>;
   /** Mean over the sites of each site's mean. */
   mean: { dice: number; assd: number };
+  /** The seeds the run trained with (its results are over folds × these seeds). */
+  seeds: number[];
+  /** Wall-clock seconds of one seed (all its folds), mean over the seeds. */
   seconds: number;
+  /** Per site and bone: test Dice, mean over folds × seeds. */
+  bones: Record<string, Record<string, number>>;
 }
 
 export interface QualitySummary {
@@ -42,6 +47,8 @@ export interface QualitySummary {
   /** The paper's ordering individual < shared < dsl < dsl+msc < dsl+msc+mjap (mean Dice over sites). */
   ordering: { method: string; dice: number }[];
   orderingHolds: boolean | null;
+  /** Bones at test Dice 0 in every fold × seed of a run, with the runs that never found them. */
+  neverFound: { site: string; bone: string; runs: string[] }[];
 }
 
 const SITE_ORDER = JOINTS as readonly string[];
@@ -64,6 +71,21 @@ export function summarise(outcome: QualityOutcome): QualitySummary {
     const mean = (f: (x: { dice: MeanStd; assd: MeanStd }) => number) =>
       sites.reduce((a, s) => a + f(perSite[s]), 0) / Math.max(sites.length, 1);
     const records = outcome.runs.filter((r) => r.run === label);
+    const bones = Object.fromEntries(
+      sites.map((s) => {
+        const mine = rows.filter((r) => r.site === s);
+        const names = [...new Set(mine.flatMap((r) => Object.keys(r.bones)))].sort();
+        return [
+          s,
+          Object.fromEntries(
+            names.map((b) => {
+              const d = mine.flatMap((r) => (r.bones[b] ? [r.bones[b].dice] : []));
+              return [b, d.reduce((a, x) => a + x, 0) / d.length];
+            }),
+          ),
+        ];
+      }),
+    );
     return {
       run: label,
       kind: rows[0].kind,
@@ -71,9 +93,23 @@ export function summarise(outcome: QualityOutcome): QualitySummary {
       strategy: rows[0].strategy,
       sites: perSite,
       mean: { dice: mean((x) => x.dice.mean), assd: mean((x) => x.assd.mean) },
-      seconds: records.reduce((a, r) => a + r.seconds, 0),
+      seeds: [...new Set(records.map((r) => r.seed))].sort((a, b) => a - b),
+      seconds: records.reduce((a, r) => a + r.seconds, 0) / Math.max(records.length, 1),
+      bones,
     };
   });
+  const neverFound = new Map<string, { site: string; bone: string; runs: string[] }>();
+  for (const r of runs) {
+    for (const [site, bones] of Object.entries(r.bones)) {
+      for (const [bone, dice] of Object.entries(bones)) {
+        if (dice !== 0) continue;
+        const key = `${site}/${bone}`;
+        const entry = neverFound.get(key) ?? { site, bone, runs: [] };
+        entry.runs.push(r.run);
+        neverFound.set(key, entry);
+      }
+    }
+  }
   // The reference: the first federated full-method run (the preset lists the default strategy first).
   const fed = runs.find((r) => r.kind === "federated" && r.method === FULL);
   const central = runs.find((r) => r.kind === "centralised");
@@ -121,6 +157,9 @@ export function summarise(outcome: QualityOutcome): QualitySummary {
     targets,
     ordering,
     orderingHolds,
+    neverFound: [...neverFound.values()].sort(
+      (a, b) => SITE_ORDER.indexOf(a.site) - SITE_ORDER.indexOf(b.site) || a.bone.localeCompare(b.bone),
+    ),
   };
 }
 
@@ -144,7 +183,8 @@ export function renderTable(outcome: QualityOutcome, summary: QualitySummary): s
     ...sites.map((s) => `${s} Dice`.padStart(14)),
     "mean Dice".padStart(10),
     ...sites.map((s) => `${s} ASSD`.padStart(13)),
-    "wall s".padStart(8),
+    "seeds".padStart(6),
+    "wall s/seed".padStart(11),
   ].join("  ");
   const lines = [
     `fedjoint bench quality --preset ${outcome.preset}: ${b.segSteps} SEG steps × ${b.slicesPerStep} slices per domain (${b.slicesPerDomain} slices), ${b.aeSteps} AE steps; test exam 3D post-processed, mean over bones, mean ± std over folds × seeds`,
@@ -158,7 +198,8 @@ export function renderTable(outcome: QualityOutcome, summary: QualitySummary): s
         ...sites.map((s) => (r.sites[s] ? pm(r.sites[s].dice) : "–").padStart(14)),
         (r.mean.dice * 100).toFixed(1).padStart(10),
         ...sites.map((s) => (r.sites[s] ? `${pm(r.sites[s].assd, 1, 2)} mm` : "–").padStart(13)),
-        r.seconds.toFixed(0).padStart(8),
+        String(r.seeds.length).padStart(6),
+        r.seconds.toFixed(0).padStart(11),
       ].join("  "),
     );
   }
@@ -184,6 +225,13 @@ export function renderTable(outcome: QualityOutcome, summary: QualitySummary): s
   if (summary.ordering.length > 1) {
     lines.push(
       `paper's ordering (mean Dice): ${summary.ordering.map((o) => `${o.method} ${o.dice.toFixed(1)}`).join(" < ")}${summary.orderingHolds === null ? "" : summary.orderingHolds ? " — holds" : " — does not hold"}`,
+    );
+  }
+  if (summary.neverFound.length > 0) {
+    lines.push(
+      `never found (test Dice 0 in every fold × seed; its ASSD is the volume diagonal): ${summary.neverFound
+        .map((n) => `${n.site} ${n.bone} in ${n.runs.length} of ${summary.runs.length} runs`)
+        .join("; ")}`,
     );
   }
   return `${lines.join("\n")}\n`;
@@ -217,12 +265,12 @@ export function renderMarkdown(outcome: QualityOutcome, summary: QualitySummary,
     "",
     `![test Dice per site](${figure})`,
     "",
-    `| run | ${sites.map((s) => `${s} Dice`).join(" | ")} | mean Dice | ${sites.map((s) => `${s} ASSD (mm)`).join(" | ")} | wall s |`,
-    `|---|${sites.map(() => "---:").join("|")}|---:|${sites.map(() => "---:").join("|")}|---:|`,
+    `| run | ${sites.map((s) => `${s} Dice`).join(" | ")} | mean Dice | ${sites.map((s) => `${s} ASSD (mm)`).join(" | ")} | seeds | wall s/seed |`,
+    `|---|${sites.map(() => "---:").join("|")}|---:|${sites.map(() => "---:").join("|")}|---:|---:|`,
   ];
   for (const r of summary.runs) {
     out.push(
-      `| ${r.run} | ${sites.map((s) => (r.sites[s] ? pm(r.sites[s].dice) : "–")).join(" | ")} | ${(r.mean.dice * 100).toFixed(1)} | ${sites.map((s) => (r.sites[s] ? pm(r.sites[s].assd, 1, 2) : "–")).join(" | ")} | ${r.seconds.toFixed(0)} |`,
+      `| ${r.run} | ${sites.map((s) => (r.sites[s] ? pm(r.sites[s].dice) : "–")).join(" | ")} | ${(r.mean.dice * 100).toFixed(1)} | ${sites.map((s) => (r.sites[s] ? pm(r.sites[s].assd, 1, 2) : "–")).join(" | ")} | ${r.seeds.join(", ")} | ${r.seconds.toFixed(0)} |`,
     );
   }
   const table = renderTable(outcome, summary).split("\n");
@@ -232,7 +280,23 @@ export function renderMarkdown(outcome: QualityOutcome, summary: QualitySummary,
     ...table.slice(table.findIndex((l) => l.startsWith("federation's cost"))).filter(Boolean),
     "```",
     "",
+    "## Test Dice per bone",
+    "",
+    "Mean over folds × seeds, in points.",
+    "",
   );
+  for (const site of sites) {
+    const bones = [...new Set(summary.runs.flatMap((r) => Object.keys(r.bones[site] ?? {})))].sort();
+    out.push(
+      `| ${site} | ${bones.join(" | ")} |`,
+      `|---|${bones.map(() => "---:").join("|")}|`,
+      ...summary.runs.map(
+        (r) =>
+          `| ${r.run} | ${bones.map((b) => (r.bones[site]?.[b] === undefined ? "–" : (r.bones[site][b] * 100).toFixed(1))).join(" | ")} |`,
+      ),
+      "",
+    );
+  }
   return `${out.join("\n")}\n`;
 }
 
@@ -261,6 +325,7 @@ export function jsonLine(outcome: QualityOutcome, summary: QualitySummary) {
       targets: summary.targets,
       ordering: summary.ordering,
       orderingHolds: summary.orderingHolds,
+      neverFound: summary.neverFound,
       runs: summary.runs.map((r) => ({
         run: r.run,
         kind: r.kind,
@@ -268,6 +333,7 @@ export function jsonLine(outcome: QualityOutcome, summary: QualitySummary) {
         strategy: r.strategy,
         meanDice: r.mean.dice,
         meanAssd: r.mean.assd,
+        seeds: r.seeds,
         seconds: r.seconds,
         sites: Object.fromEntries(
           Object.entries(r.sites).map(([s, v]) => [

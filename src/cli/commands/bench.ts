@@ -216,12 +216,20 @@ function registerQuality(bench: Command): void {
     .description(
       "centralised vs individual vs federated runs on the same phantoms, folds and per-domain budget",
     )
-    .option("--preset <name>", "demo | standard | paper", "demo")
+    .option("--preset <name>", "demo | standard | paper (default: demo)")
     .option("--folds <n>", "leave-one-out folds (default: the preset's)", intOption("--folds"))
     .option("--seeds <list>", "comma-separated study seeds (default: the preset's)")
+    .option(
+      "--runs <list>",
+      "only these runs: kind[:method[:strategy]],… e.g. centralised,individual,federated:dsl+msc+mjap:fedadam",
+    )
     .option("--data <dirs>", "ankle,knee,shoulder datasets instead of phantoms")
     .option("--out <dir>", "report.md, figure.svg, metrics.json (and data/, runs/)", "bench-quality")
     .option("--keep-runs", "keep each run's coordinator and site state under <out>/runs")
+    .option(
+      "--merge <dirs>",
+      "comma-separated --out folders of earlier runs (other seeds or runs of the preset): one report of them all, nothing trained",
+    )
     .option("--backend <name>", "auto|tensorflow|wasm|webgpu|cpu", process.env.FEDJOINT_BACKEND ?? "auto")
     .option("--json", "print one JSON line {preset, budget, results, summary}")
     .action((f: QualityFlags) => qualityCommand(f));

@@ -3,6 +3,7 @@
  * trains pooled, alone and federated (a real coordinator and site processes), and prints one JSON
  * line `{preset, budget, results, summary}` with a result for every run, site and fold; report.md,
  * figure.svg and metrics.json land in --out. A bad preset is one FJ_ line and a non-zero exit.
+ * A run trained later with another seed (`--runs`, `--seeds`) merges into one report (`--merge`).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -34,10 +35,10 @@ let out: string;
 let line: Line;
 let stderr = "";
 
-beforeAll(async () => {
-  out = await mkdtemp(path.join(tmpdir(), "fj-bench-quality-"));
+/** Runs `fedjoint bench quality <args> --json` and returns its one JSON line. */
+async function benchJson(args: string[]): Promise<Line> {
   const stdout = await new Promise<string>((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, "bench", "quality", "--preset", "demo", "--out", out, "--json"], {
+    const p = spawn(process.execPath, [CLI, "bench", "quality", ...args, "--json"], {
       cwd: ROOT,
       env: { ...process.env, FEDJOINT_LOG_JSON: "1" },
     });
@@ -57,7 +58,12 @@ beforeAll(async () => {
   });
   const lines = stdout.trim().split("\n");
   expect(lines).toHaveLength(1);
-  line = JSON.parse(lines[0]) as Line;
+  return JSON.parse(lines[0]) as Line;
+}
+
+beforeAll(async () => {
+  out = await mkdtemp(path.join(tmpdir(), "fj-bench-quality-"));
+  line = await benchJson(["--preset", "demo", "--out", out]);
 }, 900_000);
 
 afterAll(async () => {
@@ -125,6 +131,43 @@ describe("fedjoint bench quality --preset demo", () => {
     expect(existsSync(path.join(out, "runs", "00-seed0"))).toBe(false);
     expect(existsSync(path.join(out, "runs", "02-seed0"))).toBe(false);
   });
+
+  it("trains one run with another seed (--runs, --seeds) and merges it with the first (--merge)", async () => {
+    const seed1 = path.join(out, "seed1");
+    const more = await benchJson([
+      "--preset",
+      "demo",
+      "--runs",
+      "individual",
+      "--seeds",
+      "1",
+      "--out",
+      seed1,
+    ]);
+    expect(more.results.map((r) => [r.kind, r.site, r.seed])).toEqual(SITES.map((s) => ["individual", s, 1]));
+    const merged = path.join(out, "merged");
+    const both = await benchJson(["--merge", `${out},${seed1}`, "--out", merged]);
+    expect(both.preset).toBe("demo");
+    expect(both.results).toHaveLength(line.results.length + 3);
+    const alone = both.results.filter((r) => r.kind === "individual");
+    expect(alone.map((r) => r.seed)).toEqual([0, 0, 0, 1, 1, 1]);
+    // the merged summary is over both seeds: the mean of the two seeds' results, in Dice points
+    const mean = (rows: QualityResult[]) => rows.reduce((a, r) => a + r.dice, 0) / rows.length;
+    const run = both.summary.runs.find((r) => r.kind === "individual");
+    expect(run?.meanDice).toBeCloseTo(mean(alone), 10);
+    expect(await readFile(path.join(merged, "report.md"), "utf8")).toContain("| individual |");
+    // a folder merged twice counts its runs twice: refused with one line, nothing written
+    const r = spawnSync(
+      process.execPath,
+      [CLI, "bench", "quality", "--merge", `${out},${out}`, "--out", path.join(out, "twice")],
+      { cwd: ROOT, encoding: "utf8" },
+    );
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split("\n")).toEqual([
+      `FJ_BENCH_MERGE: ${out}: 'centralised dsl+msc+mjap' seed 0 is also in ${out}, expected each run × seed once`,
+    ]);
+    expect(existsSync(path.join(out, "twice"))).toBe(false);
+  }, 300_000);
 
   it("refuses an unknown preset with one line and a non-zero exit, before writing anything", () => {
     const dir = path.join(out, "never");
