@@ -100,7 +100,10 @@ export const QUALITY_PRESETS: Readonly<Record<PresetName, QualityPreset>> = {
       // the paper's batch 18 (6 slices a domain): batch 9 × 200 steps (600 slices a domain) left
       // every run untrained and fold-to-fold noise (up to ±21 Dice points) above every difference.
       // λ2 = 0.05, the paper's value for Efficient- and Dense-UNet: at 0.5 (its Att-UNet value)
-      // and batch 9, federated dsl+msc fell 27 points below dsl; see README
+      // and batch 9, federated dsl+msc fell 27 points below dsl; see README.
+      // 200 steps is still short for the multi-domain network: over seeds 0–2 it misses whole
+      // bones in some seeds (pooled seed 2: mean 55), where 400 steps found them (mean 90) but
+      // would double the preset's hour on 2 cores
       training: { seg: { batch: 18, lr: 3e-3 }, ae: { batch: 18, lr: 3e-3 }, lambdaMsc: 0.05 },
       embeddings: { enabled: true, count: 8 },
     },
